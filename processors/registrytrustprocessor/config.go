@@ -1,0 +1,105 @@
+package registrytrustprocessor
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+
+	"github.com/runtrust/runtrust/internal/risk"
+)
+
+// Config is the registrytrust processor's configuration.
+type Config struct {
+	// TrustedRegistries lists the approved registries: host, host:port, host/path-prefix or *.domain entries.
+	TrustedRegistries []string `mapstructure:"trusted_registries"`
+	// Mirrors says which registries nodes pull through a mirror; trust is judged on the mirror the bytes came from.
+	Mirrors []MirrorConfig `mapstructure:"mirrors"`
+	// MutableTags are tags that move by convention; an image referenced by one of them (or by no tag) is marked
+	// runtrust.image.tag_mutable, unless it is pinned by digest.
+	MutableTags []string `mapstructure:"mutable_tags"`
+	// UntrustedSeverity is the risk an untrusted registry raises a record to.
+	UntrustedSeverity string `mapstructure:"untrusted_severity"`
+	// Policy holds OTTL conditions (log context) that decide beyond the lists.
+	Policy PolicyConfig `mapstructure:"policy"`
+}
+
+// MirrorConfig maps references to Source onto the mirror a node really pulls them through.
+type MirrorConfig struct {
+	// Source is the registry (and optional repository prefix) as images name it, e.g. docker.io.
+	Source string `mapstructure:"source"`
+	// Mirror is where the node pulls Source's images from, e.g. mirror.corp/dockerhub.
+	Mirror string `mapstructure:"mirror"`
+}
+
+// PolicyConfig holds OTTL conditions in the log context. They run after the list rules, so they can read the
+// findings (attributes["runtrust.registry.host"], ...) as well as anything else on the record and its resource.
+type PolicyConfig struct {
+	// TrustedWhen marks a record trusted when any condition is true (unless an untrusted_when condition is too).
+	TrustedWhen []string `mapstructure:"trusted_when"`
+	// UntrustedWhen marks a record untrusted when any condition is true; it wins over everything else.
+	UntrustedWhen []string `mapstructure:"untrusted_when"`
+}
+
+var _ confmap.Validator = (*Config)(nil)
+
+// defaultMutableTags are the tags teams commonly move to the newest build.
+var defaultMutableTags = []string{
+	"latest", "stable", "main", "master", "edge", "nightly", "dev", "develop", "prod", "production", "release", "current",
+}
+
+func createDefaultConfig() component.Config {
+	return &Config{
+		MutableTags:       append([]string(nil), defaultMutableTags...),
+		UntrustedSeverity: "high",
+	}
+}
+
+// Validate checks every field that can be checked without building the processor; OTTL conditions are parsed
+// here too, so a typo fails at start with the condition named.
+func (cfg *Config) Validate() error {
+	var errs []error
+	if len(cfg.TrustedRegistries) == 0 && len(cfg.Policy.TrustedWhen) == 0 {
+		errs = append(errs, errors.New("trusted_registries: empty, and no policy.trusted_when either: every image "+
+			"would be flagged untrusted; list the registries you approve"))
+	}
+	for i, s := range cfg.TrustedRegistries {
+		if _, err := parseRegistryRule(s, true); err != nil {
+			errs = append(errs, fmt.Errorf("trusted_registries[%d]: %w", i, err))
+		}
+	}
+	for i, m := range cfg.Mirrors {
+		if _, err := parseMirror(m); err != nil {
+			errs = append(errs, fmt.Errorf("mirrors[%d]: %w", i, err))
+		}
+	}
+	for i, tag := range cfg.MutableTags {
+		if err := checkTag(tag); err != nil {
+			errs = append(errs, fmt.Errorf("mutable_tags[%d]: %w", i, err))
+		}
+	}
+	if !risk.Valid(cfg.UntrustedSeverity) {
+		errs = append(errs, fmt.Errorf("untrusted_severity: %q is not one of %s",
+			cfg.UntrustedSeverity, strings.Join(risk.Severities(), ", ")))
+	}
+	if _, err := newPolicy(cfg.Policy, component.TelemetrySettings{}); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// checkTag applies the reference grammar's tag rule: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}.
+func checkTag(tag string) error {
+	if tag == "" || len(tag) > 128 {
+		return fmt.Errorf("tag %q must be 1 to 128 characters", tag)
+	}
+	for i, c := range tag {
+		word := c == '_' || ('0' <= c && c <= '9') || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z')
+		if !word && (i == 0 || (c != '.' && c != '-')) {
+			return fmt.Errorf("tag %q has invalid character %q at offset %d", tag, c, i)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,205 @@
+package registrytrustprocessor
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.uber.org/zap"
+
+	"github.com/runtrust/runtrust/internal/imageref"
+	"github.com/runtrust/runtrust/internal/records"
+	"github.com/runtrust/runtrust/internal/risk"
+)
+
+// maxLoggedInvalid bounds how many distinct invalid references are logged, so a flood of garbage cannot
+// flood the log.
+const maxLoggedInvalid = 1000
+
+type trustProcessor struct {
+	logger            *zap.Logger
+	rules             []registryRule
+	mirrors           []mirror
+	mutableTags       map[string]struct{}
+	untrustedSeverity string
+	policy            policy
+
+	mu            sync.Mutex
+	loggedInvalid map[string]struct{}
+}
+
+func newTrustProcessor(cfg *Config, set component.TelemetrySettings) (*trustProcessor, error) {
+	p := &trustProcessor{
+		logger:            set.Logger,
+		mutableTags:       make(map[string]struct{}, len(cfg.MutableTags)),
+		untrustedSeverity: cfg.UntrustedSeverity,
+		loggedInvalid:     map[string]struct{}{},
+	}
+	for i, s := range cfg.TrustedRegistries {
+		r, err := parseRegistryRule(s, true)
+		if err != nil {
+			return nil, fmt.Errorf("trusted_registries[%d]: %w", i, err)
+		}
+		p.rules = append(p.rules, r)
+	}
+	for i, mc := range cfg.Mirrors {
+		m, err := parseMirror(mc)
+		if err != nil {
+			return nil, fmt.Errorf("mirrors[%d]: %w", i, err)
+		}
+		p.mirrors = append(p.mirrors, m)
+	}
+	for _, t := range cfg.MutableTags {
+		p.mutableTags[t] = struct{}{}
+	}
+	var err error
+	if p.policy, err = newPolicy(cfg.Policy, set); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *trustProcessor) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, error) {
+	rls := ld.ResourceLogs()
+	for i := 0; i < rls.Len(); i++ {
+		rl := rls.At(i)
+		resAttrs := rl.Resource().Attributes()
+		sls := rl.ScopeLogs()
+		for j := 0; j < sls.Len(); j++ {
+			sl := sls.At(j)
+			lrs := sl.LogRecords()
+			for k := 0; k < lrs.Len(); k++ {
+				p.annotate(ctx, rl, sl, lrs.At(k), resAttrs)
+			}
+		}
+	}
+	return ld, nil
+}
+
+// verdict is what the lists say about one image reference.
+type verdict struct {
+	ref     imageref.Reference // as named by the record, normalized
+	pulled  imageref.Reference // as pulled, after mirror mapping
+	mirror  bool               // pulled differs from ref
+	trusted bool
+	mutable bool
+}
+
+func (p *trustProcessor) annotate(ctx context.Context, rl plog.ResourceLogs, sl plog.ScopeLogs, lr plog.LogRecord, resAttrs pcommon.Map) {
+	attrs := lr.Attributes()
+	raw, ok := imageOf(attrs, resAttrs)
+	if !ok {
+		return
+	}
+	ref, err := imageref.Parse(raw)
+	if err != nil {
+		attrs.PutStr(records.AttrImageRefError, err.Error())
+		p.logInvalid(raw, err)
+		return
+	}
+	v := p.judge(ref)
+	attrs.PutStr(records.AttrImageRef, v.ref.String())
+	if v.mirror {
+		attrs.PutStr(records.AttrImagePullRef, v.pulled.String())
+	}
+	attrs.PutStr(records.AttrRegistryHost, v.pulled.Registry)
+	attrs.PutBool(records.AttrImageTagMutable, v.mutable)
+	attrs.PutBool(records.AttrRegistryTrusted, v.trusted)
+
+	// The policy runs last, so its conditions can read the findings above.
+	switch p.policy.decide(ctx, rl, sl, lr) {
+	case decidedUntrusted:
+		attrs.PutBool(records.AttrRegistryTrusted, false)
+		risk.Raise(attrs, p.untrustedSeverity, risk.Reason(records.ReasonUntrustedByPolicy,
+			fmt.Sprintf("image %q matched a policy.untrusted_when condition", v.ref.String())))
+		return
+	case decidedTrusted:
+		attrs.PutBool(records.AttrRegistryTrusted, true)
+		return
+	}
+	if !v.trusted {
+		risk.Raise(attrs, p.untrustedSeverity, risk.Reason(records.ReasonUntrustedRegistry,
+			fmt.Sprintf("registry %q (image %q) is not in trusted_registries", v.pulled.Registry, v.pulled.Name())))
+	}
+}
+
+// judge applies the mirror mapping, the trusted list and the mutable-tag list to a reference.
+func (p *trustProcessor) judge(ref imageref.Reference) verdict {
+	v := verdict{ref: ref, pulled: ref}
+	host, port, _ := splitHostPort(ref.Registry)
+	host = strings.ToLower(host)
+	for _, m := range p.mirrors {
+		if pulled, ok := m.rewrite(ref, host, port); ok {
+			v.pulled, v.mirror = pulled, true
+			host, port, _ = splitHostPort(pulled.Registry)
+			host = strings.ToLower(host)
+			break
+		}
+	}
+	for _, r := range p.rules {
+		if r.matches(host, port, v.pulled.Repository) {
+			v.trusted = true
+			break
+		}
+	}
+	if !ref.HasDigest() {
+		_, moving := p.mutableTags[ref.Tag]
+		v.mutable = !ref.HasTag() || moving
+	}
+	return v
+}
+
+// imageOf returns the image reference a record names: container.image.name on the record, else on its resource.
+// When that name carries neither tag nor digest, the first of container.image.tags completes it, as the
+// OpenTelemetry semantic conventions split name and tags.
+func imageOf(attrs, resAttrs pcommon.Map) (string, bool) {
+	src := attrs
+	name, ok := attrs.Get(records.AttrContainerImageName)
+	if !ok {
+		if name, ok = resAttrs.Get(records.AttrContainerImageName); !ok {
+			return "", false
+		}
+		src = resAttrs
+	}
+	s := name.AsString()
+	if s == "" {
+		return "", false
+	}
+	if tags, ok := src.Get(records.AttrContainerImageTags); ok && !hasTagOrDigest(s) {
+		switch tags.Type() {
+		case pcommon.ValueTypeSlice:
+			if tags.Slice().Len() > 0 {
+				s += ":" + tags.Slice().At(0).AsString()
+			}
+		case pcommon.ValueTypeStr:
+			if tags.Str() != "" {
+				s += ":" + tags.Str()
+			}
+		}
+	}
+	return s, true
+}
+
+// hasTagOrDigest reports whether a reference names a tag or digest: a ':' or '@' after the last '/'.
+func hasTagOrDigest(s string) bool {
+	return strings.ContainsAny(s[strings.LastIndexByte(s, '/')+1:], ":@")
+}
+
+func (p *trustProcessor) logInvalid(raw string, err error) {
+	p.mu.Lock()
+	_, seen := p.loggedInvalid[raw]
+	if !seen && len(p.loggedInvalid) < maxLoggedInvalid {
+		p.loggedInvalid[raw] = struct{}{}
+	} else {
+		seen = true
+	}
+	p.mu.Unlock()
+	if !seen {
+		p.logger.Warn("record names an invalid image reference; passing it on with "+records.AttrImageRefError,
+			zap.Error(err))
+	}
+}

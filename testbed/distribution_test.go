@@ -1,0 +1,182 @@
+package testbed
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/runtrust/runtrust/internal/records"
+)
+
+// TestDistributionRegistryTrust runs the built otelcol-runtrust with otlp → registrytrust → file, sends OTLP
+// logs over gRPC with real image references, and checks the findings in the file the exporter wrote.
+func TestDistributionRegistryTrust(t *testing.T) {
+	grpcPort, healthPort := FreePort(t), FreePort(t)
+	out := filepath.Join(t.TempDir(), "findings.jsonl")
+	config := fmt.Sprintf(`
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:%d
+processors:
+  registrytrust:
+    trusted_registries: [registry.corp.example, "ghcr.io/acme", "*.artifactory.corp.example", "mirror.corp.example/dockerhub/library"]
+    mirrors:
+      - source: docker.io
+        mirror: mirror.corp.example/dockerhub
+    policy:
+      untrusted_when:
+        - attributes["k8s.namespace.name"] == "payments" and attributes["runtrust.image.tag_mutable"] == true
+exporters:
+  file:
+    path: %s
+    flush_interval: 100ms
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:%d
+service:
+  extensions: [health_check]
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    logs:
+      receivers: [otlp]
+      processors: [registrytrust]
+      exporters: [file]
+`, grpcPort, out, healthPort)
+	col := StartCollector(t, config, healthPort)
+
+	digest := "sha256:" + strings.Repeat("5e", 32)
+	type sent struct {
+		image, namespace string
+	}
+	batch := []sent{
+		{"registry.corp.example/shop/green-burrito:1.4.2", "shop"},
+		{"registry.corp.example/pay/api:latest", "payments"},
+		{"nginx:1.25", "web"},
+		{"bitnami/redis:7.2", "cache"},
+		{"quay.io/evil/miner", "default"},
+		{"eu.artifactory.corp.example/docker/app@" + digest, "shop"},
+		{"Registry.corp.example/Shop/App:1", "shop"},
+	}
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	rl.Resource().Attributes().PutStr(records.AttrK8sClusterName, "e2e")
+	lrs := rl.ScopeLogs().AppendEmpty().LogRecords()
+	for _, s := range batch {
+		lr := lrs.AppendEmpty()
+		lr.SetEventName(records.EventK8sContainer)
+		lr.Attributes().PutStr(records.AttrContainerImageName, s.image)
+		lr.Attributes().PutStr(records.AttrK8sNamespaceName, s.namespace)
+	}
+	// A record without an image passes untouched.
+	node := lrs.AppendEmpty()
+	node.SetEventName(records.EventK8sNode)
+	node.Attributes().PutStr(records.AttrK8sNodeName, "node-1")
+
+	SendLogs(t, fmt.Sprintf("127.0.0.1:%d", grpcPort), ld)
+	got := WaitForRecords(t, out, len(batch)+1, 30*time.Second)
+	if len(got) != len(batch)+1 {
+		t.Fatalf("got %d records, want %d", len(got), len(batch)+1)
+	}
+
+	type want struct {
+		ref, host, pullRef string
+		trusted, mutable   bool
+		severity, reason   string
+	}
+	wants := []want{
+		{ref: "registry.corp.example/shop/green-burrito:1.4.2", host: "registry.corp.example", trusted: true},
+		{ref: "registry.corp.example/pay/api:latest", host: "registry.corp.example", mutable: true, severity: "high", reason: records.ReasonUntrustedByPolicy},
+		{ref: "docker.io/library/nginx:1.25", host: "mirror.corp.example", pullRef: "mirror.corp.example/dockerhub/library/nginx:1.25", trusted: true},
+		{ref: "docker.io/bitnami/redis:7.2", host: "mirror.corp.example", pullRef: "mirror.corp.example/dockerhub/bitnami/redis:7.2", severity: "high", reason: records.ReasonUntrustedRegistry},
+		{ref: "quay.io/evil/miner", host: "quay.io", mutable: true, severity: "high", reason: records.ReasonUntrustedRegistry},
+		{ref: "eu.artifactory.corp.example/docker/app@" + digest, host: "eu.artifactory.corp.example", trusted: true},
+	}
+	for i, w := range wants {
+		a := got[i].Attrs
+		check := func(key string, wantVal any) {
+			t.Helper()
+			if a[key] != wantVal {
+				t.Errorf("record %d (%s): %s = %v, want %v", i, batch[i].image, key, a[key], wantVal)
+			}
+		}
+		if got[i].Resource[records.AttrK8sClusterName] != "e2e" {
+			t.Errorf("record %d lost its resource: %v", i, got[i].Resource)
+		}
+		check(records.AttrImageRef, w.ref)
+		check(records.AttrRegistryHost, w.host)
+		check(records.AttrRegistryTrusted, w.trusted)
+		check(records.AttrImageTagMutable, w.mutable)
+		if w.pullRef != "" {
+			check(records.AttrImagePullRef, w.pullRef)
+		}
+		if w.severity == "" {
+			if _, ok := a[records.AttrRiskSeverity]; ok {
+				t.Errorf("record %d (%s): unexpected risk %v %v", i, batch[i].image, a[records.AttrRiskSeverity], a[records.AttrRiskReasons])
+			}
+			continue
+		}
+		check(records.AttrRiskSeverity, w.severity)
+		reasons, _ := a[records.AttrRiskReasons].([]any)
+		if len(reasons) != 1 || !strings.HasPrefix(fmt.Sprint(reasons[0]), w.reason+": ") {
+			t.Errorf("record %d (%s): reasons = %v, want one %q", i, batch[i].image, reasons, w.reason)
+		}
+	}
+	invalid := got[len(batch)-1].Attrs
+	if e, _ := invalid[records.AttrImageRefError].(string); !strings.Contains(e, "lowercase") {
+		t.Errorf("invalid reference: %s = %q, want a reason about lowercase", records.AttrImageRefError, e)
+	}
+	if _, ok := invalid[records.AttrImageRef]; ok {
+		t.Errorf("invalid reference got a normalized ref: %v", invalid)
+	}
+	if len(got[len(batch)].Attrs) != 1 {
+		t.Errorf("record without image was changed: %v", got[len(batch)].Attrs)
+	}
+	if !strings.Contains(col.Output(), "invalid image reference") {
+		t.Errorf("the invalid reference was not logged:\n%s", col.Output())
+	}
+}
+
+// TestDistributionRejectsBadConfig: a typo in the processor's config stops the collector at start, and the
+// message names the field.
+func TestDistributionRejectsBadConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	writeFile(t, path, `
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:0
+processors:
+  registrytrust:
+    trusted_registries: ["https://registry.corp.example"]
+    untrusted_severity: severe
+exporters:
+  debug:
+service:
+  pipelines:
+    logs:
+      receivers: [otlp]
+      processors: [registrytrust]
+      exporters: [debug]
+`)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := RunCollector(ctx, t, "validate", "--config", path)
+	if err == nil {
+		t.Fatalf("validate accepted a bad config:\n%s", out)
+	}
+	for _, want := range []string{"trusted_registries[0]", "URL scheme", "untrusted_severity", `"severe"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("validate output lacks %q:\n%s", want, out)
+		}
+	}
+}
