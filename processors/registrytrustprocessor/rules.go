@@ -62,7 +62,7 @@ func parseRegistryRule(s string, allowWildcard bool) (registryRule, error) {
 		return r, fmt.Errorf("%q: %w", s, err)
 	}
 	if r.wildcard && !strings.Contains(host, ".") {
-		return r, fmt.Errorf("%q: a wildcard needs a domain with at least two labels after *.", s)
+		return r, fmt.Errorf("%q: a wildcard needs at least two labels after \"*.\" (as in *.example.com)", s)
 	}
 	r.host = strings.ToLower(host)
 	r.port = port
