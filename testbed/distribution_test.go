@@ -180,3 +180,24 @@ service:
 		}
 	}
 }
+
+// TestShippedConfigsValidate: every collector config under distributions/ is accepted by the built binary, so a
+// config that `make run` or an install uses cannot rot unnoticed.
+func TestShippedConfigsValidate(t *testing.T) {
+	configs, err := filepath.Glob(filepath.Join(repoRoot(t), "distributions", "*", "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(configs) == 0 {
+		t.Fatal("no distributions/*/config.yaml found")
+	}
+	for _, path := range configs {
+		t.Run(filepath.Base(filepath.Dir(path)), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if out, err := RunCollector(ctx, t, "validate", "--config", path); err != nil {
+				t.Fatalf("%s does not validate: %v\n%s", path, err, out)
+			}
+		})
+	}
+}
