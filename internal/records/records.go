@@ -35,6 +35,18 @@ const (
 	AttrProcessExecutableSHA256 = "runtrust.process.executable.sha256"
 	AttrFilePath                = "file.path"
 	AttrFileFlags               = "runtrust.file.flags"
+	// Runtime sensor additions.
+	AttrProcessGroupID              = "process.group.id"
+	AttrProcessCreationTime         = "process.creation.time"
+	AttrProcessArgsCount            = "process.args_count"
+	AttrProcessCommandArgsTruncated = "runtrust.process.command_args_truncated"
+	AttrProcessOnHost               = "runtrust.process.host"
+	AttrProcessExecutableInode      = "runtrust.process.executable.inode"
+	AttrCgroupID                    = "runtrust.cgroup.id"
+	AttrCgroupPath                  = "runtrust.cgroup.path"
+	AttrFileInode                   = "file.inode"
+	AttrFileDevice                  = "runtrust.file.device"
+	AttrFilePathTruncated           = "runtrust.file.path_truncated"
 )
 
 // Kubernetes object attributes (inventory records, and sensor records once attributed).
@@ -48,6 +60,39 @@ const (
 	AttrK8sWorkloadName  = "runtrust.k8s.workload.name"
 	AttrK8sWorkloadUID   = "runtrust.k8s.workload.uid"
 	AttrK8sChange        = "runtrust.k8s.change"
+	// Inventory additions: nodes, pods, workloads and containers as the k8s inventory receiver sees them.
+	AttrK8sNodeKubeletVersion          = "runtrust.k8s.node.kubelet_version"
+	AttrK8sNodeContainerRuntimeVersion = "runtrust.k8s.node.container_runtime_version"
+	AttrK8sNodeOSImage                 = "runtrust.k8s.node.os_image"
+	AttrHostArch                       = "host.arch"
+	AttrK8sPodStatusPhase              = "k8s.pod.status.phase"
+	AttrK8sWorkloadImages              = "runtrust.k8s.workload.images"
+	AttrK8sContainerKind               = "runtrust.k8s.container.kind"
+	AttrK8sContainerRestartCount       = "k8s.container.restart_count"
+	AttrK8sContainerStatusState        = "k8s.container.status.state"
+	AttrK8sContainerStatusReason       = "k8s.container.status.reason"
+	AttrK8sContainerStartTime          = "runtrust.k8s.container.start_time"
+)
+
+// Values of AttrK8sContainerKind.
+const (
+	ContainerKindRegular   = "regular"
+	ContainerKindInit      = "init"
+	ContainerKindEphemeral = "ephemeral"
+)
+
+// Values of AttrK8sContainerStatusState (the semantic conventions' values).
+const (
+	ContainerStateRunning    = "running"
+	ContainerStateWaiting    = "waiting"
+	ContainerStateTerminated = "terminated"
+)
+
+// Values of AttrImageRunningDigestMissing: why a container record has no AttrImageRunningDigest.
+const (
+	RunningDigestLocalImageID = "local_image_id"
+	RunningDigestNotReported  = "not_reported"
+	RunningDigestInvalid      = "invalid_image_id"
 )
 
 // Values of AttrK8sChange.
@@ -69,6 +114,22 @@ const (
 	AttrSensorEventsDropped = "runtrust.sensor.events_dropped"
 	AttrSensorKernel        = "runtrust.sensor.kernel"
 	AttrSensorProgramStatus = "runtrust.sensor.program_status"
+	// Runtime sensor health additions.
+	AttrSensorExecEvents     = "runtrust.sensor.exec_events"
+	AttrSensorOpenEvents     = "runtrust.sensor.open_events"
+	AttrSensorDedupHits      = "runtrust.sensor.dedup_hits"
+	AttrSensorFiltered       = "runtrust.sensor.events_filtered"
+	AttrSensorDecodeErrors   = "runtrust.sensor.decode_errors"
+	AttrSensorProgramsActive = "runtrust.sensor.programs_attached"
+	AttrSensorHashErrors     = "runtrust.sensor.hash_errors"
+)
+
+// Container and image attributes the k8s inventory receiver adds.
+const (
+	AttrContainerImageID = "container.image.id"
+	AttrContainerRuntime = "container.runtime.name"
+	// AttrImageRunningDigestMissing says why AttrImageRunningDigest is absent; one of the RunningDigest* values.
+	AttrImageRunningDigestMissing = "runtrust.image.running_digest_missing"
 )
 
 // Findings that processors add.
@@ -81,8 +142,15 @@ const (
 	AttrImageTagMutable     = "runtrust.image.tag_mutable"
 	AttrImageIntegrity      = "runtrust.image.integrity"
 	AttrImageExpectedDigest = "runtrust.image.expected_digest"
-	AttrRiskSeverity        = "runtrust.risk.severity"
-	AttrRiskReasons         = "runtrust.risk.reasons"
+	// AttrImageIntegrityReason says why a verdict is unverified: one of the IntegrityReason values.
+	AttrImageIntegrityReason = "runtrust.image.integrity_reason"
+	// AttrImageRemediation is what to do about a stale_tag (or other actionable) verdict.
+	AttrImageRemediation = "runtrust.image.remediation"
+	// AttrImageRegistryCheckedAt is when the registry gave the answer the verdict rests on (RFC 3339, UTC);
+	// for unverified, when the last good answer came, absent if there never was one.
+	AttrImageRegistryCheckedAt = "runtrust.image.registry_checked_at"
+	AttrRiskSeverity           = "runtrust.risk.severity"
+	AttrRiskReasons            = "runtrust.risk.reasons"
 )
 
 // Values of AttrImageIntegrity.
@@ -94,6 +162,18 @@ const (
 	IntegrityUnverified      = "unverified"
 )
 
+// Values of AttrImageIntegrityReason: why a verdict is unverified.
+const (
+	IntegrityReasonTimeout       = "timeout"
+	IntegrityReasonUnreachable   = "unreachable"
+	IntegrityReasonUnauthorized  = "unauthorized"
+	IntegrityReasonRateLimited   = "rate_limited"
+	IntegrityReasonRegistryError = "registry_error"
+	IntegrityReasonNotConfigured = "not_configured"
+	IntegrityReasonImageID       = "image_id"
+	IntegrityReasonBadReference  = "bad_reference"
+)
+
 // Values of AttrRiskSeverity, lowest first. internal/risk orders them.
 const (
 	SeverityNone     = "none"
@@ -103,7 +183,9 @@ const (
 	SeverityCritical = "critical"
 )
 
-// Reason codes that start an entry of AttrRiskReasons ("code: human-readable detail").
+// Reason codes that start an entry of AttrRiskReasons ("code: human-readable detail"). The image integrity
+// processor's codes are its verdicts (IntegrityStaleTag, IntegrityDigestMismatch, IntegrityArtifactMissing,
+// IntegrityUnverified), so a reason and the verdict it explains read the same.
 const (
 	ReasonUntrustedRegistry = "untrusted_registry"
 	ReasonUntrustedByPolicy = "untrusted_by_policy"

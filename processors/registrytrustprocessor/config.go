@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
 
+	"github.com/runtrust/runtrust/internal/registryrule"
 	"github.com/runtrust/runtrust/internal/risk"
 )
 
@@ -26,13 +27,9 @@ type Config struct {
 	Policy PolicyConfig `mapstructure:"policy"`
 }
 
-// MirrorConfig maps references to Source onto the mirror a node really pulls them through.
-type MirrorConfig struct {
-	// Source is the registry (and optional repository prefix) as images name it, e.g. docker.io.
-	Source string `mapstructure:"source"`
-	// Mirror is where the node pulls Source's images from, e.g. mirror.corp/dockerhub.
-	Mirror string `mapstructure:"mirror"`
-}
+// MirrorConfig maps references to Source onto the mirror a node really pulls them through
+// (internal/registryrule, shared with the image integrity processor).
+type MirrorConfig = registryrule.MirrorConfig
 
 // PolicyConfig holds OTTL conditions in the log context. They run after the list rules, so they can read the
 // findings (attributes["runtrust.registry.host"], ...) as well as anything else on the record and its resource.
@@ -66,12 +63,12 @@ func (cfg *Config) Validate() error {
 			"would be flagged untrusted; list the registries you approve"))
 	}
 	for i, s := range cfg.TrustedRegistries {
-		if _, err := parseRegistryRule(s, true); err != nil {
+		if _, err := registryrule.Parse(s, true); err != nil {
 			errs = append(errs, fmt.Errorf("trusted_registries[%d]: %w", i, err))
 		}
 	}
 	for i, m := range cfg.Mirrors {
-		if _, err := parseMirror(m); err != nil {
+		if _, err := registryrule.ParseMirror(m); err != nil {
 			errs = append(errs, fmt.Errorf("mirrors[%d]: %w", i, err))
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/runtrust/runtrust/internal/imageref"
 	"github.com/runtrust/runtrust/internal/records"
+	"github.com/runtrust/runtrust/internal/registryrule"
 	"github.com/runtrust/runtrust/internal/risk"
 )
 
@@ -22,8 +23,8 @@ const maxLoggedInvalid = 1000
 
 type trustProcessor struct {
 	logger            *zap.Logger
-	rules             []registryRule
-	mirrors           []mirror
+	rules             []registryrule.Rule
+	mirrors           []registryrule.Mirror
 	mutableTags       map[string]struct{}
 	untrustedSeverity string
 	policy            policy
@@ -40,14 +41,14 @@ func newTrustProcessor(cfg *Config, set component.TelemetrySettings) (*trustProc
 		loggedInvalid:     map[string]struct{}{},
 	}
 	for i, s := range cfg.TrustedRegistries {
-		r, err := parseRegistryRule(s, true)
+		r, err := registryrule.Parse(s, true)
 		if err != nil {
 			return nil, fmt.Errorf("trusted_registries[%d]: %w", i, err)
 		}
 		p.rules = append(p.rules, r)
 	}
 	for i, mc := range cfg.Mirrors {
-		m, err := parseMirror(mc)
+		m, err := registryrule.ParseMirror(mc)
 		if err != nil {
 			return nil, fmt.Errorf("mirrors[%d]: %w", i, err)
 		}
@@ -130,18 +131,18 @@ func (p *trustProcessor) annotate(ctx context.Context, rl plog.ResourceLogs, sl 
 // judge applies the mirror mapping, the trusted list and the mutable-tag list to a reference.
 func (p *trustProcessor) judge(ref imageref.Reference) verdict {
 	v := verdict{ref: ref, pulled: ref}
-	host, port, _ := splitHostPort(ref.Registry)
+	host, port, _ := registryrule.SplitHostPort(ref.Registry)
 	host = strings.ToLower(host)
 	for _, m := range p.mirrors {
-		if pulled, ok := m.rewrite(ref, host, port); ok {
+		if pulled, ok := m.Rewrite(ref, host, port); ok {
 			v.pulled, v.mirror = pulled, true
-			host, port, _ = splitHostPort(pulled.Registry)
+			host, port, _ = registryrule.SplitHostPort(pulled.Registry)
 			host = strings.ToLower(host)
 			break
 		}
 	}
 	for _, r := range p.rules {
-		if r.matches(host, port, v.pulled.Repository) {
+		if r.Matches(host, port, v.pulled.Repository) {
 			v.trusted = true
 			break
 		}

@@ -1,4 +1,7 @@
-package registrytrustprocessor
+// Package registryrule parses and matches registry rules: a registry host, optionally a port and a repository
+// path prefix, as trusted_registries entries, mirror mappings and credentials keys write them. The registry trust
+// and image integrity processors share it, so both read a mirror mapping the same way.
+package registryrule
 
 import (
 	"fmt"
@@ -8,7 +11,7 @@ import (
 	"github.com/runtrust/runtrust/internal/imageref"
 )
 
-// registryRule is one entry of trusted_registries, parsed once at start.
+// Rule is one entry of trusted_registries, parsed once at start.
 //
 // A rule names a registry host, optionally a port and a repository path prefix:
 //
@@ -19,18 +22,17 @@ import (
 //
 // A rule without a port matches only references without a port: an approved registry on 443 says nothing
 // about whatever else listens on the same host.
-type registryRule struct {
-	text       string // as configured, for messages
-	host       string // lowercase; without the leading "*." for a wildcard
-	wildcard   bool
-	port       string
-	pathPrefix string
+type Rule struct {
+	Text       string // as configured, for messages
+	Host       string // lowercase; without the leading "*." for a wildcard
+	Wildcard   bool
+	Port       string // "" for the default port
+	PathPrefix string // "" for any repository
 }
 
-// parseRegistryRule parses a trusted_registries entry or a mirror's source/target.
-// allowWildcard is false for mirrors, which must name one registry.
-func parseRegistryRule(s string, allowWildcard bool) (registryRule, error) {
-	r := registryRule{text: s}
+// Parse parses a rule. allowWildcard is false where the rule must name one registry (a mirror).
+func Parse(s string, allowWildcard bool) (Rule, error) {
+	r := Rule{Text: s}
 	switch {
 	case s == "":
 		return r, fmt.Errorf("empty entry")
@@ -49,70 +51,70 @@ func parseRegistryRule(s string, allowWildcard bool) (registryRule, error) {
 		if !allowWildcard {
 			return r, fmt.Errorf("%q: a wildcard is not allowed here; name one registry", s)
 		}
-		r.wildcard = true
+		r.Wildcard = true
 		hostPort = hostPort[2:]
 	} else if strings.Contains(hostPort, "*") {
 		return r, fmt.Errorf("%q: a wildcard may only stand as the first label, as in *.example.com", s)
 	}
-	host, port, err := splitHostPort(hostPort)
+	host, port, err := SplitHostPort(hostPort)
 	if err != nil {
 		return r, fmt.Errorf("%q: %w", s, err)
 	}
 	if err := checkHost(host); err != nil {
 		return r, fmt.Errorf("%q: %w", s, err)
 	}
-	if r.wildcard && !strings.Contains(host, ".") {
+	if r.Wildcard && !strings.Contains(host, ".") {
 		return r, fmt.Errorf("%q: a wildcard needs at least two labels after \"*.\" (as in *.example.com)", s)
 	}
-	r.host = strings.ToLower(host)
-	r.port = port
-	if !r.wildcard && port == "" {
+	r.Host = strings.ToLower(host)
+	r.Port = port
+	if !r.Wildcard && port == "" {
 		// Docker Hub's aliases are one registry; image references are normalized the same way.
-		switch r.host {
+		switch r.Host {
 		case "index.docker.io", "registry-1.docker.io":
-			r.host = imageref.DefaultRegistry
+			r.Host = imageref.DefaultRegistry
 		}
 	}
 	if path != "" {
 		if err := checkPath(path); err != nil {
 			return r, fmt.Errorf("%q: %w", s, err)
 		}
-		r.pathPrefix = path
+		r.PathPrefix = path
 	}
 	return r, nil
 }
 
-// matches reports whether the rule covers a repository in a registry given as host and port (from
-// splitHostPort of a normalized imageref registry; the host is lowercase there).
-func (r registryRule) matches(host, port, repository string) bool {
-	if port != r.port {
+// Matches reports whether the rule covers a repository in a registry given as host and port (from
+// SplitHostPort of a normalized imageref registry; the host is lowercase there).
+func (r Rule) Matches(host, port, repository string) bool {
+	if port != r.Port {
 		return false
 	}
-	if r.wildcard {
-		if len(host) <= len(r.host) || !strings.HasSuffix(host, r.host) || host[len(host)-len(r.host)-1] != '.' {
+	if r.Wildcard {
+		if len(host) <= len(r.Host) || !strings.HasSuffix(host, r.Host) || host[len(host)-len(r.Host)-1] != '.' {
 			return false
 		}
-	} else if host != r.host {
+	} else if host != r.Host {
 		return false
 	}
-	return r.pathPrefix == "" || repository == r.pathPrefix ||
-		(strings.HasPrefix(repository, r.pathPrefix) && repository[len(r.pathPrefix)] == '/')
+	return r.PathPrefix == "" || repository == r.PathPrefix ||
+		(strings.HasPrefix(repository, r.PathPrefix) && repository[len(r.PathPrefix)] == '/')
 }
 
-// registry returns host[:port] as an image reference writes it.
-func (r registryRule) registry() string {
-	host := r.host
+// Registry returns host[:port] as an image reference writes it.
+func (r Rule) Registry() string {
+	host := r.Host
 	if strings.Contains(host, ":") {
 		host = "[" + host + "]"
 	}
-	if r.port != "" {
-		return host + ":" + r.port
+	if r.Port != "" {
+		return host + ":" + r.Port
 	}
 	return host
 }
 
-// splitHostPort splits "host", "host:port", "[v6]" and "[v6]:port".
-func splitHostPort(s string) (host, port string, err error) {
+// SplitHostPort splits "host", "host:port", "[v6]" and "[v6]:port".
+func SplitHostPort(s string) (host, port string, err error) {
 	if strings.HasPrefix(s, "[") {
 		end := strings.IndexByte(s, ']')
 		if end < 0 {
@@ -158,7 +160,7 @@ func checkHost(h string) error {
 	if h == "" {
 		return fmt.Errorf("empty host")
 	}
-	if strings.Contains(h, ":") { // an unbracketed IPv6 literal came through splitHostPort only from brackets
+	if strings.Contains(h, ":") { // an unbracketed IPv6 literal came through SplitHostPort only from brackets
 		return nil
 	}
 	for _, label := range strings.Split(h, ".") {

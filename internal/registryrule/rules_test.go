@@ -1,4 +1,4 @@
-package registrytrustprocessor
+package registryrule
 
 import (
 	"strings"
@@ -9,22 +9,22 @@ func TestParseRegistryRule(t *testing.T) {
 	tests := []struct {
 		in       string
 		wildcard bool // allowWildcard
-		want     registryRule
+		want     Rule
 		wantErr  string
 	}{
-		{in: "registry.corp", want: registryRule{host: "registry.corp"}},
-		{in: "Registry.Corp", want: registryRule{host: "registry.corp"}},
-		{in: "registry.corp:5000", want: registryRule{host: "registry.corp", port: "5000"}},
-		{in: "localhost:5000", want: registryRule{host: "localhost", port: "5000"}},
-		{in: "ghcr.io/acme", want: registryRule{host: "ghcr.io", pathPrefix: "acme"}},
-		{in: "ghcr.io/acme/team-a/sub_1.x", want: registryRule{host: "ghcr.io", pathPrefix: "acme/team-a/sub_1.x"}},
-		{in: "*.corp.example", wildcard: true, want: registryRule{host: "corp.example", wildcard: true}},
-		{in: "*.corp.example:8443/team", wildcard: true, want: registryRule{host: "corp.example", wildcard: true, port: "8443", pathPrefix: "team"}},
-		{in: "index.docker.io", want: registryRule{host: "docker.io"}},
-		{in: "registry-1.docker.io/library", want: registryRule{host: "docker.io", pathPrefix: "library"}},
-		{in: "[::1]:5000", want: registryRule{host: "::1", port: "5000"}},
-		{in: "[2001:db8::1]", want: registryRule{host: "2001:db8::1"}},
-		{in: "10.0.0.1:5000/x", want: registryRule{host: "10.0.0.1", port: "5000", pathPrefix: "x"}},
+		{in: "registry.corp", want: Rule{Host: "registry.corp"}},
+		{in: "Registry.Corp", want: Rule{Host: "registry.corp"}},
+		{in: "registry.corp:5000", want: Rule{Host: "registry.corp", Port: "5000"}},
+		{in: "localhost:5000", want: Rule{Host: "localhost", Port: "5000"}},
+		{in: "ghcr.io/acme", want: Rule{Host: "ghcr.io", PathPrefix: "acme"}},
+		{in: "ghcr.io/acme/team-a/sub_1.x", want: Rule{Host: "ghcr.io", PathPrefix: "acme/team-a/sub_1.x"}},
+		{in: "*.corp.example", wildcard: true, want: Rule{Host: "corp.example", Wildcard: true}},
+		{in: "*.corp.example:8443/team", wildcard: true, want: Rule{Host: "corp.example", Wildcard: true, Port: "8443", PathPrefix: "team"}},
+		{in: "index.docker.io", want: Rule{Host: "docker.io"}},
+		{in: "registry-1.docker.io/library", want: Rule{Host: "docker.io", PathPrefix: "library"}},
+		{in: "[::1]:5000", want: Rule{Host: "::1", Port: "5000"}},
+		{in: "[2001:db8::1]", want: Rule{Host: "2001:db8::1"}},
+		{in: "10.0.0.1:5000/x", want: Rule{Host: "10.0.0.1", Port: "5000", PathPrefix: "x"}},
 
 		{in: "", wantErr: "empty entry"},
 		{in: " registry.corp", wantErr: "leading or trailing space"},
@@ -52,7 +52,7 @@ func TestParseRegistryRule(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			got, err := parseRegistryRule(tt.in, tt.wildcard)
+			got, err := Parse(tt.in, tt.wildcard)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error = %v, want one containing %q", err, tt.wantErr)
@@ -62,7 +62,7 @@ func TestParseRegistryRule(t *testing.T) {
 			if err != nil {
 				t.Fatalf("unexpected error: %v", err)
 			}
-			tt.want.text = tt.in
+			tt.want.Text = tt.in
 			if got != tt.want {
 				t.Fatalf("got %+v, want %+v", got, tt.want)
 			}
@@ -104,15 +104,15 @@ func TestRuleMatches(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.rule+"~"+tt.registry+"/"+tt.repository, func(t *testing.T) {
-			r, err := parseRegistryRule(tt.rule, true)
+			r, err := Parse(tt.rule, true)
 			if err != nil {
 				t.Fatal(err)
 			}
-			host, port, err := splitHostPort(tt.registry)
+			host, port, err := SplitHostPort(tt.registry)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := r.matches(host, port, tt.repository); got != tt.want {
+			if got := r.Matches(host, port, tt.repository); got != tt.want {
 				t.Fatalf("matches = %v, want %v", got, tt.want)
 			}
 		})
@@ -126,32 +126,32 @@ func FuzzParseRegistryRule(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		r, err := parseRegistryRule(s, true)
+		r, err := Parse(s, true)
 		if err != nil {
 			if len(err.Error()) > 3*len(s)+200 {
 				t.Fatalf("error longer than needed: %d bytes for %d input bytes", len(err.Error()), len(s))
 			}
 			return
 		}
-		again := r.registry()
-		if r.wildcard {
+		again := r.Registry()
+		if r.Wildcard {
 			again = "*." + again
 		}
-		if r.pathPrefix != "" {
-			again += "/" + r.pathPrefix
+		if r.PathPrefix != "" {
+			again += "/" + r.PathPrefix
 		}
-		r2, err := parseRegistryRule(again, true)
+		r2, err := Parse(again, true)
 		if err != nil {
 			t.Fatalf("%q accepted, but its canonical form %q is not: %v", s, again, err)
 		}
-		r2.text = r.text
+		r2.Text = r.Text
 		if r2 != r {
 			t.Fatalf("%q → %+v, canonical %q → %+v", s, r, again, r2)
 		}
-		if !r.wildcard {
-			host, port, err := splitHostPort(r.registry())
-			if err != nil || !r.matches(host, port, r.pathPrefix+"/x") {
-				t.Fatalf("rule %q does not match its own registry %q", s, r.registry())
+		if !r.Wildcard {
+			host, port, err := SplitHostPort(r.Registry())
+			if err != nil || !r.Matches(host, port, r.PathPrefix+"/x") {
+				t.Fatalf("rule %q does not match its own registry %q", s, r.Registry())
 			}
 		}
 	})
