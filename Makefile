@@ -25,7 +25,10 @@ test: lint dist
 unit:
 	$(GO) test ./...
 
+## generate: bpf2go for bpf/ (needs clang, llvm and libbpf-dev: `apt-get install -y clang llvm libbpf-dev`; the
+## generated .go and .o are committed, so nothing else needs clang), then mdatagen for every component.
 generate:
+	cd bpf && $(GO) generate .
 	@for c in $(COMPONENTS); do echo "mdatagen $$c"; (cd $$c && $(GO) tool -modfile=$(CURDIR)/tools/go.mod mdatagen metadata.yaml) || exit 1; done
 
 dist: $(DIST_BIN)

@@ -1,0 +1,556 @@
+// SPDX-License-Identifier: (MIT OR GPL-2.0-only)
+//go:build ignore
+
+// runtrust runtime sensor: process exec and file open events, with the cgroups that attribute them to containers.
+//
+// Programs:
+//   tp_btf/sched_process_exec        every successful exec: pids, ids, arguments, the file, the cgroups.
+//   tracepoint/syscalls/sys_exit_*   every successful open(2), openat(2), openat2(2), creat(2),
+//                                    open_by_handle_at(2): the new descriptor's struct file, deduplicated.
+// Paths are built by walking dentries and mounts up to the task's root (resolve_path), so they are absolute and
+// as the process sees them (a container's paths inside its root filesystem), whatever relative name it passed.
+// fentry and bpf_d_path would be shorter but are not available everywhere (some kernels refuse fentry loads),
+// and kprobes may be compiled out; a BTF tracepoint and syscall tracepoints are.
+//
+// Events are variable-length records (a fixed header, then the strings) sent through one BPF ring buffer. The
+// layout is decoded by receivers/runtimesensorreceiver/internal/sensor/event.go; keep the two in step.
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+char __license[] SEC("license") = "Dual MIT/GPL";
+
+#define EVENT_EXEC 1
+#define EVENT_OPEN 2
+
+// Event flags.
+#define FLAG_PATH_TRUNCATED 1 // the path was deeper or longer than the walk allows: its leading part is missing
+#define FLAG_ARGS_TRUNCATED 2 // the arguments were longer than ARGS_CAP
+#define FLAG_CWD_TRUNCATED 4  // exec: the working directory is truncated like a path
+
+#define PBUF 4096      // a path's room (PATH_MAX)
+#define NAME_CAP 256   // one path component (NAME_MAX + 1)
+#define PATH_DEPTH 64  // path components and mount crossings walked (bpf_loop)
+#define ARGS_CAP 1024  // bytes of the NUL-separated argument list
+#define CGNAME_CAP 128 // one cgroup directory name
+#define CG_LEVELS 3    // leaf, parent, grandparent names per hierarchy
+#define FILTER_LEVELS 10
+
+#define O_ACCMODE_ 3
+#define PF_KTHREAD_ 0x00200000
+
+// Counters, one slot each in the per-CPU "stats" array.
+enum sensor_stat {
+	STAT_EXEC = 0,      // exec events sent
+	STAT_OPEN = 1,      // open events sent
+	STAT_DROPPED = 2,   // events the ring buffer had no room for
+	STAT_DEDUP_HIT = 3, // opens suppressed by the dedup map
+	STAT_FILTERED = 4,  // events skipped by the cgroup filter
+	STAT_MAX = 5,
+};
+
+// Set by the loader before load.
+volatile const u8 filter_containers = 0; // 1: only cgroups under a "container_cgroups" entry are captured
+volatile const u64 dedup_ttl_ns = 0;     // 0: an open is reported once per (cgroup, inode, device, access mode)
+
+struct event_exec {
+	u32 type;
+	u32 flags;
+	u64 cgroup_id;  // bpf_get_current_cgroup_id(): the inode of the cgroup v2 directory
+	u64 start_time; // task start, ns since boot (CLOCK_MONOTONIC)
+	u64 ino;        // executable's inode
+	u64 size;       // executable's size
+	s64 mtime_sec;  // executable's mtime
+	u32 mtime_nsec;
+	u32 dev; // executable's device, kernel encoding (major << 20 | minor)
+	u32 pid; // thread id that exec'd (== tgid after exec)
+	u32 tgid;
+	u32 ppid; // real parent's tgid
+	u32 uid;  // effective
+	u32 gid;  // effective
+	u32 argc;
+	u16 path_len; // bytes of each string in data, in this order, each followed by a NUL that is not counted
+	u16 cwd_len;
+	u16 args_len; // NUL-separated arguments (no extra NUL after them)
+	u16 cg_len;   // cgroup tails: "/grandparent/parent/leaf" NUL of v2, then the same of the v1 memory hierarchy
+	u8 comm[16];
+	u8 data[];
+};
+
+struct event_open {
+	u32 type;
+	u32 flags;
+	u64 cgroup_id;
+	u64 ino;
+	u32 dev;
+	u32 open_flags; // f_flags
+	u32 pid;        // thread id
+	u32 tgid;
+	u16 path_len;
+	u16 cg_len;
+	u32 _pad;
+	u8 comm[16];
+	u8 data[];
+};
+
+// Scratch space, big enough that the verifier can prove every bounded write lands inside it.
+#define DATA_CAP (PBUF * 4)
+#define DATA_LIMIT (DATA_CAP - PBUF - 1)
+#define SCRATCH_SIZE 32768 // the largest per-CPU value; a power of two, so a mask bounds an event's size
+struct scratch {
+	u8 buf[SCRATCH_SIZE];
+};
+
+// A path is assembled backwards, ending at buf[PBUF].
+struct pathbuf {
+	u8 buf[2 * PBUF];
+};
+
+struct dedup_key {
+	u64 cgroup_id;
+	u64 ino;
+	u32 dev;
+	u32 acc;
+};
+
+struct filter_key {
+	u64 id;
+	u32 hierarchy; // 0: cgroup v2; 1: cgroup v1 memory controller
+	u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 24); // resized by the loader
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STAT_MAX);
+	__type(key, u32);
+	__type(value, u64);
+} stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct scratch);
+} scratch_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct pathbuf);
+} path_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536); // resized by the loader
+	__type(key, struct dedup_key);
+	__type(value, u64);
+} dedup SEC(".maps");
+
+// Cgroups whose subtree is captured when filter_containers is set, maintained by user space.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct filter_key);
+	__type(value, u8);
+} container_cgroups SEC(".maps");
+
+// Force the header types into BTF, so bpf2go generates Go types for them.
+const struct event_exec *unused_exec __attribute__((unused));
+const struct event_open *unused_open __attribute__((unused));
+const struct dedup_key *unused_dedup __attribute__((unused));
+const struct filter_key *unused_filter __attribute__((unused));
+
+// MASKED(v, m) is v & m, done in the register the access then uses, so the compiler cannot drop the mask after
+// proving the value small through another register copy (which leaves the verifier without the bound).
+#define MASKED(v, m)                                                                                               \
+	({                                                                                                         \
+		u64 __v = (u64)(v);                                                                                \
+		asm volatile("%[x] &= %[k]" : [x] "+r"(__v) : [k] "i"(m));                                         \
+		__v;                                                                                               \
+	})
+
+static __always_inline void count(u32 slot)
+{
+	u64 *v = bpf_map_lookup_elem(&stats, &slot);
+	if (v)
+		*v += 1;
+}
+
+// kernfs_node::parent was renamed __parent in 6.15.
+struct kernfs_node___old {
+	struct kernfs_node *parent;
+} __attribute__((preserve_access_index));
+
+static __always_inline struct kernfs_node *kn_parent(struct kernfs_node *kn)
+{
+	if (bpf_core_field_exists(kn->__parent))
+		return BPF_CORE_READ(kn, __parent);
+	struct kernfs_node___old *old = (void *)kn;
+	return BPF_CORE_READ(old, parent);
+}
+
+// The cgroup that holds the memory controller's state for the task: on a hybrid (v1) host that is the v1
+// hierarchy where container runtimes with the cgroupfs driver place containers. NULL when it lives on the v2
+// root too, so there is nothing to add.
+static __always_inline struct cgroup *v1_memory_cgroup(struct task_struct *task)
+{
+	struct cgroup *dfl = BPF_CORE_READ(task, cgroups, dfl_cgrp);
+	int id = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
+	if (id < 0 || id >= CGROUP_SUBSYS_COUNT)
+		return 0;
+	struct css_set *cgs = BPF_CORE_READ(task, cgroups);
+	struct cgroup_subsys_state *css = 0;
+	bpf_core_read(&css, sizeof(css), &cgs->subsys[id]);
+	if (!css)
+		return 0;
+	struct cgroup *cg = BPF_CORE_READ(css, cgroup);
+	if (!cg || BPF_CORE_READ(cg, root) == BPF_CORE_READ(dfl, root))
+		return 0;
+	return cg;
+}
+
+static __always_inline int in_filter(struct cgroup *cg, u32 hierarchy)
+{
+	struct filter_key key = {.hierarchy = hierarchy};
+	for (int i = 0; i < FILTER_LEVELS; i++) {
+		if (!cg)
+			return 0;
+		key.id = BPF_CORE_READ(cg, kn, id);
+		if (bpf_map_lookup_elem(&container_cgroups, &key))
+			return 1;
+		// cgroup::self is the first member: the parent css is the parent cgroup.
+		cg = (struct cgroup *)BPF_CORE_READ(cg, self.parent);
+	}
+	return 0;
+}
+
+static __always_inline int captured(struct task_struct *task)
+{
+	if (!filter_containers)
+		return 1;
+	if (in_filter(BPF_CORE_READ(task, cgroups, dfl_cgrp), 0))
+		return 1;
+	struct cgroup *v1 = v1_memory_cgroup(task);
+	if (v1 && in_filter(v1, 1))
+		return 1;
+	count(STAT_FILTERED);
+	return 0;
+}
+
+// Writes the last CG_LEVELS directory names of cg as "/a/b/c", then a NUL. Returns the new offset.
+static __always_inline u32 put_cgroup(u8 *buf, u32 off, struct cgroup *cg)
+{
+	struct kernfs_node *kns[CG_LEVELS] = {};
+	struct kernfs_node *kn = cg ? BPF_CORE_READ(cg, kn) : 0;
+	for (int i = 0; i < CG_LEVELS; i++) {
+		if (!kn || !kn_parent(kn)) // the root has no name worth sending
+			break;
+		kns[i] = kn;
+		kn = kn_parent(kn);
+	}
+	for (int i = CG_LEVELS - 1; i >= 0; i--) {
+		if (!kns[i])
+			continue;
+		if (off > DATA_LIMIT)
+			return off;
+		buf[MASKED(off, DATA_CAP - 1)] = '/';
+		off++;
+		if (off > DATA_LIMIT)
+			return off;
+		const char *name = BPF_CORE_READ(kns[i], name);
+		long n = bpf_probe_read_kernel_str(&buf[MASKED(off, DATA_CAP - 1)], CGNAME_CAP, name);
+		if (n > 1)
+			off += n - 1; // without the NUL
+	}
+	if (off > DATA_LIMIT)
+		return off;
+	buf[MASKED(off, DATA_CAP - 1)] = 0;
+	return off + 1;
+}
+
+static __always_inline u32 put_cgroups(u8 *buf, u32 off, struct task_struct *task)
+{
+	off = put_cgroup(buf, off, BPF_CORE_READ(task, cgroups, dfl_cgrp));
+	return put_cgroup(buf, off, v1_memory_cgroup(task));
+}
+
+struct walk {
+	struct vfsmount *vfsmnt;
+	struct dentry *dentry;
+	struct mount *mnt;
+	struct dentry *root_dentry;
+	struct vfsmount *root_mnt;
+	u64 mnt_off;
+	u32 pos;
+	u32 truncated;
+	u32 done;
+};
+
+// One step of the walk towards the root: a mount crossing, or one name prepended. Returns 1 when done.
+static long walk_step(u32 i, void *data)
+{
+	struct walk *w = data;
+	u32 zero = 0;
+	struct pathbuf *pb = bpf_map_lookup_elem(&path_map, &zero);
+	if (!pb)
+		return 1;
+	// Plain locals: BPF_CORE_READ(w->x, ...) would relocate the w->x access against a kernel type "walk".
+	struct dentry *dentry = w->dentry;
+	struct vfsmount *vfsmnt = w->vfsmnt;
+	struct mount *mnt = w->mnt;
+	if (dentry == w->root_dentry && vfsmnt == w->root_mnt)
+		goto done;
+	if (dentry == BPF_CORE_READ(vfsmnt, mnt_root)) {
+		struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
+		if (!up || up == mnt)
+			goto done; // the top of the mount tree
+		w->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+		w->mnt = up;
+		w->vfsmnt = (struct vfsmount *)((void *)up + w->mnt_off);
+		return 0;
+	}
+	struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+	if (!parent || parent == dentry)
+		goto done;
+	u32 len = BPF_CORE_READ(dentry, d_name.len);
+	const unsigned char *name = BPF_CORE_READ(dentry, d_name.name);
+	u32 pos = w->pos;
+	if (len >= NAME_CAP || len + 2 > pos || pos > PBUF) {
+		w->truncated = 1;
+		goto done;
+	}
+	pos -= len;
+	bpf_probe_read_kernel(&pb->buf[MASKED(pos, PBUF - 1)], MASKED(len, NAME_CAP - 1), name);
+	pos -= 1;
+	pb->buf[MASKED(pos, PBUF - 1)] = '/';
+	w->pos = pos;
+	w->dentry = parent;
+	return 0;
+done:
+	w->done = 1;
+	return 1;
+}
+
+// resolve_path writes the absolute path of (mnt, dentry) as the task sees it (relative to its root, crossing
+// mounts) into path_map, ending at buf[PBUF], and returns its length (at least 1: "/").
+static __always_inline u32 resolve_path(struct pathbuf *pb, struct vfsmount *vfsmnt, struct dentry *dentry,
+					struct task_struct *task, u32 *truncated)
+{
+	struct fs_struct *fs = BPF_CORE_READ(task, fs);
+	struct walk w = {
+		.vfsmnt = vfsmnt,
+		.dentry = dentry,
+		.root_dentry = BPF_CORE_READ(fs, root.dentry),
+		.root_mnt = BPF_CORE_READ(fs, root.mnt),
+		.mnt_off = bpf_core_field_offset(struct mount, mnt),
+		.pos = PBUF,
+	};
+	w.mnt = (struct mount *)((void *)vfsmnt - w.mnt_off);
+	bpf_loop(PATH_DEPTH, walk_step, &w, 0);
+	if (!w.done)
+		w.truncated = 1;
+	*truncated = w.truncated;
+	u32 pos = w.pos;
+	if (pos >= PBUF || pos == 0) {
+		pos = PBUF - 1;
+		pb->buf[MASKED(pos, PBUF - 1)] = '/';
+	}
+	return PBUF - pos;
+}
+
+// put_path copies a resolved path and a NUL to buf[off]; returns its length.
+static __always_inline u32 put_path(u8 *buf, u32 off, struct pathbuf *pb, u32 n)
+{
+	if (n > PBUF - 1)
+		n = PBUF - 1;
+	if (off > DATA_LIMIT)
+		return 0;
+	bpf_probe_read_kernel(&buf[MASKED(off, DATA_CAP - 1)], MASKED(n, PBUF - 1), &pb->buf[MASKED((PBUF - n), PBUF - 1)]);
+	buf[MASKED((off + n), DATA_CAP - 1)] = 0;
+	return n;
+}
+
+static __always_inline void send(void *ev, u32 size, u32 stat)
+{
+	if (bpf_ringbuf_output(&events, ev, MASKED(size, SCRATCH_SIZE - 1), 0) == 0)
+		count(stat);
+	else
+		count(STAT_DROPPED);
+}
+
+// One program for the exit of every syscall that opens a file by name; the loader attaches it to each.
+SEC("tracepoint/syscalls/sys_exit_openat")
+int file_open(struct trace_event_raw_sys_exit *ctx)
+{
+	long fd = ctx->ret;
+	if (fd < 0)
+		return 0;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	if (BPF_CORE_READ(task, flags) & PF_KTHREAD_)
+		return 0;
+	if (!captured(task))
+		return 0;
+
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *file = 0;
+	bpf_core_read(&file, sizeof(file), &fds[fd]);
+	if (!file)
+		return 0;
+
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	u32 fflags = BPF_CORE_READ(file, f_flags);
+	struct dedup_key dk = {
+		.cgroup_id = bpf_get_current_cgroup_id(),
+		.ino = BPF_CORE_READ(inode, i_ino),
+		.dev = BPF_CORE_READ(inode, i_sb, s_dev),
+		.acc = fflags & O_ACCMODE_,
+	};
+	u64 now = bpf_ktime_get_ns();
+	u64 *seen = bpf_map_lookup_elem(&dedup, &dk);
+	if (seen && (dedup_ttl_ns == 0 || now - *seen < dedup_ttl_ns)) {
+		count(STAT_DEDUP_HIT);
+		return 0;
+	}
+	bpf_map_update_elem(&dedup, &dk, &now, BPF_ANY);
+
+	u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch_map, &zero);
+	struct pathbuf *pb = bpf_map_lookup_elem(&path_map, &zero);
+	if (!s || !pb)
+		return 0;
+	struct event_open *ev = (void *)s->buf;
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	ev->type = EVENT_OPEN;
+	ev->flags = 0;
+	ev->cgroup_id = dk.cgroup_id;
+	ev->ino = dk.ino;
+	ev->dev = dk.dev;
+	ev->open_flags = fflags;
+	ev->pid = (u32)pid_tgid;
+	ev->tgid = pid_tgid >> 32;
+	ev->_pad = 0;
+	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+
+	u32 trunc = 0;
+	u32 n = resolve_path(pb, BPF_CORE_READ(file, f_path.mnt), BPF_CORE_READ(file, f_path.dentry), task, &trunc);
+	if (trunc)
+		ev->flags |= FLAG_PATH_TRUNCATED;
+	u8 *buf = s->buf + sizeof(*ev);
+	n = put_path(buf, 0, pb, n);
+	ev->path_len = n;
+	u32 off = n + 1;
+	off = put_cgroups(buf, off, task);
+	ev->cg_len = off - (n + 1);
+	send(ev, sizeof(*ev) + off, STAT_OPEN);
+	return 0;
+}
+
+// inode timestamps were a timespec64 i_mtime before 6.6 (__i_mtime in 6.6).
+struct inode___ts {
+	struct timespec64 i_mtime;
+} __attribute__((preserve_access_index));
+struct inode___ts66 {
+	struct timespec64 __i_mtime;
+} __attribute__((preserve_access_index));
+
+static __always_inline void read_mtime(struct inode *inode, s64 *sec, u32 *nsec)
+{
+	if (bpf_core_field_exists(inode->i_mtime_sec)) {
+		*sec = BPF_CORE_READ(inode, i_mtime_sec);
+		*nsec = BPF_CORE_READ(inode, i_mtime_nsec);
+		return;
+	}
+	struct inode___ts66 *i66 = (void *)inode;
+	if (bpf_core_field_exists(i66->__i_mtime)) {
+		*sec = BPF_CORE_READ(i66, __i_mtime.tv_sec);
+		*nsec = BPF_CORE_READ(i66, __i_mtime.tv_nsec);
+		return;
+	}
+	struct inode___ts *its = (void *)inode;
+	*sec = BPF_CORE_READ(its, i_mtime.tv_sec);
+	*nsec = BPF_CORE_READ(its, i_mtime.tv_nsec);
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	if (!captured(p))
+		return 0;
+	u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch_map, &zero);
+	struct pathbuf *pb = bpf_map_lookup_elem(&path_map, &zero);
+	if (!s || !pb)
+		return 0;
+	struct event_exec *ev = (void *)s->buf;
+	struct file *file = BPF_CORE_READ(bprm, file);
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	ev->type = EVENT_EXEC;
+	ev->flags = 0;
+	ev->cgroup_id = bpf_get_current_cgroup_id();
+	ev->start_time = BPF_CORE_READ(p, group_leader, start_time);
+	ev->ino = BPF_CORE_READ(inode, i_ino);
+	ev->size = BPF_CORE_READ(inode, i_size);
+	ev->dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	read_mtime(inode, &ev->mtime_sec, &ev->mtime_nsec);
+	ev->pid = BPF_CORE_READ(p, pid);
+	ev->tgid = BPF_CORE_READ(p, tgid);
+	ev->ppid = BPF_CORE_READ(p, real_parent, tgid);
+	ev->uid = BPF_CORE_READ(p, cred, euid.val);
+	ev->gid = BPF_CORE_READ(p, cred, egid.val);
+	ev->argc = BPF_CORE_READ(bprm, argc);
+	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+
+	u8 *buf = s->buf + sizeof(*ev);
+	u32 trunc = 0;
+	u32 n = resolve_path(pb, BPF_CORE_READ(file, f_path.mnt), BPF_CORE_READ(file, f_path.dentry), p, &trunc);
+	if (trunc)
+		ev->flags |= FLAG_PATH_TRUNCATED;
+	n = put_path(buf, 0, pb, n);
+	ev->path_len = n;
+	u32 off = n + 1;
+
+	trunc = 0;
+	struct fs_struct *fs = BPF_CORE_READ(p, fs);
+	n = resolve_path(pb, BPF_CORE_READ(fs, pwd.mnt), BPF_CORE_READ(fs, pwd.dentry), p, &trunc);
+	if (trunc)
+		ev->flags |= FLAG_CWD_TRUNCATED;
+	n = put_path(buf, off, pb, n);
+	ev->cwd_len = n;
+	off += n + 1;
+
+	// Arguments: the new image's argument block, NUL-separated.
+	u64 arg_start = BPF_CORE_READ(p, mm, arg_start);
+	u64 arg_end = BPF_CORE_READ(p, mm, arg_end);
+	u64 alen = arg_end > arg_start ? arg_end - arg_start : 0;
+	if (alen > ARGS_CAP) {
+		alen = ARGS_CAP;
+		ev->flags |= FLAG_ARGS_TRUNCATED;
+	}
+	if (off > DATA_LIMIT)
+		off = DATA_LIMIT;
+	if (alen > 0 && bpf_probe_read_user(&buf[MASKED(off, DATA_CAP - 1)], MASKED(alen, 2 * ARGS_CAP - 1), (void *)arg_start) != 0)
+		alen = 0;
+	// The block ends with the last argument's NUL; leave it out.
+	if (alen > 0 && buf[MASKED((off + alen - 1), DATA_CAP - 1)] == 0)
+		alen--;
+	ev->args_len = alen;
+	buf[MASKED((off + alen), DATA_CAP - 1)] = 0;
+	off += alen + 1;
+
+	u32 cg_start = off;
+	off = put_cgroups(buf, off, p);
+	ev->cg_len = off - cg_start;
+	send(ev, sizeof(*ev) + off, STAT_EXEC);
+	return 0;
+}

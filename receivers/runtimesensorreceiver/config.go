@@ -1,0 +1,131 @@
+package runtimesensorreceiver
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+)
+
+// Config is the runtimesensor receiver's configuration.
+type Config struct {
+	// NodeName is the node this collector runs on (k8s.node.name on every record; the pod watch's
+	// spec.nodeName). Default: $K8S_NODE_NAME, else $NODE_NAME.
+	NodeName string `mapstructure:"node_name"`
+	// ContainersOnly limits capture, in the kernel, to processes in container cgroups.
+	ContainersOnly bool `mapstructure:"containers_only"`
+	// FileOpens turns the file open events on.
+	FileOpens bool `mapstructure:"file_opens"`
+	// DedupTTL re-reports an open of the same (cgroup, inode, device, access mode) once it is older than this;
+	// 0 reports it once while it stays among the DedupEntries most recent.
+	DedupTTL time.Duration `mapstructure:"dedup_ttl"`
+	// DedupEntries is the size of the kernel's LRU dedup map.
+	DedupEntries int `mapstructure:"dedup_entries"`
+	// RingBufferSize is the kernel ring buffer in bytes: a power of two, at least 64 KiB.
+	RingBufferSize int `mapstructure:"ring_buffer_size"`
+	// HealthInterval is how often a runtrust.sensor.health record is sent.
+	HealthInterval time.Duration `mapstructure:"health_interval"`
+	// CgroupRescanInterval is how often, with containers_only, the cgroup trees are scanned for new container
+	// cgroups outside the kubepods trees (which are allowed as a whole).
+	CgroupRescanInterval time.Duration `mapstructure:"cgroup_rescan_interval"`
+	// FlushInterval bounds how long a record waits before it is handed to the pipeline.
+	FlushInterval time.Duration `mapstructure:"flush_interval"`
+	// Hash configures the SHA-256 of executed files.
+	Hash HashConfig `mapstructure:"hash"`
+	// ProcPath is the host's /proc (a hostPID pod sees it at /proc).
+	ProcPath string `mapstructure:"proc_path"`
+	// CgroupPath is where the host's cgroup hierarchies are mounted.
+	CgroupPath string `mapstructure:"cgroup_path"`
+	// Kubernetes configures the node-scoped pod watch that adds k8s.pod.* and k8s.namespace.name.
+	Kubernetes KubernetesConfig `mapstructure:"kubernetes"`
+}
+
+// HashConfig configures the executables' SHA-256.
+type HashConfig struct {
+	Enabled bool `mapstructure:"enabled"`
+	// MaxFileSize: larger executables are not hashed (the record says so in the log, not on the record).
+	MaxFileSize int64 `mapstructure:"max_file_size"`
+	// CacheEntries bounds the cache keyed by (device, inode, mtime, size).
+	CacheEntries int `mapstructure:"cache_entries"`
+}
+
+// KubernetesConfig configures the pod watch. Without it, records carry container.id only.
+type KubernetesConfig struct {
+	Enabled bool `mapstructure:"enabled"`
+	// AuthType is serviceAccount (in cluster) or kubeConfig ($KUBECONFIG or ~/.kube/config).
+	AuthType string `mapstructure:"auth_type"`
+	// Context is the kubeconfig context for kubeConfig; empty: the current one.
+	Context string `mapstructure:"context"`
+}
+
+var _ confmap.Validator = (*Config)(nil)
+
+func createDefaultConfig() component.Config {
+	node := os.Getenv("K8S_NODE_NAME")
+	if node == "" {
+		node = os.Getenv("NODE_NAME")
+	}
+	return &Config{
+		NodeName:             node,
+		FileOpens:            true,
+		DedupEntries:         65536,
+		RingBufferSize:       16 << 20,
+		HealthInterval:       time.Minute,
+		CgroupRescanInterval: 5 * time.Second,
+		FlushInterval:        200 * time.Millisecond,
+		Hash:                 HashConfig{Enabled: true, MaxFileSize: 256 << 20, CacheEntries: 4096},
+		ProcPath:             "/proc",
+		CgroupPath:           "/sys/fs/cgroup",
+		Kubernetes:           KubernetesConfig{AuthType: "serviceAccount"},
+	}
+}
+
+// Validate names every bad field.
+func (cfg *Config) Validate() error {
+	var errs []error
+	if cfg.DedupTTL < 0 {
+		errs = append(errs, fmt.Errorf("dedup_ttl: %v is negative", cfg.DedupTTL))
+	}
+	if cfg.DedupEntries < 1024 || cfg.DedupEntries > 1<<24 {
+		errs = append(errs, fmt.Errorf("dedup_entries: %d is outside 1024 to 16777216", cfg.DedupEntries))
+	}
+	if n := cfg.RingBufferSize; n < 64<<10 || n > 1<<30 || n&(n-1) != 0 {
+		errs = append(errs, fmt.Errorf("ring_buffer_size: %d is not a power of two between 65536 and 1073741824", n))
+	}
+	if cfg.HealthInterval <= 0 {
+		errs = append(errs, fmt.Errorf("health_interval: %v must be positive", cfg.HealthInterval))
+	}
+	if cfg.CgroupRescanInterval <= 0 {
+		errs = append(errs, fmt.Errorf("cgroup_rescan_interval: %v must be positive", cfg.CgroupRescanInterval))
+	}
+	if cfg.FlushInterval <= 0 || cfg.FlushInterval > time.Minute {
+		errs = append(errs, fmt.Errorf("flush_interval: %v must be positive and at most 1m", cfg.FlushInterval))
+	}
+	if cfg.Hash.MaxFileSize <= 0 {
+		errs = append(errs, fmt.Errorf("hash.max_file_size: %d must be positive", cfg.Hash.MaxFileSize))
+	}
+	if cfg.Hash.CacheEntries < 1 {
+		errs = append(errs, fmt.Errorf("hash.cache_entries: %d must be at least 1", cfg.Hash.CacheEntries))
+	}
+	if cfg.ProcPath == "" {
+		errs = append(errs, errors.New("proc_path: empty"))
+	}
+	if cfg.CgroupPath == "" {
+		errs = append(errs, errors.New("cgroup_path: empty"))
+	}
+	if cfg.Kubernetes.Enabled {
+		switch cfg.Kubernetes.AuthType {
+		case "serviceAccount", "kubeConfig":
+		default:
+			errs = append(errs, fmt.Errorf("kubernetes.auth_type: %q is not serviceAccount or kubeConfig", cfg.Kubernetes.AuthType))
+		}
+		if cfg.NodeName == "" {
+			errs = append(errs, errors.New("node_name: empty, but kubernetes.enabled needs it to watch this node's pods "+
+				"(set it, or K8S_NODE_NAME from the downward API spec.nodeName)"))
+		}
+	}
+	return errors.Join(errs...)
+}

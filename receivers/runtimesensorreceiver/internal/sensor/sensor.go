@@ -1,0 +1,253 @@
+package sensor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
+
+	"github.com/runtrust/runtrust/bpf"
+)
+
+// Options configure the programs before they are loaded.
+type Options struct {
+	RingBufferBytes  uint32 // power of two, ≥ page size
+	DedupEntries     uint32
+	DedupTTLNanos    uint64 // 0: report an open once per (cgroup, inode, device, access mode) while it stays in the map
+	FilterContainers bool   // capture only cgroups below an entry of the filter map (see AllowCgroup)
+	CaptureOpens     bool
+}
+
+// Hierarchies of the filter map.
+const (
+	HierarchyV2       uint32 = 0
+	HierarchyV1Memory uint32 = 1
+)
+
+// Stats are the kernel-side counters, summed over CPUs.
+type Stats struct {
+	Exec, Open, Dropped, DedupHits, Filtered uint64
+}
+
+// Sensor is the loaded and attached set of programs.
+type Sensor struct {
+	objs     bpf.SensorObjects
+	links    []link.Link
+	reader   *ringbuf.Reader
+	attached []string
+}
+
+// MinKernel is the oldest kernel the programs load on: BTF tracepoints (5.5), ring buffer (5.8), bpf_loop (5.17).
+const MinKernel = "5.17"
+
+// TracefsPath is where the syscall tracepoints are looked up.
+const TracefsPath = "/sys/kernel/tracing"
+
+// Preflight checks what loading needs, and says what is missing and how to fix it. It mounts tracefs at
+// TracefsPath when it is absent and the mount is allowed (it only is with CAP_SYS_ADMIN).
+func Preflight(needTracefs bool) error {
+	var errs []error
+	if err := checkCaps(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		errs = append(errs, fmt.Errorf("no kernel BTF at /sys/kernel/btf/vmlinux (%v): the kernel needs CONFIG_DEBUG_INFO_BTF=y", err))
+	}
+	if rel, ok := kernelOlder(MinKernel); ok {
+		errs = append(errs, fmt.Errorf("kernel %s is too old: the sensor needs %s or newer (BTF tracepoints, BPF ring buffer, bpf_loop)", rel, MinKernel))
+	}
+	if needTracefs {
+		if err := ensureTracefs(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkCaps() error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("reading capabilities: %w", err)
+	}
+	has := func(c int) bool { return data[c/32].Effective&(1<<(uint(c)%32)) != 0 }
+	if has(unix.CAP_SYS_ADMIN) {
+		return nil
+	}
+	var missing []string
+	if !has(unix.CAP_BPF) {
+		missing = append(missing, "CAP_BPF")
+	}
+	if !has(unix.CAP_PERFMON) {
+		missing = append(missing, "CAP_PERFMON")
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return fmt.Errorf("not privileged: the sensor needs root, or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN (missing %s; uid %d)",
+		strings.Join(missing, ", "), os.Geteuid())
+}
+
+func ensureTracefs() error {
+	if _, err := os.Stat(TracefsPath + "/events/syscalls"); err == nil {
+		return nil
+	}
+	if err := unix.Mount("tracefs", TracefsPath, "tracefs", 0, ""); err != nil {
+		return fmt.Errorf("tracefs is not mounted at %s and mounting it failed (%v): run `mount -t tracefs tracefs %s`, "+
+			"or mount the host's /sys/kernel/tracing into the collector's container", TracefsPath, err, TracefsPath)
+	}
+	if _, err := os.Stat(TracefsPath + "/events/syscalls"); err != nil {
+		return fmt.Errorf("tracefs is mounted at %s but has no syscall tracepoints (events/syscalls): the kernel needs CONFIG_FTRACE_SYSCALLS=y", TracefsPath)
+	}
+	return nil
+}
+
+// KernelRelease is uname -r.
+func KernelRelease() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "unknown"
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
+
+func kernelOlder(min string) (string, bool) {
+	rel := KernelRelease()
+	return rel, versionLess(rel, min)
+}
+
+// versionLess compares the leading "major.minor" of two kernel releases.
+func versionLess(rel, min string) bool {
+	parse := func(s string) (int, int) {
+		f := strings.FieldsFunc(s, func(r rune) bool { return r == '.' || r == '-' })
+		var a, b int
+		if len(f) > 0 {
+			a, _ = strconv.Atoi(f[0])
+		}
+		if len(f) > 1 {
+			b, _ = strconv.Atoi(f[1])
+		}
+		return a, b
+	}
+	ra, rb := parse(rel)
+	ma, mb := parse(min)
+	return ra < ma || (ra == ma && rb < mb)
+}
+
+// openSyscalls are the syscalls whose exit the open program attaches to; the ones the kernel lacks are skipped.
+var openSyscalls = []string{"openat", "openat2", "open", "creat", "open_by_handle_at"}
+
+// Open loads and attaches the programs.
+func Open(opts Options) (*Sensor, error) {
+	if err := Preflight(opts.CaptureOpens); err != nil {
+		return nil, err
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("raising RLIMIT_MEMLOCK: %w", err)
+	}
+	spec, err := bpf.LoadSensor()
+	if err != nil {
+		return nil, err
+	}
+	if opts.RingBufferBytes != 0 {
+		spec.Maps["events"].MaxEntries = opts.RingBufferBytes
+	}
+	if opts.DedupEntries != 0 {
+		spec.Maps["dedup"].MaxEntries = opts.DedupEntries
+	}
+	if err := spec.Variables["dedup_ttl_ns"].Set(opts.DedupTTLNanos); err != nil {
+		return nil, err
+	}
+	var filter uint8
+	if opts.FilterContainers {
+		filter = 1
+	}
+	if err := spec.Variables["filter_containers"].Set(filter); err != nil {
+		return nil, err
+	}
+	s := &Sensor{}
+	if err := spec.LoadAndAssign(&s.objs, nil); err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("loading the sensor programs: the kernel's verifier refused them (kernel %s): %+v", KernelRelease(), ve)
+		}
+		return nil, fmt.Errorf("loading the sensor programs (kernel %s): %w", KernelRelease(), err)
+	}
+	l, err := link.AttachTracing(link.TracingOptions{Program: s.objs.ProcessExec})
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("attaching the exec program to tp_btf/sched_process_exec: %w", err)
+	}
+	s.links = append(s.links, l)
+	s.attached = append(s.attached, "exec:tp_btf/sched_process_exec")
+	if opts.CaptureOpens {
+		for _, sc := range openSyscalls {
+			l, err := link.Tracepoint("syscalls", "sys_exit_"+sc, s.objs.FileOpen, nil)
+			if errors.Is(err, os.ErrNotExist) {
+				continue // e.g. open and creat on arm64
+			}
+			if err != nil {
+				s.Close()
+				return nil, fmt.Errorf("attaching the open program to syscalls/sys_exit_%s: %w", sc, err)
+			}
+			s.links = append(s.links, l)
+			s.attached = append(s.attached, "open:syscalls/sys_exit_"+sc)
+		}
+	}
+	s.reader, err = ringbuf.NewReader(s.objs.Events)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("opening the ring buffer: %w", err)
+	}
+	return s, nil
+}
+
+// Attached names the attached programs and their hooks.
+func (s *Sensor) Attached() []string { return append([]string(nil), s.attached...) }
+
+// AllowCgroup adds a cgroup (directory inode in its hierarchy) whose subtree is captured when the filter is on.
+func (s *Sensor) AllowCgroup(hierarchy uint32, id uint64) error {
+	return s.objs.ContainerCgroups.Update(bpf.SensorFilterKey{Id: id, Hierarchy: hierarchy}, uint8(1), ebpf.UpdateAny)
+}
+
+// Read blocks for the next record and returns its raw bytes in rec (reused). ErrClosed after Close.
+func (s *Sensor) Read(rec *ringbuf.Record) error { return s.reader.ReadInto(rec) }
+
+// ErrClosed is returned by Read once the sensor is closed.
+var ErrClosed = ringbuf.ErrClosed
+
+// Stats sums the per-CPU counters.
+func (s *Sensor) Stats() (Stats, error) {
+	var st Stats
+	dst := []*uint64{&st.Exec, &st.Open, &st.Dropped, &st.DedupHits, &st.Filtered}
+	for i, p := range dst {
+		var per []uint64
+		if err := s.objs.Stats.Lookup(uint32(i), &per); err != nil {
+			return st, fmt.Errorf("reading counter %d: %w", i, err)
+		}
+		for _, v := range per {
+			*p += v
+		}
+	}
+	return st, nil
+}
+
+// Close detaches and unloads everything; a blocked Read returns ErrClosed.
+func (s *Sensor) Close() error {
+	var errs []error
+	if s.reader != nil {
+		errs = append(errs, s.reader.Close())
+	}
+	for _, l := range s.links {
+		errs = append(errs, l.Close())
+	}
+	errs = append(errs, s.objs.Close())
+	return errors.Join(errs...)
+}

@@ -1,0 +1,423 @@
+package runtimesensorreceiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/cilium/ebpf/ringbuf"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/receiver"
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/runtrust/runtrust/internal/records"
+	"github.com/runtrust/runtrust/receivers/runtimesensorreceiver/internal/metadata"
+	"github.com/runtrust/runtrust/receivers/runtimesensorreceiver/internal/sensor"
+)
+
+const maxBatch = 1024
+
+type sensorReceiver struct {
+	cfg    *Config
+	set    receiver.Settings
+	next   consumer.Logs
+	pods   PodLookup
+	hasher *hasher
+	host   string
+
+	sensor *sensor.Sensor
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	batch plog.Logs
+	lrs   plog.LogRecordSlice
+
+	exeMu sync.Mutex
+	exes  map[uint32]string // tgid → executable path, from exec events
+
+	attrMu sync.Mutex
+	attrs  map[string]attribution // cgroup tails → container
+
+	decodeErrors, hashErrors atomic.Uint64
+	monoOffset               time.Duration // wall clock − CLOCK_MONOTONIC
+}
+
+type attribution struct {
+	c       Container
+	path    string
+	host    bool
+	hasPods bool
+}
+
+// newReceiver builds the receiver; pods may be nil (the Kubernetes config then decides).
+func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs, pods PodLookup) (*sensorReceiver, error) {
+	host, _ := os.Hostname()
+	r := &sensorReceiver{cfg: cfg, set: set, next: next, pods: pods, host: host,
+		exes: map[uint32]string{}, attrs: map[string]attribution{}}
+	if cfg.Hash.Enabled {
+		r.hasher = newHasher(cfg.ProcPath, cfg.Hash.MaxFileSize, cfg.Hash.CacheEntries)
+	}
+	r.resetBatch()
+	return r, nil
+}
+
+func (r *sensorReceiver) Start(ctx context.Context, _ component.Host) error {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err == nil {
+		r.monoOffset = time.Duration(time.Now().UnixNano() - ts.Nano())
+	}
+	if r.pods == nil && r.cfg.Kubernetes.Enabled {
+		client, err := kubeClient(r.cfg.Kubernetes)
+		if err != nil {
+			return err
+		}
+		r.pods = newInformerPods(client, r.cfg.NodeName)
+	}
+	if r.pods != nil {
+		if err := r.pods.Start(ctx); err != nil {
+			return fmt.Errorf("starting the pod watch: %w", err)
+		}
+	}
+	s, err := sensor.Open(sensor.Options{
+		RingBufferBytes:  uint32(r.cfg.RingBufferSize),
+		DedupEntries:     uint32(r.cfg.DedupEntries),
+		DedupTTLNanos:    uint64(r.cfg.DedupTTL.Nanoseconds()),
+		FilterContainers: r.cfg.ContainersOnly,
+		CaptureOpens:     r.cfg.FileOpens,
+	})
+	if err != nil {
+		if r.pods != nil {
+			r.pods.Shutdown()
+		}
+		return fmt.Errorf("runtime sensor: %w", err)
+	}
+	r.sensor = s
+	r.set.Logger.Info("runtime sensor attached", zap.Strings("programs", s.Attached()), zap.String("kernel", sensor.KernelRelease()))
+	runCtx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	if r.cfg.ContainersOnly {
+		r.scanCgroups()
+		r.every(runCtx, r.cfg.CgroupRescanInterval, r.scanCgroups)
+	}
+	r.every(runCtx, r.cfg.FlushInterval, func() { r.flush(runCtx) })
+	r.every(runCtx, r.cfg.HealthInterval, func() { r.health(runCtx) })
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.readLoop(runCtx)
+	}()
+	return nil
+}
+
+func (r *sensorReceiver) every(ctx context.Context, d time.Duration, f func()) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				f()
+			}
+		}
+	}()
+}
+
+func (r *sensorReceiver) Shutdown(ctx context.Context) error {
+	var err error
+	if r.cancel != nil {
+		r.cancel()
+	}
+	if r.sensor != nil {
+		err = r.sensor.Close() // unblocks readLoop
+	}
+	r.wg.Wait()
+	if r.sensor != nil {
+		r.flush(ctx)
+	}
+	if r.pods != nil {
+		r.pods.Shutdown()
+	}
+	return err
+}
+
+func (r *sensorReceiver) readLoop(ctx context.Context) {
+	var rec ringbuf.Record
+	for {
+		if err := r.sensor.Read(&rec); err != nil {
+			if errors.Is(err, sensor.ErrClosed) {
+				return
+			}
+			r.set.Logger.Warn("reading the ring buffer", zap.Error(err))
+			continue
+		}
+		ev, err := sensor.Decode(rec.RawSample)
+		if err != nil {
+			r.decodeErrors.Add(1)
+			r.set.Logger.Warn("undecodable sensor event", zap.Error(err))
+			continue
+		}
+		r.mu.Lock()
+		switch e := ev.(type) {
+		case *sensor.ExecEvent:
+			r.appendExec(e)
+		case *sensor.OpenEvent:
+			r.appendOpen(e)
+		}
+		full := r.lrs.Len() >= maxBatch
+		r.mu.Unlock()
+		if full {
+			r.flush(ctx)
+		}
+	}
+}
+
+func (r *sensorReceiver) resetBatch() {
+	r.batch = plog.NewLogs()
+	rl := r.batch.ResourceLogs().AppendEmpty()
+	if r.cfg.NodeName != "" {
+		rl.Resource().Attributes().PutStr(records.AttrK8sNodeName, r.cfg.NodeName)
+	}
+	if r.host != "" {
+		rl.Resource().Attributes().PutStr(records.AttrHostName, r.host)
+	}
+	sl := rl.ScopeLogs().AppendEmpty()
+	sl.Scope().SetName(metadata.ScopeName)
+	r.lrs = sl.LogRecords()
+}
+
+func (r *sensorReceiver) flush(ctx context.Context) {
+	r.mu.Lock()
+	if r.lrs.Len() == 0 {
+		r.mu.Unlock()
+		return
+	}
+	out := r.batch
+	r.resetBatch()
+	r.mu.Unlock()
+	if err := r.next.ConsumeLogs(ctx, out); err != nil {
+		r.set.Logger.Warn("the pipeline refused sensor records", zap.Error(err))
+	}
+}
+
+// attribute turns the cgroup tails an event carries into a container (cached: few distinct cgroups exist).
+func (r *sensorReceiver) attribute(v2, v1 string) attribution {
+	key := v2 + "\x00" + v1
+	r.attrMu.Lock()
+	defer r.attrMu.Unlock()
+	if a, ok := r.attrs[key]; ok && (a.host || a.hasPods || r.pods == nil) {
+		return a
+	}
+	a := attribution{host: true}
+	for _, p := range []string{v2, v1} {
+		if c, ok := ParseCgroupPath(p); ok {
+			a = attribution{c: c, path: p}
+			break
+		}
+	}
+	if len(r.attrs) > 16384 {
+		clear(r.attrs)
+	}
+	r.attrs[key] = a
+	return a
+}
+
+func (r *sensorReceiver) putAttribution(attrs pcommon.Map, cgroupID uint64, a attribution) {
+	attrs.PutInt(records.AttrCgroupID, int64(cgroupID))
+	if a.host {
+		attrs.PutBool(records.AttrProcessOnHost, true)
+		return
+	}
+	attrs.PutStr(records.AttrContainerID, a.c.ID)
+	attrs.PutStr(records.AttrCgroupPath, a.path)
+	if a.c.Runtime != "" {
+		attrs.PutStr(records.AttrContainerRuntime, a.c.Runtime)
+	}
+	if r.pods != nil {
+		if pod, ok := r.pods.PodFor(a.c.ID); ok {
+			attrs.PutStr(records.AttrK8sPodName, pod.Name)
+			attrs.PutStr(records.AttrK8sPodUID, pod.UID)
+			attrs.PutStr(records.AttrK8sNamespaceName, pod.Namespace)
+			return
+		}
+	}
+	if a.c.PodUID != "" {
+		attrs.PutStr(records.AttrK8sPodUID, a.c.PodUID)
+	}
+}
+
+func (r *sensorReceiver) appendExec(e *sensor.ExecEvent) {
+	lr := r.lrs.AppendEmpty()
+	now := pcommon.NewTimestampFromTime(time.Now())
+	lr.SetObservedTimestamp(now)
+	lr.SetTimestamp(now)
+	lr.SetEventName(records.EventProcessExec)
+	a := lr.Attributes()
+	a.PutInt(records.AttrProcessPID, int64(e.TGID))
+	a.PutInt(records.AttrProcessParentPID, int64(e.PPID))
+	a.PutStr(records.AttrProcessExecutablePath, e.Path)
+	args := a.PutEmptySlice(records.AttrProcessCommandArgs)
+	args.EnsureCapacity(len(e.Args))
+	for _, s := range e.Args {
+		args.AppendEmpty().SetStr(s)
+	}
+	a.PutInt(records.AttrProcessArgsCount, int64(e.Argc))
+	if e.Flags&sensor.FlagArgsTruncated != 0 {
+		a.PutBool(records.AttrProcessCommandArgsTruncated, true)
+	}
+	a.PutInt(records.AttrProcessUserID, int64(e.UID))
+	a.PutInt(records.AttrProcessGroupID, int64(e.GID))
+	if e.Cwd != "" {
+		a.PutStr(records.AttrProcessWorkingDirectory, e.Cwd)
+	}
+	if e.StartTime != 0 {
+		a.PutStr(records.AttrProcessCreationTime, time.Unix(0, int64(e.StartTime)+int64(r.monoOffset)).UTC().Format(time.RFC3339Nano))
+	}
+	a.PutInt(records.AttrProcessExecutableInode, int64(e.Inode))
+	if e.Flags&sensor.FlagPathTruncated != 0 {
+		a.PutBool(records.AttrFilePathTruncated, true)
+	}
+	at := r.attribute(e.CgroupV2, e.CgroupV1)
+	r.putAttribution(a, e.CgroupID, at)
+	if r.hasher != nil {
+		if sum, err := r.hasher.sum(e, at.host); err == nil {
+			a.PutStr(records.AttrProcessExecutableSHA256, sum)
+		} else {
+			r.hashErrors.Add(1)
+			r.set.Logger.Debug("no SHA-256 for executable", zap.String("path", e.Path), zap.Error(err))
+		}
+	}
+	r.exeMu.Lock()
+	if len(r.exes) > 65536 {
+		clear(r.exes)
+	}
+	r.exes[e.TGID] = e.Path
+	r.exeMu.Unlock()
+}
+
+func (r *sensorReceiver) exeOf(tgid uint32) string {
+	r.exeMu.Lock()
+	p, ok := r.exes[tgid]
+	r.exeMu.Unlock()
+	if ok {
+		return p
+	}
+	p, err := os.Readlink(filepath.Join(r.cfg.ProcPath, strconv.Itoa(int(tgid)), "exe"))
+	if err != nil {
+		return ""
+	}
+	r.exeMu.Lock()
+	r.exes[tgid] = p
+	r.exeMu.Unlock()
+	return p
+}
+
+func (r *sensorReceiver) appendOpen(e *sensor.OpenEvent) {
+	lr := r.lrs.AppendEmpty()
+	now := pcommon.NewTimestampFromTime(time.Now())
+	lr.SetObservedTimestamp(now)
+	lr.SetTimestamp(now)
+	lr.SetEventName(records.EventFileOpen)
+	a := lr.Attributes()
+	a.PutStr(records.AttrFilePath, e.Path)
+	a.PutInt(records.AttrFileFlags, int64(e.Flags))
+	a.PutInt(records.AttrFileInode, int64(e.Inode))
+	a.PutStr(records.AttrFileDevice, sensor.DeviceString(e.Device))
+	if e.EvFlags&sensor.FlagPathTruncated != 0 {
+		a.PutBool(records.AttrFilePathTruncated, true)
+	}
+	a.PutInt(records.AttrProcessPID, int64(e.TGID))
+	if exe := r.exeOf(e.TGID); exe != "" {
+		a.PutStr(records.AttrProcessExecutablePath, exe)
+	}
+	r.putAttribution(a, e.CgroupID, r.attribute(e.CgroupV2, e.CgroupV1))
+}
+
+func (r *sensorReceiver) health(ctx context.Context) {
+	st, err := r.sensor.Stats()
+	if err != nil {
+		r.set.Logger.Warn("reading the sensor's counters", zap.Error(err))
+	}
+	attached := r.sensor.Attached()
+	r.mu.Lock()
+	lr := r.lrs.AppendEmpty()
+	now := pcommon.NewTimestampFromTime(time.Now())
+	lr.SetObservedTimestamp(now)
+	lr.SetTimestamp(now)
+	lr.SetEventName(records.EventSensorHealth)
+	a := lr.Attributes()
+	a.PutInt(records.AttrSensorEventsSeen, int64(st.Exec+st.Open))
+	a.PutInt(records.AttrSensorEventsDropped, int64(st.Dropped))
+	a.PutInt(records.AttrSensorExecEvents, int64(st.Exec))
+	a.PutInt(records.AttrSensorOpenEvents, int64(st.Open))
+	a.PutInt(records.AttrSensorDedupHits, int64(st.DedupHits))
+	a.PutInt(records.AttrSensorFiltered, int64(st.Filtered))
+	a.PutInt(records.AttrSensorDecodeErrors, int64(r.decodeErrors.Load()))
+	a.PutInt(records.AttrSensorHashErrors, int64(r.hashErrors.Load()))
+	a.PutStr(records.AttrSensorKernel, sensor.KernelRelease())
+	a.PutStr(records.AttrSensorProgramStatus, strings.Join(attached, ","))
+	a.PutInt(records.AttrSensorProgramsActive, int64(len(attached)))
+	r.mu.Unlock()
+	r.flush(ctx)
+}
+
+// scanCgroups allows, in the kernel filter, the kubepods trees and every cgroup named like a container, in the
+// v2 hierarchy and the v1 memory hierarchy.
+func (r *sensorReceiver) scanCgroups() {
+	v2 := filepath.Join(r.cfg.CgroupPath, "unified")
+	if _, err := os.Stat(filepath.Join(v2, "cgroup.procs")); err != nil {
+		v2 = r.cfg.CgroupPath // pure v2
+	}
+	r.scanTree(v2, sensor.HierarchyV2)
+	if mem := filepath.Join(r.cfg.CgroupPath, "memory"); mem != v2 {
+		if _, err := os.Stat(filepath.Join(mem, "memory.limit_in_bytes")); err == nil {
+			r.scanTree(mem, sensor.HierarchyV1Memory)
+		}
+	}
+}
+
+func (r *sensorReceiver) scanTree(root string, hierarchy uint32) {
+	base := strings.Count(root, "/")
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		if strings.Count(p, "/")-base > 8 {
+			return filepath.SkipDir
+		}
+		name := d.Name()
+		_, isContainer := containerSegmentName(name)
+		if !isContainer && name != "kubepods" && name != "kubepods.slice" {
+			return nil
+		}
+		var st syscall.Stat_t
+		if syscall.Stat(p, &st) == nil {
+			if err := r.sensor.AllowCgroup(hierarchy, st.Ino); err != nil {
+				r.set.Logger.Warn("adding a container cgroup to the filter", zap.String("cgroup", p), zap.Error(err))
+			}
+		}
+		return filepath.SkipDir // its subtree is covered
+	})
+}
+
+func containerSegmentName(name string) (string, bool) {
+	id, _, ok := containerSegment(name)
+	return id, ok
+}

@@ -1,0 +1,286 @@
+package runtimesensorreceiver
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+
+	"github.com/runtrust/runtrust/internal/records"
+	"github.com/runtrust/runtrust/receivers/runtimesensorreceiver/internal/metadata"
+	"github.com/runtrust/runtrust/receivers/runtimesensorreceiver/internal/sensor"
+)
+
+// startSensor starts the receiver on the real kernel, or skips with the precise reason when this machine cannot
+// load the programs.
+func startSensor(t testing.TB, mutate func(*Config)) (*sensorReceiver, *consumertest.LogsSink) {
+	t.Helper()
+	cfg := createDefaultConfig().(*Config)
+	cfg.NodeName = "test-node"
+	cfg.FlushInterval = 20 * time.Millisecond
+	if mutate != nil {
+		mutate(cfg)
+	}
+	require.NoError(t, cfg.Validate())
+	if err := sensor.Preflight(cfg.FileOpens); err != nil {
+		t.Skipf("the runtime sensor cannot load on this machine: %v", err)
+	}
+	sink := new(consumertest.LogsSink)
+	r, err := newReceiver(receivertest.NewNopSettings(metadata.Type), cfg, sink, nil)
+	require.NoError(t, err)
+	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })
+	return r, sink
+}
+
+// waitRecords polls the sink until match finds at least one record, with a deadline generous enough for a
+// loaded 2-core machine; then it waits a little longer so stragglers land, and returns every match.
+func waitRecords(t *testing.T, sink *consumertest.LogsSink, match func(plog.LogRecord) bool) []plog.LogRecord {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if got := findRecords(sink, match); len(got) > 0 {
+			time.Sleep(500 * time.Millisecond)
+			return findRecords(sink, match)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("no matching record within 30s")
+	return nil
+}
+
+func findRecords(sink *consumertest.LogsSink, match func(plog.LogRecord) bool) []plog.LogRecord {
+	var out []plog.LogRecord
+	for _, ld := range sink.AllLogs() {
+		for i := 0; i < ld.ResourceLogs().Len(); i++ {
+			sls := ld.ResourceLogs().At(i).ScopeLogs()
+			for j := 0; j < sls.Len(); j++ {
+				lrs := sls.At(j).LogRecords()
+				for k := 0; k < lrs.Len(); k++ {
+					if match(lrs.At(k)) {
+						out = append(out, lrs.At(k))
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+func intAttr(lr plog.LogRecord, key string) int64 {
+	v, _ := lr.Attributes().Get(key)
+	return v.Int()
+}
+
+func strAttr(lr plog.LogRecord, key string) string {
+	v, ok := lr.Attributes().Get(key)
+	if !ok {
+		return ""
+	}
+	return v.AsString()
+}
+
+func sha256File(t *testing.T, path string) string {
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func TestExecRecord(t *testing.T) {
+	_, sink := startSensor(t, nil)
+	dir := t.TempDir()
+	cmd := exec.Command("/bin/true", "--first", "second arg", "3")
+	cmd.Dir = dir
+	require.NoError(t, cmd.Run())
+	pid := int64(cmd.ProcessState.Pid())
+
+	got := waitRecords(t, sink, func(lr plog.LogRecord) bool {
+		return lr.EventName() == records.EventProcessExec && intAttr(lr, records.AttrProcessPID) == pid
+	})
+	require.Len(t, got, 1)
+	lr := got[0]
+	exe, err := filepath.EvalSymlinks("/bin/true")
+	require.NoError(t, err)
+	// /bin is a symlink to /usr/bin on a merged-/usr system: the kernel reports the file it really opened.
+	assert.Equal(t, exe, strAttr(lr, records.AttrProcessExecutablePath))
+	args, _ := lr.Attributes().Get(records.AttrProcessCommandArgs)
+	assert.Equal(t, []any{"/bin/true", "--first", "second arg", "3"}, args.Slice().AsRaw())
+	assert.Equal(t, int64(4), intAttr(lr, records.AttrProcessArgsCount))
+	assert.Equal(t, int64(os.Getpid()), intAttr(lr, records.AttrProcessParentPID))
+	assert.Equal(t, int64(os.Geteuid()), intAttr(lr, records.AttrProcessUserID))
+	assert.Equal(t, int64(os.Getegid()), intAttr(lr, records.AttrProcessGroupID))
+	assert.Equal(t, dir, strAttr(lr, records.AttrProcessWorkingDirectory))
+	assert.Equal(t, sha256File(t, exe), strAttr(lr, records.AttrProcessExecutableSHA256))
+	ct, err := time.Parse(time.RFC3339Nano, strAttr(lr, records.AttrProcessCreationTime))
+	require.NoError(t, err)
+	assert.WithinDuration(t, time.Now(), ct, time.Minute)
+	_, truncated := lr.Attributes().Get(records.AttrProcessCommandArgsTruncated)
+	assert.False(t, truncated)
+	// This test runs on the host: no container.
+	_, hasContainer := lr.Attributes().Get(records.AttrContainerID)
+	assert.False(t, hasContainer)
+	onHost, _ := lr.Attributes().Get(records.AttrProcessOnHost)
+	assert.True(t, onHost.Bool())
+}
+
+func TestExecArgsTruncated(t *testing.T) {
+	_, sink := startSensor(t, nil)
+	long := strings.Repeat("a", 700)
+	cmd := exec.Command("/bin/true", long, long, "last")
+	require.NoError(t, cmd.Run())
+	pid := int64(cmd.ProcessState.Pid())
+	lr := waitRecords(t, sink, func(lr plog.LogRecord) bool {
+		return lr.EventName() == records.EventProcessExec && intAttr(lr, records.AttrProcessPID) == pid
+	})[0]
+	tr, _ := lr.Attributes().Get(records.AttrProcessCommandArgsTruncated)
+	assert.True(t, tr.Bool())
+	assert.Equal(t, int64(4), intAttr(lr, records.AttrProcessArgsCount))
+	args, _ := lr.Attributes().Get(records.AttrProcessCommandArgs)
+	assert.Equal(t, "/bin/true", args.Slice().At(0).Str())
+	assert.Equal(t, long, args.Slice().At(1).Str())
+}
+
+// TestOpenRelativePath opens a file by a relative path from another working directory; the record carries the
+// absolute path. Re-opening it 1,000 times adds no record (in-kernel dedup).
+func TestOpenRelativePath(t *testing.T) {
+	_, sink := startSensor(t, nil)
+	dir := t.TempDir()
+	name := "data-" + rand.Text() + ".txt"
+	file := filepath.Join(dir, name)
+	require.NoError(t, os.WriteFile(file, []byte("hello"), 0o644))
+	sub := filepath.Join(dir, "a", "b")
+	require.NoError(t, os.MkdirAll(sub, 0o755))
+
+	// A shell script that opens the file relatively 1,001 times, read-only, in one process.
+	script := fmt.Sprintf("cd %s && i=0; while [ $i -le 1000 ]; do read x < ../../%s; i=$((i+1)); done", sub, name)
+	cmd := exec.Command("/bin/sh", "-c", script)
+	require.NoError(t, cmd.Run())
+	pid := int64(cmd.ProcessState.Pid())
+
+	match := func(lr plog.LogRecord) bool {
+		return lr.EventName() == records.EventFileOpen && strAttr(lr, records.AttrFilePath) == file
+	}
+	got := waitRecords(t, sink, match)
+	var mine []plog.LogRecord
+	for _, lr := range got {
+		if intAttr(lr, records.AttrProcessPID) == pid {
+			mine = append(mine, lr)
+		}
+	}
+	require.Len(t, mine, 1, "1,001 read-only opens from one cgroup must make one record")
+	lr := mine[0]
+	assert.Equal(t, int64(os.O_RDONLY), intAttr(lr, records.AttrFileFlags)&3)
+	exe, _ := filepath.EvalSymlinks("/bin/sh")
+	assert.Equal(t, exe, strAttr(lr, records.AttrProcessExecutablePath))
+	var st = mustStat(t, file)
+	assert.Equal(t, int64(st), intAttr(lr, records.AttrFileInode))
+	assert.NotEmpty(t, strAttr(lr, records.AttrFileDevice))
+
+	// The health record counts the repeats.
+	time.Sleep(100 * time.Millisecond)
+}
+
+func TestHealthRecord(t *testing.T) {
+	_, sink := startSensor(t, func(c *Config) { c.HealthInterval = 200 * time.Millisecond })
+	require.NoError(t, exec.Command("/bin/true").Run())
+	lr := waitRecords(t, sink, func(lr plog.LogRecord) bool {
+		return lr.EventName() == records.EventSensorHealth && intAttr(lr, records.AttrSensorExecEvents) > 0
+	})[0]
+	assert.Equal(t, sensor.KernelRelease(), strAttr(lr, records.AttrSensorKernel))
+	assert.Contains(t, strAttr(lr, records.AttrSensorProgramStatus), "exec:tp_btf/sched_process_exec")
+	assert.Contains(t, strAttr(lr, records.AttrSensorProgramStatus), "open:syscalls/sys_exit_openat")
+	assert.GreaterOrEqual(t, intAttr(lr, records.AttrSensorProgramsActive), int64(2))
+	assert.Equal(t, int64(0), intAttr(lr, records.AttrSensorEventsDropped))
+}
+
+// containerdCgroup makes a cgroup named like a containerd container's (systemd driver) in the v2 hierarchy and
+// returns its directory and the container id.
+func containerdCgroup(t *testing.T) (string, string) {
+	t.Helper()
+	root := "/sys/fs/cgroup/unified"
+	if _, err := os.Stat(filepath.Join(root, "cgroup.procs")); err != nil {
+		root = "/sys/fs/cgroup"
+	}
+	id := hex.EncodeToString([]byte(rand.Text() + rand.Text()))[:64]
+	dir := filepath.Join(root, "system.slice", "cri-containerd-"+id+".scope")
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	t.Cleanup(func() {
+		// The cgroup empties once its process exits; rmdir can race that by a moment.
+		for i := 0; i < 100; i++ {
+			if err := os.Remove(dir); err == nil || os.IsNotExist(err) {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Errorf("cgroup %s could not be removed", dir)
+	})
+	return dir, id
+}
+
+func runInCgroup(t *testing.T, cgroup string, argv ...string) int64 {
+	t.Helper()
+	script := fmt.Sprintf(`echo $$ > %s/cgroup.procs && exec "$@"`, cgroup)
+	cmd := exec.Command("/bin/sh", append([]string{"-c", script, "sh"}, argv...)...)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	return int64(cmd.ProcessState.Pid())
+}
+
+func TestContainerAttribution(t *testing.T) {
+	_, sink := startSensor(t, nil)
+	cg, id := containerdCgroup(t)
+	pid := runInCgroup(t, cg, "/bin/true", "in-container")
+	lr := waitRecords(t, sink, func(lr plog.LogRecord) bool {
+		return lr.EventName() == records.EventProcessExec && intAttr(lr, records.AttrProcessPID) == pid &&
+			strAttr(lr, records.AttrProcessExecutablePath) != "/usr/bin/dash" && strAttr(lr, records.AttrProcessExecutablePath) != "/bin/dash"
+	})[0]
+	assert.Equal(t, id, strAttr(lr, records.AttrContainerID))
+	assert.Equal(t, "containerd", strAttr(lr, records.AttrContainerRuntime))
+	assert.Contains(t, strAttr(lr, records.AttrCgroupPath), "cri-containerd-"+id+".scope")
+	_, onHost := lr.Attributes().Get(records.AttrProcessOnHost)
+	assert.False(t, onHost)
+	var st = mustStat(t, cg)
+	assert.Equal(t, int64(st), intAttr(lr, records.AttrCgroupID), "bpf_get_current_cgroup_id is the cgroup directory's inode")
+}
+
+// TestContainersOnly: with the kernel filter on, a host exec is not captured, a container's is.
+func TestContainersOnly(t *testing.T) {
+	cg, id := containerdCgroup(t) // before start: the first scan allows it
+	r, sink := startSensor(t, func(c *Config) { c.ContainersOnly = true })
+	hostCmd := exec.Command("/bin/true", "host")
+	require.NoError(t, hostCmd.Run())
+	pid := runInCgroup(t, cg, "/bin/true", "container")
+	lr := waitRecords(t, sink, func(lr plog.LogRecord) bool {
+		return lr.EventName() == records.EventProcessExec && intAttr(lr, records.AttrProcessPID) == pid
+	})[0]
+	assert.Equal(t, id, strAttr(lr, records.AttrContainerID))
+	assert.Empty(t, findRecords(sink, func(lr plog.LogRecord) bool {
+		return intAttr(lr, records.AttrProcessPID) == int64(hostCmd.ProcessState.Pid())
+	}))
+	st, err := r.sensor.Stats()
+	require.NoError(t, err)
+	assert.Positive(t, st.Filtered)
+}
+
+func mustStat(t *testing.T, p string) uint64 {
+	t.Helper()
+	fi, err := os.Stat(p)
+	require.NoError(t, err)
+	return fi.Sys().(*syscall.Stat_t).Ino
+}
