@@ -1,0 +1,59 @@
+// Command runtime-service is the runtrust runtime service: every cluster's collector reports to it over gRPC
+// (OTLP logs plus runtrust.v1 enrolment and heartbeats), it keeps the picture in Postgres, and serves it as JSON.
+// With no database configured it runs its own PostgreSQL. `runtime-service -h` lists every setting.
+//
+// `runtime-service enrol` is the client side of enrolment, for scripts (make run uses it): it spends a join key
+// and writes the cluster's token to a file, or keeps the file when the token in it still works.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/runtrust/runtrust/runtime-service/internal/config"
+	"github.com/runtrust/runtrust/runtime-service/internal/service"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "enrol" {
+		if err := enrol(os.Args[2:], os.Getenv, os.Stderr); err != nil {
+			if errors.Is(err, config.ErrHelp) {
+				os.Exit(0)
+			}
+			fmt.Fprintln(os.Stderr, "runtime-service enrol:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	cfg, err := config.Parse(os.Args[1:], os.Getenv, os.Stderr)
+	if errors.Is(err, config.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "runtime-service:", err)
+		os.Exit(2)
+	}
+	log := newLogger(cfg, os.Stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := service.Run(ctx, cfg, log, nil); err != nil {
+		log.Error("runtime service failed", "error", err)
+		os.Exit(1)
+	}
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

@@ -1,0 +1,435 @@
+// Package api is the runtime service's JSON HTTP API: images ranked by risk, one image with its evidence,
+// clusters with their nodes and sensors, workloads, and registry artifacts. openapi.yaml documents it; a test
+// checks that document against these handlers.
+package api
+
+import (
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/runtrust/runtrust/runtime-service/internal/store"
+)
+
+// OpenAPI is the API's OpenAPI 3 document, served at /api/v1/openapi.yaml.
+//
+//go:embed openapi.yaml
+var OpenAPI []byte
+
+// Route is one endpoint: method and Go ServeMux pattern path.
+type Route struct{ Method, Path string }
+
+// Routes lists every endpoint the handler serves (the OpenAPI test compares it with openapi.yaml).
+var Routes = []Route{
+	{"GET", "/api/v1/images"},
+	{"GET", "/api/v1/images/{digest}"},
+	{"GET", "/api/v1/clusters"},
+	{"GET", "/api/v1/clusters/{cluster}"},
+	{"GET", "/api/v1/workloads"},
+	{"GET", "/api/v1/artifacts"},
+	{"GET", "/api/v1/openapi.yaml"},
+}
+
+// Handler serves the API from a store.
+type Handler struct {
+	store *store.Store
+	log   *slog.Logger
+	mux   *http.ServeMux
+}
+
+// New returns the API handler.
+func New(s *store.Store, log *slog.Logger) *Handler {
+	h := &Handler{store: s, log: log, mux: http.NewServeMux()}
+	handlers := []http.HandlerFunc{h.listImages, h.getImage, h.listClusters, h.getCluster, h.listWorkloads, h.listArtifacts, h.openAPI}
+	for i, r := range Routes {
+		h.mux.HandleFunc(r.Method+" "+r.Path, handlers[i])
+		method := r.Method
+		h.mux.HandleFunc(r.Path, func(w http.ResponseWriter, req *http.Request) {
+			w.Header().Set("Allow", method)
+			writeError(w, http.StatusMethodNotAllowed, req.Method+" is not allowed here; the API is read-only ("+method+")")
+		})
+	}
+	h.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path+" (see /api/v1/openapi.yaml)")
+	})
+	return h
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// ErrorBody is every error response.
+type ErrorBody struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, ErrorBody{Error: msg})
+}
+
+// fail answers with the status an error deserves: 400 for a bad parameter, 404 for nothing found, 503 when the
+// store is unreachable (retry), 500 otherwise.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var pe *ParamError
+	switch {
+	case errors.As(err, &pe):
+		writeError(w, http.StatusBadRequest, pe.Msg)
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not found")
+	case errors.Is(err, store.ErrUnavailable):
+		h.log.Warn("API call failed: store unavailable", "path", r.URL.Path, "error", err)
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "the store is unavailable; retry shortly")
+	default:
+		h.log.Error("API call failed", "path", r.URL.Path, "query", r.URL.RawQuery, "error", err)
+		writeError(w, http.StatusInternalServerError, "internal error")
+	}
+}
+
+// List is every list response.
+type List[T any] struct {
+	Items      []T  `json:"items"`
+	Total      int  `json:"total"`
+	Limit      int  `json:"limit"`
+	Offset     int  `json:"offset"`
+	NextOffset *int `json:"next_offset"`
+}
+
+func listOf[T, S any](page store.Page[S], f store.Filter, conv func(S) T) List[T] {
+	out := List[T]{Items: make([]T, 0, len(page.Items)), Total: page.Total, Limit: f.Limit, Offset: f.Offset}
+	for _, s := range page.Items {
+		out.Items = append(out.Items, conv(s))
+	}
+	if next := f.Offset + len(page.Items); len(page.Items) > 0 && next < page.Total {
+		out.NextOffset = &next
+	}
+	return out
+}
+
+func orNull(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// BlastRadius says how far an image reaches.
+type BlastRadius struct {
+	Clusters   int `json:"clusters"`
+	Namespaces int `json:"namespaces"`
+	Workloads  int `json:"workloads"`
+	Pods       int `json:"pods"`
+	Containers int `json:"containers"`
+}
+
+// Image is an image in the ranked list.
+type Image struct {
+	Digest          string      `json:"digest"`
+	Severity        *string     `json:"severity"`
+	Verdict         *string     `json:"verdict"`
+	Reasons         []string    `json:"reasons"`
+	Refs            []string    `json:"refs"`
+	ExpectedDigests []string    `json:"expected_digests"`
+	BlastRadius     BlastRadius `json:"blast_radius"`
+	FirstSeen       time.Time   `json:"first_seen"`
+	LastSeen        time.Time   `json:"last_seen"`
+}
+
+func imageOf(i store.ImageSummary) Image {
+	return Image{
+		Digest: i.Digest, Severity: orNull(i.Severity), Verdict: orNull(i.Verdict), Reasons: nonNil(i.Reasons),
+		Refs: nonNil(i.Refs), ExpectedDigests: nonNil(i.ExpectedDigests),
+		BlastRadius: BlastRadius{Clusters: i.Clusters, Namespaces: i.Namespaces, Workloads: i.Workloads, Pods: i.Pods, Containers: i.Containers},
+		FirstSeen:   i.FirstSeen, LastSeen: i.LastSeen,
+	}
+}
+
+func (h *Handler) listImages(w http.ResponseWriter, r *http.Request) {
+	f, err := ParseList("images", r.URL.Query())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	page, err := h.store.ListImages(r.Context(), f)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, listOf(page, f, imageOf))
+}
+
+// ClusterRef names a cluster.
+type ClusterRef struct {
+	UID  string `json:"uid"`
+	Name string `json:"name"`
+}
+
+// WorkloadRef names a workload.
+type WorkloadRef struct {
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+}
+
+// Placement is where an image runs.
+type Placement struct {
+	Cluster         ClusterRef   `json:"cluster"`
+	Namespace       string       `json:"namespace"`
+	Workload        *WorkloadRef `json:"workload"`
+	Pod             string       `json:"pod"`
+	Container       string       `json:"container"`
+	Node            string       `json:"node"`
+	ImageName       string       `json:"image_name"`
+	ImageRef        *string      `json:"image_ref"`
+	RunningDigest   string       `json:"running_digest"`
+	ExpectedDigest  *string      `json:"expected_digest"`
+	Verdict         *string      `json:"verdict"`
+	Severity        *string      `json:"severity"`
+	Reasons         []string     `json:"reasons"`
+	RegistryHost    *string      `json:"registry_host"`
+	RegistryTrusted *bool        `json:"registry_trusted"`
+	LastSeen        time.Time    `json:"last_seen"`
+}
+
+// Process is an executable an image's containers ran.
+type Process struct {
+	Path       string    `json:"path"`
+	SHA256     *string   `json:"sha256"`
+	Count      int64     `json:"count"`
+	FirstSeen  time.Time `json:"first_seen"`
+	LastSeen   time.Time `json:"last_seen"`
+	Containers []string  `json:"containers"`
+}
+
+// File is a file an image's containers opened.
+type File struct {
+	Path       string    `json:"path"`
+	Count      int64     `json:"count"`
+	FirstSeen  time.Time `json:"first_seen"`
+	LastSeen   time.Time `json:"last_seen"`
+	Containers []string  `json:"containers"`
+}
+
+// ImageDetail is one image with its evidence.
+type ImageDetail struct {
+	Image
+	Placements      []Placement `json:"placements"`
+	PlacementsTotal int         `json:"placements_total"`
+	Processes       []Process   `json:"processes"`
+	ProcessesTotal  int         `json:"processes_total"`
+	Files           []File      `json:"files"`
+	FilesTotal      int         `json:"files_total"`
+}
+
+func (h *Handler) getImage(w http.ResponseWriter, r *http.Request) {
+	if len(r.URL.Query()) > 0 {
+		h.fail(w, r, paramErr("this endpoint takes no query parameters"))
+		return
+	}
+	digest, err := ParseDigest(r.PathValue("digest"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	d, err := h.store.GetImage(r.Context(), digest)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	out := ImageDetail{Image: imageOf(d.ImageSummary), Placements: []Placement{}, PlacementsTotal: d.PlacementsTotal,
+		Processes: []Process{}, ProcessesTotal: d.ProcessesTotal, Files: []File{}, FilesTotal: d.FilesTotal}
+	for _, p := range d.Placements {
+		pl := Placement{
+			Cluster: ClusterRef{UID: p.ClusterUID, Name: p.ClusterName}, Namespace: p.Namespace, Pod: p.Pod,
+			Container: p.Container, Node: p.Node, ImageName: p.ImageName, ImageRef: orNull(p.ImageRef),
+			RunningDigest: p.RunningDigest, ExpectedDigest: orNull(p.ExpectedDigest), Verdict: orNull(p.Verdict),
+			Severity: orNull(p.Severity), Reasons: nonNil(p.Reasons), RegistryHost: orNull(p.RegistryHost),
+			RegistryTrusted: p.RegistryTrusted, LastSeen: p.LastSeen,
+		}
+		if p.WorkloadName != "" {
+			pl.Workload = &WorkloadRef{Kind: p.WorkloadKind, Name: p.WorkloadName}
+		}
+		out.Placements = append(out.Placements, pl)
+	}
+	for _, e := range d.Processes {
+		out.Processes = append(out.Processes, Process{Path: e.Path, SHA256: orNull(e.SHA256), Count: e.Count,
+			FirstSeen: e.FirstSeen, LastSeen: e.LastSeen, Containers: nonNil(e.Containers)})
+	}
+	for _, f := range d.Files {
+		out.Files = append(out.Files, File{Path: f.Path, Count: f.Count, FirstSeen: f.FirstSeen, LastSeen: f.LastSeen,
+			Containers: nonNil(f.Containers)})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// Sensors sums up a cluster's sensors.
+type Sensors struct {
+	Reporting     int   `json:"reporting"`
+	Stale         int   `json:"stale"`
+	EventsDropped int64 `json:"events_dropped"`
+}
+
+// Cluster is an enrolled cluster.
+type Cluster struct {
+	UID              string     `json:"uid"`
+	Name             string     `json:"name"`
+	EnrolledAt       time.Time  `json:"enrolled_at"`
+	HeartbeatAt      *time.Time `json:"heartbeat_at"`
+	LastIngestAt     *time.Time `json:"last_ingest_at"`
+	CollectorVersion *string    `json:"collector_version"`
+	Mode             *string    `json:"mode"`
+	ReportedNodes    int        `json:"reported_nodes"`
+	Nodes            int        `json:"nodes"`
+	Sensors          Sensors    `json:"sensors"`
+}
+
+func clusterOf(c store.ClusterSummary) Cluster {
+	return Cluster{UID: c.UID, Name: c.Name, EnrolledAt: c.EnrolledAt, HeartbeatAt: c.HeartbeatAt, LastIngestAt: c.LastIngestAt,
+		CollectorVersion: orNull(c.CollectorVersion), Mode: orNull(c.Mode), ReportedNodes: c.ReportedNodes, Nodes: c.Nodes,
+		Sensors: Sensors{Reporting: c.SensorsReporting, Stale: c.SensorsStale, EventsDropped: c.EventsDropped}}
+}
+
+func (h *Handler) listClusters(w http.ResponseWriter, r *http.Request) {
+	f, err := ParseList("clusters", r.URL.Query())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	page, err := h.store.ListClusters(r.Context(), f)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, listOf(page, f, clusterOf))
+}
+
+// Sensor is a node's sensor health.
+type Sensor struct {
+	EventsSeen    int64     `json:"events_seen"`
+	EventsDropped int64     `json:"events_dropped"`
+	Kernel        string    `json:"kernel"`
+	ProgramStatus string    `json:"program_status"`
+	LastSeen      time.Time `json:"last_seen"`
+	Stale         bool      `json:"stale"`
+}
+
+// Node is a node of a cluster.
+type Node struct {
+	UID      string    `json:"uid"`
+	Name     string    `json:"name"`
+	LastSeen time.Time `json:"last_seen"`
+	Sensor   *Sensor   `json:"sensor"`
+}
+
+// ClusterDetail is a cluster with its nodes.
+type ClusterDetail struct {
+	Cluster
+	NodeList []Node `json:"node_list"`
+}
+
+func (h *Handler) getCluster(w http.ResponseWriter, r *http.Request) {
+	if len(r.URL.Query()) > 0 {
+		h.fail(w, r, paramErr("this endpoint takes no query parameters"))
+		return
+	}
+	ref := r.PathValue("cluster")
+	if err := checkClusterRef("cluster", ref); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	d, err := h.store.GetCluster(r.Context(), ref)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	out := ClusterDetail{Cluster: clusterOf(d.ClusterSummary), NodeList: []Node{}}
+	for _, n := range d.NodeList {
+		node := Node{UID: n.UID, Name: n.Name, LastSeen: n.LastSeen}
+		if s := n.Sensor; s != nil {
+			node.Sensor = &Sensor{EventsSeen: s.EventsSeen, EventsDropped: s.EventsDropped, Kernel: s.Kernel,
+				ProgramStatus: s.ProgramStatus, LastSeen: s.LastSeen, Stale: s.Stale}
+		}
+		out.NodeList = append(out.NodeList, node)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// Workload is a workload with its images.
+type Workload struct {
+	Cluster    ClusterRef `json:"cluster"`
+	UID        string     `json:"uid"`
+	Kind       string     `json:"kind"`
+	Name       string     `json:"name"`
+	Namespace  string     `json:"namespace"`
+	Pods       int        `json:"pods"`
+	Containers int        `json:"containers"`
+	Images     []string   `json:"images"`
+	Severity   *string    `json:"severity"`
+	Verdict    *string    `json:"verdict"`
+	LastSeen   time.Time  `json:"last_seen"`
+}
+
+func (h *Handler) listWorkloads(w http.ResponseWriter, r *http.Request) {
+	f, err := ParseList("workloads", r.URL.Query())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	page, err := h.store.ListWorkloads(r.Context(), f)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, listOf(page, f, func(x store.WorkloadSummary) Workload {
+		return Workload{Cluster: ClusterRef{UID: x.ClusterUID, Name: x.ClusterName}, UID: x.UID, Kind: x.Kind, Name: x.Name,
+			Namespace: x.Namespace, Pods: x.Pods, Containers: x.Containers, Images: nonNil(x.Images),
+			Severity: orNull(x.Severity), Verdict: orNull(x.Verdict), LastSeen: x.LastSeen}
+	}))
+}
+
+// Artifact is a registry artifact seen running.
+type Artifact struct {
+	Ref          string    `json:"ref"`
+	Digest       string    `json:"digest"`
+	RegistryHost *string   `json:"registry_host"`
+	FirstSeen    time.Time `json:"first_seen"`
+	LastSeen     time.Time `json:"last_seen"`
+	Severity     *string   `json:"severity"`
+	Verdict      *string   `json:"verdict"`
+}
+
+func (h *Handler) listArtifacts(w http.ResponseWriter, r *http.Request) {
+	f, err := ParseList("artifacts", r.URL.Query())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	page, err := h.store.ListArtifacts(r.Context(), f)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, listOf(page, f, func(a store.Artifact) Artifact {
+		return Artifact{Ref: a.Ref, Digest: a.Digest, RegistryHost: orNull(a.RegistryHost), FirstSeen: a.FirstSeen,
+			LastSeen: a.LastSeen, Severity: orNull(a.Severity), Verdict: orNull(a.Verdict)}
+	}))
+}
+
+func (h *Handler) openAPI(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/yaml")
+	_, _ = w.Write(OpenAPI)
+}

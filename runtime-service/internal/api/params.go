@@ -1,0 +1,183 @@
+package api
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/runtrust/runtrust/internal/records"
+	"github.com/runtrust/runtrust/runtime-service/internal/store"
+)
+
+// Paging bounds.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 500
+	MaxOffset    = 1_000_000
+)
+
+// Severities and Verdicts are the filter values, from the record contract.
+var (
+	Severities = []string{records.SeverityNone, records.SeverityLow, records.SeverityMedium, records.SeverityHigh, records.SeverityCritical}
+	Verdicts   = []string{records.IntegrityVerified, records.IntegrityStaleTag, records.IntegrityDigestMismatch, records.IntegrityArtifactMissing, records.IntegrityUnverified}
+)
+
+// listParams says which query parameters each list endpoint takes and the sort orders it offers (the first is
+// the default). The OpenAPI test checks openapi.yaml against this table.
+var listParams = map[string]struct {
+	params []string
+	sorts  []string
+}{
+	"images":    {[]string{"cluster", "namespace", "severity", "verdict", "sort", "limit", "offset"}, []string{store.SortRisk, store.SortLastSeen, store.SortDigest}},
+	"workloads": {[]string{"cluster", "namespace", "severity", "verdict", "sort", "limit", "offset"}, []string{store.SortRisk, store.SortName}},
+	"artifacts": {[]string{"cluster", "namespace", "severity", "verdict", "registry", "sort", "limit", "offset"}, []string{store.SortLastSeen, store.SortRef}},
+	"clusters":  {[]string{"sort", "limit", "offset"}, []string{store.SortName}},
+}
+
+var (
+	namespaceRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+	registryRE  = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(:[0-9]{1,5})?$`)
+	digestRE    = regexp.MustCompile(`^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$`)
+)
+
+// ParamError is a bad request parameter; its message names the parameter and what is allowed.
+type ParamError struct{ Msg string }
+
+func (e *ParamError) Error() string { return e.Msg }
+
+func paramErr(format string, a ...any) error { return &ParamError{Msg: fmt.Sprintf(format, a...)} }
+
+// ParseList reads the query parameters of list endpoint into a store filter. Unknown parameters, repeated
+// parameters and values outside what the endpoint takes are errors that name the parameter.
+func ParseList(endpoint string, q url.Values) (store.Filter, error) {
+	spec, ok := listParams[endpoint]
+	if !ok {
+		return store.Filter{}, fmt.Errorf("api: no list endpoint %q", endpoint)
+	}
+	var unknown []string
+	for k, vs := range q {
+		if !slices.Contains(spec.params, k) {
+			unknown = append(unknown, fmt.Sprintf("%q", clip(k)))
+			continue
+		}
+		if len(vs) > 1 {
+			return store.Filter{}, paramErr("%s is given %d times; give it once (lists are comma-separated)", k, len(vs))
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return store.Filter{}, paramErr("unknown query parameter(s) %s; %s takes %s", strings.Join(unknown, ", "), endpoint, strings.Join(spec.params, ", "))
+	}
+	f := store.Filter{Limit: DefaultLimit}
+	var err error
+	if v, ok := get(q, "limit"); ok {
+		if f.Limit, err = intParam("limit", v, 1, MaxLimit); err != nil {
+			return store.Filter{}, err
+		}
+	}
+	if v, ok := get(q, "offset"); ok {
+		if f.Offset, err = intParam("offset", v, 0, MaxOffset); err != nil {
+			return store.Filter{}, err
+		}
+	}
+	if v, ok := get(q, "sort"); ok {
+		if !slices.Contains(spec.sorts, v) {
+			return store.Filter{}, paramErr("sort %q is not one of %s", clip(v), strings.Join(spec.sorts, ", "))
+		}
+		f.Sort = v
+	}
+	if v, ok := get(q, "cluster"); ok {
+		if err := checkClusterRef("cluster", v); err != nil {
+			return store.Filter{}, err
+		}
+		f.Cluster = v
+	}
+	if v, ok := get(q, "namespace"); ok {
+		if !namespaceRE.MatchString(v) {
+			return store.Filter{}, paramErr("namespace %q is not a Kubernetes namespace name (lower-case letters, digits and '-', at most 63)", clip(v))
+		}
+		f.Namespace = v
+	}
+	if v, ok := get(q, "registry"); ok {
+		if !registryRE.MatchString(v) {
+			return store.Filter{}, paramErr("registry %q is not a registry host[:port]", clip(v))
+		}
+		f.Registry = v
+	}
+	if v, ok := get(q, "severity"); ok {
+		if f.Severities, err = setParam("severity", v, Severities); err != nil {
+			return store.Filter{}, err
+		}
+	}
+	if v, ok := get(q, "verdict"); ok {
+		if f.Verdicts, err = setParam("verdict", v, Verdicts); err != nil {
+			return store.Filter{}, err
+		}
+	}
+	return f, nil
+}
+
+func get(q url.Values, k string) (string, bool) {
+	vs, ok := q[k]
+	if !ok || len(vs) == 0 {
+		return "", false
+	}
+	return vs[0], true
+}
+
+// clip shortens a value for an error message.
+func clip(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if utf8.RuneCountInString(s) > 64 {
+		return string([]rune(s)[:64]) + "…"
+	}
+	return s
+}
+
+func intParam(name, v string, lo, hi int) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, paramErr("%s %q is not an integer from %d to %d", name, clip(v), lo, hi)
+	}
+	return n, nil
+}
+
+func setParam(name, v string, allowed []string) ([]string, error) {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if !slices.Contains(allowed, s) {
+			return nil, paramErr("%s %q is not one of %s (comma-separate several)", name, clip(s), strings.Join(allowed, ", "))
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// checkClusterRef accepts a cluster uid or name: printable text up to 253 bytes.
+func checkClusterRef(name, v string) error {
+	if v == "" || len(v) > 253 || !utf8.ValidString(v) {
+		return paramErr("%s must be a cluster uid or name of 1 to 253 bytes of UTF-8", name)
+	}
+	for _, r := range v {
+		if !unicode.IsPrint(r) {
+			return paramErr("%s %q contains a control character", name, clip(v))
+		}
+	}
+	return nil
+}
+
+// ParseDigest checks an image digest path parameter.
+func ParseDigest(v string) (string, error) {
+	if !digestRE.MatchString(v) {
+		return "", paramErr("digest %q is not an image digest (sha256:<64 lower-case hex>)", clip(v))
+	}
+	return v, nil
+}

@@ -1,0 +1,173 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/runtrust/runtrust/runtime-service/internal/store"
+)
+
+func TestParseList(t *testing.T) {
+	cases := []struct {
+		endpoint, query string
+		want            store.Filter
+		err             string
+	}{
+		{"images", "", store.Filter{Limit: 50}, ""},
+		{"images", "limit=500&offset=10&sort=last_seen", store.Filter{Limit: 500, Offset: 10, Sort: "last_seen"}, ""},
+		{"images", "cluster=prod%20eu&namespace=kube-system", store.Filter{Limit: 50, Cluster: "prod eu", Namespace: "kube-system"}, ""},
+		{"images", "severity=high,critical,high", store.Filter{Limit: 50, Severities: []string{"high", "critical"}}, ""},
+		{"workloads", "verdict=stale_tag&sort=name", store.Filter{Limit: 50, Verdicts: []string{"stale_tag"}, Sort: "name"}, ""},
+		{"artifacts", "registry=registry.corp.example:5000", store.Filter{Limit: 50, Registry: "registry.corp.example:5000"}, ""},
+		{"clusters", "limit=1", store.Filter{Limit: 1}, ""},
+		{"images", "limit=0", store.Filter{}, `limit "0" is not an integer from 1 to 500`},
+		{"images", "limit=501", store.Filter{}, "limit"},
+		{"images", "limit=1e3", store.Filter{}, "limit"},
+		{"images", "offset=-1", store.Filter{}, `offset "-1"`},
+		{"images", "offset=99999999999999999999", store.Filter{}, "offset"},
+		{"images", "limit=1&limit=2", store.Filter{}, "limit is given 2 times"},
+		{"images", "sort=name", store.Filter{}, `sort "name" is not one of risk, last_seen, digest`},
+		{"images", "severity=", store.Filter{}, `severity "" is not one of`},
+		{"images", "severity=High", store.Filter{}, `severity "High"`},
+		{"images", "verdict=ok", store.Filter{}, `verdict "ok"`},
+		{"images", "namespace=Kube_System", store.Filter{}, "not a Kubernetes namespace name"},
+		{"images", "namespace=" + strings.Repeat("a", 64), store.Filter{}, "namespace"},
+		{"images", "cluster=", store.Filter{}, "cluster must be"},
+		{"images", "cluster=a%00b", store.Filter{}, "control character"},
+		{"images", "cluster=%ff", store.Filter{}, "UTF-8"},
+		{"images", "registry=ghcr.io", store.Filter{}, `unknown query parameter(s) "registry"`},
+		{"clusters", "namespace=x&bogus=1", store.Filter{}, `unknown query parameter(s) "bogus", "namespace"`},
+		{"artifacts", "registry=https://ghcr.io", store.Filter{}, "not a registry host"},
+	}
+	for _, c := range cases {
+		q, err := url.ParseQuery(c.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ParseList(c.endpoint, q)
+		if c.err != "" {
+			var pe *ParamError
+			if err == nil || !errors.As(err, &pe) || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%s?%s: err %v; want a parameter error containing %q", c.endpoint, c.query, err, c.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s?%s: %v", c.endpoint, c.query, err)
+			continue
+		}
+		if got.Limit != c.want.Limit || got.Offset != c.want.Offset || got.Sort != c.want.Sort || got.Cluster != c.want.Cluster ||
+			got.Namespace != c.want.Namespace || got.Registry != c.want.Registry ||
+			!slices.Equal(got.Severities, c.want.Severities) || !slices.Equal(got.Verdicts, c.want.Verdicts) {
+			t.Errorf("%s?%s = %+v; want %+v", c.endpoint, c.query, got, c.want)
+		}
+	}
+}
+
+func TestParseDigest(t *testing.T) {
+	good := "sha256:" + strings.Repeat("0", 64)
+	if d, err := ParseDigest(good); err != nil || d != good {
+		t.Fatal(d, err)
+	}
+	for _, bad := range []string{"", "sha256:", "sha256:" + strings.Repeat("A", 64), "md5:abc", good + "0", "nginx@" + good} {
+		if _, err := ParseDigest(bad); err == nil {
+			t.Errorf("ParseDigest(%q) accepted", bad)
+		}
+	}
+}
+
+var endpoints = []string{"images", "workloads", "artifacts", "clusters"}
+
+// FuzzParseList: for any query string, ParseList either refuses with a parameter error or returns a filter
+// within the documented bounds, with only the values the filters allow.
+func FuzzParseList(f *testing.F) {
+	for _, s := range []string{"", "limit=10&offset=5", "severity=high,critical", "verdict=stale_tag", "namespace=a-b",
+		"cluster=%E2%9C%93", "registry=ghcr.io:443", "sort=risk", "limit=1&limit=1", "x=%zz", "offset=+1"} {
+		for i := range endpoints {
+			f.Add(uint8(i), s)
+		}
+	}
+	f.Fuzz(func(t *testing.T, which uint8, raw string) {
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		endpoint := endpoints[int(which)%len(endpoints)]
+		got, err := ParseList(endpoint, q)
+		if err != nil {
+			var pe *ParamError
+			if !errors.As(err, &pe) {
+				t.Fatalf("not a parameter error: %v", err)
+			}
+			return
+		}
+		if got.Limit < 1 || got.Limit > MaxLimit || got.Offset < 0 || got.Offset > MaxOffset {
+			t.Fatalf("paging out of bounds: %+v", got)
+		}
+		for _, s := range got.Severities {
+			if !slices.Contains(Severities, s) {
+				t.Fatalf("severity %q", s)
+			}
+		}
+		for _, v := range got.Verdicts {
+			if !slices.Contains(Verdicts, v) {
+				t.Fatalf("verdict %q", v)
+			}
+		}
+		if got.Namespace != "" && !namespaceRE.MatchString(got.Namespace) {
+			t.Fatalf("namespace %q", got.Namespace)
+		}
+		if got.Sort != "" && !slices.Contains(listParams[endpoint].sorts, got.Sort) {
+			t.Fatalf("sort %q", got.Sort)
+		}
+	})
+}
+
+// FuzzAPIQuery sends any query string to every list endpoint of a handler over a real store: the answer is 200
+// or 400 (never a 500, whatever reaches the SQL), and always JSON.
+func FuzzAPIQuery(f *testing.F) {
+	for _, s := range []string{"", "cluster=prod&namespace=shop&severity=critical&verdict=digest_mismatch&limit=1&offset=1",
+		"cluster=%27%3B%20DROP%20TABLE%20images%3B--", "cluster=%E2%9C%93", "namespace=a", "sort=last_seen", "registry=ghcr.io",
+		"offset=1000000", "severity=none,low,medium,high,critical"} {
+		for i := range endpoints {
+			f.Add(uint8(i), s)
+		}
+	}
+	h := seeded(f)
+	f.Fuzz(func(t *testing.T, which uint8, raw string) {
+		endpoint := endpoints[int(which)%len(endpoints)]
+		u := &url.URL{Path: "/api/v1/" + endpoint, RawQuery: raw}
+		req := httptest.NewRequest("GET", "/", nil)
+		req.URL = u
+		req.RequestURI = u.RequestURI()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 200 && rec.Code != 400 {
+			t.Fatalf("GET %s: %d %s", u, rec.Code, rec.Body)
+		}
+		if !json.Valid(rec.Body.Bytes()) {
+			t.Fatalf("GET %s: not JSON: %s", u, rec.Body)
+		}
+	})
+}
+
+// FuzzPathParams: the path parameters (an image digest, a cluster uid or name) are accepted only in their
+// documented shapes.
+func FuzzPathParams(f *testing.F) {
+	for _, s := range []string{"sha256:" + strings.Repeat("0", 64), "sha256:", "latest", "prod", "a\x00b", "\xff", strings.Repeat("x", 300)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		if d, err := ParseDigest(v); err == nil && !digestRE.MatchString(d) {
+			t.Fatalf("accepted digest %q", d)
+		}
+		if err := checkClusterRef("cluster", v); err == nil && (len(v) == 0 || len(v) > 253 || strings.ContainsRune(v, 0)) {
+			t.Fatalf("accepted cluster %q", v)
+		}
+	})
+}

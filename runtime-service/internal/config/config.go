@@ -1,0 +1,272 @@
+// Package config reads the runtime service's configuration from flags and environment variables (a flag wins
+// over its variable, the variable over the default). -h prints every setting with its variable and default.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/runtrust/runtrust/runtime-service/internal/ingest"
+	"github.com/runtrust/runtrust/runtime-service/internal/store"
+)
+
+// Config is the runtime service's configuration.
+type Config struct {
+	GRPCListen string
+	HTTPListen string
+
+	// DatabaseURL is a Postgres DSN. Empty: the service runs its own PostgreSQL in PGDataDir.
+	DatabaseURL string
+	PGDataDir   string
+	PGBinDir    string
+	PGPort      int
+
+	JoinKeys  []string
+	Retention time.Duration
+	TLS       ingest.TLSFiles
+	Limits    ingest.Limits
+
+	LogLevel        string
+	LogFormat       string
+	ShutdownTimeout time.Duration
+}
+
+// setting is one flag with its environment variable.
+type setting struct {
+	flag, env, def, usage string
+	apply                 func(c *Config, v string) error
+}
+
+var settings = []setting{
+	{"grpc-listen", "RUNTRUST_GRPC_LISTEN", "localhost:4319", "address for gRPC: OTLP LogsService and runtrust.v1.ClusterService", func(c *Config, v string) error {
+		return setAddr(&c.GRPCListen, "grpc-listen", v)
+	}},
+	{"http-listen", "RUNTRUST_HTTP_LISTEN", "localhost:8080", "address for HTTP: the JSON API, /healthz, /readyz, /metrics", func(c *Config, v string) error {
+		return setAddr(&c.HTTPListen, "http-listen", v)
+	}},
+	{"database-url", "RUNTRUST_DATABASE_URL", "", "Postgres DSN (postgres://user:pass@host:5432/db); empty: run a local PostgreSQL in -pg-data-dir", func(c *Config, v string) error {
+		if v != "" && !strings.HasPrefix(v, "postgres://") && !strings.HasPrefix(v, "postgresql://") && !strings.Contains(v, "=") {
+			return errors.New("database-url is neither a postgres:// URL nor a key=value DSN")
+		}
+		c.DatabaseURL = v
+		return nil
+	}},
+	{"pg-data-dir", "RUNTRUST_PG_DATA_DIR", ".run/pg", "directory of the local PostgreSQL (initdb on first run); used without -database-url", func(c *Config, v string) error {
+		if v == "" {
+			return errors.New("pg-data-dir is empty")
+		}
+		c.PGDataDir = v
+		return nil
+	}},
+	{"pg-bin-dir", "RUNTRUST_PG_BIN", "", "directory of initdb and pg_ctl; empty: the newest /usr/lib/postgresql/*/bin, else $PATH", func(c *Config, v string) error {
+		c.PGBinDir = v
+		return nil
+	}},
+	{"pg-port", "RUNTRUST_PG_PORT", "0", "loopback port of the local PostgreSQL; 0: a free one", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 65535 {
+			return fmt.Errorf("pg-port %q is not a port number", v)
+		}
+		c.PGPort = n
+		return nil
+	}},
+	{"join-key", "RUNTRUST_JOIN_KEYS", "", "one-time join key(s) clusters may enrol with, comma-separated (each works once; stored hashed)", func(c *Config, v string) error {
+		c.JoinKeys = nil
+		for _, k := range strings.Split(v, ",") {
+			k = strings.TrimSpace(k)
+			if k == "" {
+				continue
+			}
+			if len(k) < 16 || len(k) > 256 {
+				return fmt.Errorf("a join key must be 16 to 256 characters; one is %d", len(k))
+			}
+			for _, r := range k {
+				if r > unicode.MaxASCII || !unicode.IsGraphic(r) || r == ' ' {
+					return errors.New("a join key must be printable ASCII without spaces")
+				}
+			}
+			c.JoinKeys = append(c.JoinKeys, k)
+		}
+		return nil
+	}},
+	{"retention", "RUNTRUST_RETENTION", "10d", "how long raw events are kept (\"10d\", \"36h\"); whole days of partitions are dropped", func(c *Config, v string) error {
+		d, err := ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("retention: %w", err)
+		}
+		if d < time.Hour || d > 3650*24*time.Hour {
+			return fmt.Errorf("retention %s is outside 1h to 3650d", v)
+		}
+		c.Retention = d
+		return nil
+	}},
+	{"tls-cert", "RUNTRUST_TLS_CERT", "", "PEM certificate for gRPC TLS", func(c *Config, v string) error { c.TLS.Cert = v; return nil }},
+	{"tls-key", "RUNTRUST_TLS_KEY", "", "PEM key for gRPC TLS", func(c *Config, v string) error { c.TLS.Key = v; return nil }},
+	{"tls-client-ca", "RUNTRUST_TLS_CLIENT_CA", "", "PEM CA that client certificates must chain to (mTLS; needs -tls-cert)", func(c *Config, v string) error { c.TLS.ClientCA = v; return nil }},
+	{"max-request-bytes", "RUNTRUST_MAX_REQUEST_BYTES", "8MiB", "largest request a cluster may send, decompressed (\"8MiB\", \"512KiB\")", func(c *Config, v string) error {
+		n, err := ParseSize(v)
+		if err != nil {
+			return fmt.Errorf("max-request-bytes: %w", err)
+		}
+		if n < 1<<10 || n > 256<<20 {
+			return fmt.Errorf("max-request-bytes %s is outside 1KiB to 256MiB", v)
+		}
+		c.Limits.MaxRequestBytes = int(n)
+		return nil
+	}},
+	{"rate", "RUNTRUST_RATE", "20000", "records per second each cluster may send, sustained", func(c *Config, v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(f > 0 && f <= 1e9) {
+			return fmt.Errorf("rate %q is not a number of records per second above 0", v)
+		}
+		c.Limits.RecordsPerSecond = f
+		return nil
+	}},
+	{"burst", "RUNTRUST_BURST", "100000", "records a cluster may send at once above its rate", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1e9 {
+			return fmt.Errorf("burst %q is not a positive number of records", v)
+		}
+		c.Limits.Burst = n
+		return nil
+	}},
+	{"log-level", "RUNTRUST_LOG_LEVEL", "info", "debug, info, warn or error", func(c *Config, v string) error {
+		switch v {
+		case "debug", "info", "warn", "error":
+			c.LogLevel = v
+			return nil
+		}
+		return fmt.Errorf("log-level %q is not debug, info, warn or error", v)
+	}},
+	{"log-format", "RUNTRUST_LOG_FORMAT", "json", "json or text", func(c *Config, v string) error {
+		if v != "json" && v != "text" {
+			return fmt.Errorf("log-format %q is not json or text", v)
+		}
+		c.LogFormat = v
+		return nil
+	}},
+	{"shutdown-timeout", "RUNTRUST_SHUTDOWN_TIMEOUT", "30s", "how long shutdown waits for in-flight batches to commit", func(c *Config, v string) error {
+		d, err := ParseDuration(v)
+		if err != nil || d < 0 {
+			return fmt.Errorf("shutdown-timeout %q is not a duration", v)
+		}
+		c.ShutdownTimeout = d
+		return nil
+	}},
+}
+
+// ErrHelp is returned for -h; the usage has been written.
+var ErrHelp = flag.ErrHelp
+
+// Parse reads args (without the program name) and the environment through getenv.
+func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("runtime-service", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	values := make([]*string, len(settings))
+	for i, s := range settings {
+		values[i] = fs.String(s.flag, "", fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env, s.def))
+	}
+	fs.Usage = func() {
+		fmt.Fprintln(usage, "runtime-service: the runtrust runtime service. Every flag can also be set by its environment variable.")
+		fmt.Fprintln(usage, "\nUsage: runtime-service [flags]\n       runtime-service enrol [flags]   (enrol a cluster, write its token; -h for its flags)")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var c Config
+	for i, s := range settings {
+		v := s.def
+		if e := getenv(s.env); e != "" {
+			v = e
+		}
+		if set[s.flag] {
+			v = *values[i]
+		}
+		if err := s.apply(&c, v); err != nil {
+			source := "default"
+			switch {
+			case set[s.flag]:
+				source = "-" + s.flag
+			case getenv(s.env) != "":
+				source = s.env
+			}
+			return Config{}, fmt.Errorf("%s: %w", source, err)
+		}
+	}
+	if err := checkTLS(c.TLS); err != nil {
+		return Config{}, err
+	}
+	if c.Retention == 0 {
+		c.Retention = store.DefaultRetention
+	}
+	return c, nil
+}
+
+func setAddr(dst *string, name, v string) error {
+	if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+		return fmt.Errorf("%s %q is not host:port", name, v)
+	}
+	*dst = v
+	return nil
+}
+
+// ParseDuration reads a Go duration or a whole number of days ("10d").
+func ParseDuration(v string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(v, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 0 || days > 100000 {
+			return 0, fmt.Errorf("%q is not a number of days", v)
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration (\"36h\", \"10d\")", v)
+	}
+	return d, nil
+}
+
+// ParseSize reads a byte size: a number with an optional B, KiB, MiB or GiB suffix.
+func ParseSize(v string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+	mult := int64(1)
+	num := v
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(v, u.suffix); ok {
+			num, mult = n, u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > (1<<40)/mult {
+		return 0, fmt.Errorf("%q is not a size (\"8MiB\", \"512KiB\", \"1048576\")", v)
+	}
+	return n * mult, nil
+}
+
+// checkTLS catches incomplete TLS settings at start; the files themselves are read when the server starts.
+func checkTLS(f ingest.TLSFiles) error {
+	switch {
+	case (f.Cert == "") != (f.Key == ""):
+		return errors.New("TLS needs both -tls-cert and -tls-key")
+	case f.ClientCA != "" && f.Cert == "":
+		return errors.New("-tls-client-ca (mTLS) needs -tls-cert and -tls-key too")
+	}
+	return nil
+}

@@ -1,0 +1,130 @@
+package config
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
+
+func TestDefaults(t *testing.T) {
+	c, err := Parse(nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.GRPCListen != "localhost:4319" || c.HTTPListen != "localhost:8080" || c.DatabaseURL != "" || c.PGDataDir != ".run/pg" ||
+		c.Retention != 10*24*time.Hour || c.Limits.MaxRequestBytes != 8<<20 || c.Limits.RecordsPerSecond != 20000 ||
+		c.Limits.Burst != 100000 || c.LogFormat != "json" || c.ShutdownTimeout != 30*time.Second || len(c.JoinKeys) != 0 {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestFlagBeatsEnvBeatsDefault(t *testing.T) {
+	c, err := Parse([]string{"-retention", "36h"}, env(map[string]string{
+		"RUNTRUST_RETENTION": "3d", "RUNTRUST_HTTP_LISTEN": ":9090", "RUNTRUST_JOIN_KEYS": "0123456789abcdef, fedcba9876543210,",
+		"RUNTRUST_MAX_REQUEST_BYTES": "512KiB",
+	}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Retention != 36*time.Hour || c.HTTPListen != ":9090" || len(c.JoinKeys) != 2 || c.JoinKeys[1] != "fedcba9876543210" || c.Limits.MaxRequestBytes != 512<<10 {
+		t.Fatalf("%+v", c)
+	}
+}
+
+func TestErrorsNameTheSettingAndItsSource(t *testing.T) {
+	cases := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"-retention", "forever"}, nil, `-retention: retention: "forever" is not a duration`},
+		{nil, map[string]string{"RUNTRUST_RETENTION": "10m"}, "RUNTRUST_RETENTION: retention 10m is outside 1h to 3650d"},
+		{[]string{"-grpc-listen", "4319"}, nil, `grpc-listen "4319" is not host:port`},
+		{[]string{"-database-url", "mysql:x"}, nil, "neither a postgres:// URL"},
+		{[]string{"-pg-port", "70000"}, nil, "pg-port"},
+		{[]string{"-join-key", "short"}, nil, "16 to 256 characters"},
+		{[]string{"-join-key", "0123456789abcdef\x01"}, nil, "printable ASCII"},
+		{[]string{"-max-request-bytes", "8MB"}, nil, `"8MB" is not a size`},
+		{[]string{"-max-request-bytes", "1B"}, nil, "outside 1KiB to 256MiB"},
+		{[]string{"-rate", "0"}, nil, "rate"},
+		{[]string{"-rate", "NaN"}, nil, "rate"},
+		{[]string{"-burst", "-1"}, nil, "burst"},
+		{[]string{"-log-level", "loud"}, nil, "log-level"},
+		{[]string{"-log-format", "xml"}, nil, "log-format"},
+		{[]string{"-tls-cert", "c.pem"}, nil, "TLS needs both"},
+		{[]string{"-tls-client-ca", "ca.pem"}, nil, "needs -tls-cert"},
+		{[]string{"stray"}, nil, `unexpected argument "stray"`},
+		{[]string{"-nope"}, nil, "flag provided but not defined"},
+	}
+	for _, c := range cases {
+		_, err := Parse(c.args, env(c.env), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Parse(%q, %v) = %v; want an error containing %q", c.args, c.env, err, c.want)
+		}
+	}
+}
+
+func TestHelpListsEveryVariable(t *testing.T) {
+	var out strings.Builder
+	_, err := Parse([]string{"-h"}, env(nil), &out)
+	if !errors.Is(err, ErrHelp) {
+		t.Fatal(err)
+	}
+	for _, s := range settings {
+		if !strings.Contains(out.String(), s.env) || !strings.Contains(out.String(), "-"+s.flag) {
+			t.Errorf("-h does not mention -%s / %s", s.flag, s.env)
+		}
+	}
+}
+
+func TestParseDurationAndSize(t *testing.T) {
+	for in, want := range map[string]time.Duration{"10d": 240 * time.Hour, "0d": 0, "90m": 90 * time.Minute} {
+		if got, err := ParseDuration(in); err != nil || got != want {
+			t.Errorf("ParseDuration(%q) = %v, %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "d", "-1d", "1.5d", "10 d", "1e9d"} {
+		if _, err := ParseDuration(bad); err == nil {
+			t.Errorf("ParseDuration(%q) accepted", bad)
+		}
+	}
+	for in, want := range map[string]int64{"1024": 1024, "8MiB": 8 << 20, "1GiB": 1 << 30, "0B": 0} {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %v, %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "MiB", "-1", "1TiB", "99999999999GiB", "8 MiB"} {
+		if _, err := ParseSize(bad); err == nil {
+			t.Errorf("ParseSize(%q) accepted", bad)
+		}
+	}
+}
+
+// FuzzParse: any flag value and any environment value either parse into a config within its bounds or give an
+// error; nothing panics.
+func FuzzParse(f *testing.F) {
+	for _, s := range settings {
+		f.Add(s.flag, s.def, s.env, s.def)
+	}
+	f.Add("retention", "99999999d", "RUNTRUST_RATE", "1e308")
+	f.Add("max-request-bytes", "9223372036854775807B", "RUNTRUST_PG_PORT", "-0")
+	f.Fuzz(func(t *testing.T, flagName, flagValue, envName, envValue string) {
+		c, err := Parse([]string{"-" + flagName + "=" + flagValue}, env(map[string]string{envName: envValue}), io.Discard)
+		if err != nil {
+			return
+		}
+		if c.Retention < time.Hour || c.Limits.MaxRequestBytes < 1<<10 || c.Limits.RecordsPerSecond <= 0 || c.Limits.Burst < 1 ||
+			c.PGPort < 0 || c.PGPort > 65535 || c.ShutdownTimeout < 0 {
+			t.Fatalf("out of bounds: %+v", c)
+		}
+		for _, k := range c.JoinKeys {
+			if len(k) < 16 {
+				t.Fatalf("short join key %q", k)
+			}
+		}
+	})
+}

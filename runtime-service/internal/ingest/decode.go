@@ -1,0 +1,391 @@
+package ingest
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/runtrust/runtrust/internal/records"
+	"github.com/runtrust/runtrust/runtime-service/internal/store"
+)
+
+// Bounds on what one record may carry. A string longer than maxString is an error, not truncated: a path or an
+// image reference cut short would be a wrong fact.
+const (
+	maxString      = 4096
+	maxListEntries = 256
+	// maxErrorsReported bounds how many record errors one response names; the count covers the rest.
+	maxErrorsReported = 5
+)
+
+// Decoded is a request's records, sorted into a batch, and what was wrong with the rest.
+type Decoded struct {
+	Batch    store.Batch
+	Rejected int
+	Errors   []string // the first maxErrorsReported record errors
+	Kinds    map[string]int
+}
+
+// Message summarises the rejected records for an OTLP partial success or an InvalidArgument status.
+func (d *Decoded) Message() string {
+	if d.Rejected == 0 {
+		return ""
+	}
+	msg := fmt.Sprintf("%d log record(s) rejected: %s", d.Rejected, strings.Join(d.Errors, "; "))
+	if d.Rejected > len(d.Errors) {
+		msg += "; …"
+	}
+	return msg
+}
+
+func (d *Decoded) reject(err string) {
+	d.Rejected++
+	if len(d.Errors) < maxErrorsReported {
+		d.Errors = append(d.Errors, err)
+	}
+}
+
+// Decode turns OTLP logs from cluster c into a store batch. Each record is checked against the record contract
+// (docs/records.md): its event name, the attributes its kind needs, their types, and that every string is
+// valid UTF-8 without NUL (Postgres text holds neither). A record that fails is rejected alone; the rest are kept.
+// A resource that names another cluster (k8s.cluster.uid) is rejected whole: a token writes its own cluster only.
+// now stands in for a record without a timestamp.
+func Decode(logs plog.Logs, c store.Cluster, now time.Time) *Decoded {
+	d := &Decoded{Kinds: map[string]int{}}
+	n := 0
+	rls := logs.ResourceLogs()
+	for i := 0; i < rls.Len(); i++ {
+		rl := rls.At(i)
+		res := rl.Resource().Attributes()
+		if v, ok := res.Get(records.AttrK8sClusterUID); ok && v.AsString() != c.UID {
+			count := 0
+			sls := rl.ScopeLogs()
+			for j := 0; j < sls.Len(); j++ {
+				count += sls.At(j).LogRecords().Len()
+			}
+			for k := 0; k < count; k++ {
+				d.reject(fmt.Sprintf("resource %d: %s %q is not the cluster this token belongs to (%q)", i, records.AttrK8sClusterUID, v.AsString(), c.UID))
+			}
+			n += count
+			continue
+		}
+		sls := rl.ScopeLogs()
+		for j := 0; j < sls.Len(); j++ {
+			lrs := sls.At(j).LogRecords()
+			for k := 0; k < lrs.Len(); k++ {
+				lr := lrs.At(k)
+				r := &reader{rec: lr.Attributes(), res: res}
+				if err := d.add(lr, r, now); err != "" {
+					d.reject(fmt.Sprintf("record %d (%s): %s", n, printable(lr.EventName()), err))
+				} else {
+					d.Kinds[lr.EventName()]++
+				}
+				n++
+			}
+		}
+	}
+	return d
+}
+
+// printable quotes a value for an error message without letting it run on or carry control characters.
+func printable(s string) string {
+	if len(s) > 80 {
+		s = s[:80] + "…"
+	}
+	return fmt.Sprintf("%q", strings.ToValidUTF8(s, "\uFFFD"))
+}
+
+func recordTime(lr plog.LogRecord, now time.Time) time.Time {
+	if ts := lr.Timestamp(); ts != 0 {
+		return ts.AsTime().UTC()
+	}
+	if ts := lr.ObservedTimestamp(); ts != 0 {
+		return ts.AsTime().UTC()
+	}
+	return now.UTC()
+}
+
+// add appends one record to the batch, or says what is wrong with it.
+func (d *Decoded) add(lr plog.LogRecord, r *reader, now time.Time) string {
+	t := recordTime(lr, now)
+	switch lr.EventName() {
+	case records.EventK8sNode:
+		n := store.Node{UID: r.str(records.AttrK8sNodeUID, true), Name: r.str(records.AttrK8sNodeName, true), Time: t}
+		n.Deleted = r.deleted()
+		if r.err == "" {
+			d.Batch.Nodes = append(d.Batch.Nodes, n)
+		}
+	case records.EventK8sWorkload:
+		w := store.Workload{
+			UID:       r.str(records.AttrK8sWorkloadUID, true),
+			Kind:      r.str(records.AttrK8sWorkloadKind, true),
+			Name:      r.str(records.AttrK8sWorkloadName, true),
+			Namespace: r.str(records.AttrK8sNamespaceName, false),
+			Time:      t,
+		}
+		w.Deleted = r.deleted()
+		if r.err == "" {
+			d.Batch.Workloads = append(d.Batch.Workloads, w)
+		}
+	case records.EventK8sPod:
+		p := store.Pod{
+			UID:          r.str(records.AttrK8sPodUID, true),
+			Name:         r.str(records.AttrK8sPodName, true),
+			Namespace:    r.str(records.AttrK8sNamespaceName, false),
+			NodeName:     r.str(records.AttrK8sNodeName, false),
+			WorkloadUID:  r.str(records.AttrK8sWorkloadUID, false),
+			WorkloadKind: r.str(records.AttrK8sWorkloadKind, false),
+			WorkloadName: r.str(records.AttrK8sWorkloadName, false),
+			Time:         t,
+		}
+		p.Deleted = r.deleted()
+		if r.err == "" {
+			d.Batch.Pods = append(d.Batch.Pods, p)
+		}
+	case records.EventK8sContainer:
+		k := store.Container{
+			PodUID:          r.str(records.AttrK8sPodUID, true),
+			Name:            r.str(records.AttrK8sContainerName, true),
+			ContainerID:     r.str(records.AttrContainerID, false),
+			Namespace:       r.str(records.AttrK8sNamespaceName, false),
+			PodName:         r.str(records.AttrK8sPodName, false),
+			NodeName:        r.str(records.AttrK8sNodeName, false),
+			WorkloadUID:     r.str(records.AttrK8sWorkloadUID, false),
+			WorkloadKind:    r.str(records.AttrK8sWorkloadKind, false),
+			WorkloadName:    r.str(records.AttrK8sWorkloadName, false),
+			ImageName:       r.str(records.AttrContainerImageName, false),
+			ImageRef:        r.str(records.AttrImageRef, false),
+			RegistryHost:    r.str(records.AttrRegistryHost, false),
+			RegistryTrusted: r.boolean(records.AttrRegistryTrusted),
+			TagMutable:      r.boolean(records.AttrImageTagMutable),
+			RunningDigest:   r.digest(records.AttrImageRunningDigest),
+			PullPolicy:      r.str(records.AttrImagePullPolicy, false),
+			Integrity:       r.oneOf(records.AttrImageIntegrity, integrityValues),
+			ExpectedDigest:  r.digest(records.AttrImageExpectedDigest),
+			Severity:        r.oneOf(records.AttrRiskSeverity, severityValues),
+			Reasons:         r.strs(records.AttrRiskReasons),
+			Time:            t,
+		}
+		k.Deleted = r.deleted()
+		if r.err == "" {
+			d.Batch.Containers = append(d.Batch.Containers, k)
+		}
+	case records.EventProcessExec:
+		e := store.ExecEvent{
+			Time:             t,
+			ContainerID:      r.str(records.AttrContainerID, false),
+			ImageDigest:      r.digest(records.AttrImageRunningDigest),
+			PID:              r.integer(records.AttrProcessPID),
+			ParentPID:        r.integer(records.AttrProcessParentPID),
+			UserID:           r.integer(records.AttrProcessUserID),
+			ExecutablePath:   r.str(records.AttrProcessExecutablePath, true),
+			SHA256:           r.sha256(records.AttrProcessExecutableSHA256),
+			CommandArgs:      r.strs(records.AttrProcessCommandArgs),
+			WorkingDirectory: r.str(records.AttrProcessWorkingDirectory, false),
+		}
+		if r.err == "" {
+			d.Batch.Execs = append(d.Batch.Execs, e)
+		}
+	case records.EventFileOpen:
+		f := store.FileOpenEvent{
+			Time:           t,
+			ContainerID:    r.str(records.AttrContainerID, false),
+			ImageDigest:    r.digest(records.AttrImageRunningDigest),
+			PID:            r.integer(records.AttrProcessPID),
+			ExecutablePath: r.str(records.AttrProcessExecutablePath, false),
+			FilePath:       r.str(records.AttrFilePath, true),
+			Flags:          r.integer(records.AttrFileFlags),
+		}
+		if r.err == "" {
+			d.Batch.FileOpens = append(d.Batch.FileOpens, f)
+		}
+	case records.EventSensorHealth:
+		h := store.SensorHealth{
+			NodeName:      r.str(records.AttrK8sNodeName, false),
+			EventsSeen:    r.integer(records.AttrSensorEventsSeen),
+			EventsDropped: r.integer(records.AttrSensorEventsDropped),
+			Kernel:        r.str(records.AttrSensorKernel, false),
+			ProgramStatus: r.str(records.AttrSensorProgramStatus, false),
+			Time:          t,
+		}
+		if h.NodeName == "" {
+			h.NodeName = r.str(records.AttrHostName, false)
+		}
+		if h.NodeName == "" && r.err == "" {
+			r.fail(fmt.Sprintf("%s (or %s) is missing", records.AttrK8sNodeName, records.AttrHostName))
+		}
+		if r.err == "" {
+			d.Batch.SensorHealth = append(d.Batch.SensorHealth, h)
+		}
+	case "":
+		return "no event name: every runtrust record says what it is in the log record's EventName"
+	default:
+		return fmt.Sprintf("unknown event name %s (the runtime service stores the records in docs/records.md)", printable(lr.EventName()))
+	}
+	return r.err
+}
+
+var (
+	severityValues  = []string{records.SeverityNone, records.SeverityLow, records.SeverityMedium, records.SeverityHigh, records.SeverityCritical}
+	integrityValues = []string{records.IntegrityVerified, records.IntegrityStaleTag, records.IntegrityDigestMismatch, records.IntegrityArtifactMissing, records.IntegrityUnverified}
+	changeValues    = []string{records.ChangeAdded, records.ChangeUpdated, records.ChangeDeleted, records.ChangeSnapshot}
+
+	digestRE = regexp.MustCompile(`^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$`)
+	sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
+
+// reader reads typed attributes of one record, the record's own first and then its resource's, and keeps the
+// first error.
+type reader struct {
+	rec, res pcommon.Map
+	err      string
+}
+
+func (r *reader) fail(msg string) {
+	if r.err == "" {
+		r.err = msg
+	}
+}
+
+func (r *reader) get(key string) (pcommon.Value, bool) {
+	if v, ok := r.rec.Get(key); ok {
+		return v, true
+	}
+	return r.res.Get(key)
+}
+
+func checkString(key, s string) string {
+	switch {
+	case len(s) > maxString:
+		return fmt.Sprintf("%s is %d bytes long; at most %d", key, len(s), maxString)
+	case !utf8.ValidString(s):
+		return fmt.Sprintf("%s is not valid UTF-8", key)
+	case strings.IndexByte(s, 0) >= 0:
+		return fmt.Sprintf("%s contains a NUL byte", key)
+	}
+	return ""
+}
+
+func (r *reader) str(key string, required bool) string {
+	v, ok := r.get(key)
+	if !ok || (v.Type() == pcommon.ValueTypeStr && v.Str() == "") {
+		if required {
+			r.fail(key + " is missing")
+		}
+		return ""
+	}
+	if v.Type() != pcommon.ValueTypeStr {
+		r.fail(fmt.Sprintf("%s is a %s; want a string", key, v.Type()))
+		return ""
+	}
+	if msg := checkString(key, v.Str()); msg != "" {
+		r.fail(msg)
+		return ""
+	}
+	return v.Str()
+}
+
+func (r *reader) strs(key string) []string {
+	v, ok := r.get(key)
+	if !ok {
+		return nil
+	}
+	if v.Type() != pcommon.ValueTypeSlice {
+		r.fail(fmt.Sprintf("%s is a %s; want a list of strings", key, v.Type()))
+		return nil
+	}
+	sl := v.Slice()
+	if sl.Len() > maxListEntries {
+		r.fail(fmt.Sprintf("%s has %d entries; at most %d", key, sl.Len(), maxListEntries))
+		return nil
+	}
+	out := make([]string, 0, sl.Len())
+	for i := 0; i < sl.Len(); i++ {
+		e := sl.At(i)
+		if e.Type() != pcommon.ValueTypeStr {
+			r.fail(fmt.Sprintf("%s[%d] is a %s; want a string", key, i, e.Type()))
+			return nil
+		}
+		if msg := checkString(fmt.Sprintf("%s[%d]", key, i), e.Str()); msg != "" {
+			r.fail(msg)
+			return nil
+		}
+		out = append(out, e.Str())
+	}
+	return out
+}
+
+func (r *reader) integer(key string) int64 {
+	v, ok := r.get(key)
+	if !ok {
+		return 0
+	}
+	if v.Type() != pcommon.ValueTypeInt {
+		r.fail(fmt.Sprintf("%s is a %s; want an int", key, v.Type()))
+		return 0
+	}
+	return v.Int()
+}
+
+func (r *reader) boolean(key string) *bool {
+	v, ok := r.get(key)
+	if !ok {
+		return nil
+	}
+	if v.Type() != pcommon.ValueTypeBool {
+		r.fail(fmt.Sprintf("%s is a %s; want a bool", key, v.Type()))
+		return nil
+	}
+	b := v.Bool()
+	return &b
+}
+
+func (r *reader) oneOf(key string, values []string) string {
+	s := r.str(key, false)
+	if s == "" {
+		return ""
+	}
+	for _, v := range values {
+		if s == v {
+			return s
+		}
+	}
+	r.fail(fmt.Sprintf("%s is %s; want one of %s", key, printable(s), strings.Join(values, ", ")))
+	return ""
+}
+
+// digest reads an image digest. Kubernetes reports imageID as "docker-pullable://repo@sha256:…" or
+// "repo@sha256:…" depending on the runtime; the digest is the part after the last "@".
+func (r *reader) digest(key string) string {
+	s := r.str(key, false)
+	if s == "" {
+		return ""
+	}
+	if i := strings.LastIndexByte(s, '@'); i >= 0 {
+		s = s[i+1:]
+	}
+	if !digestRE.MatchString(s) {
+		r.fail(fmt.Sprintf("%s is %s; want a digest (sha256:<64 hex>)", key, printable(s)))
+		return ""
+	}
+	return s
+}
+
+func (r *reader) sha256(key string) string {
+	s := strings.ToLower(r.str(key, false))
+	if s != "" && !sha256RE.MatchString(s) {
+		r.fail(fmt.Sprintf("%s is %s; want 64 hex digits", key, printable(s)))
+		return ""
+	}
+	return s
+}
+
+// deleted reads runtrust.k8s.change: absent counts as a state report, "deleted" marks the object gone.
+func (r *reader) deleted() bool {
+	return r.oneOf(records.AttrK8sChange, changeValues) == records.ChangeDeleted
+}

@@ -1,0 +1,398 @@
+// Package ingest is the runtime service's gRPC side: the standard OTLP LogsService, so any collector's stock
+// otlp exporter can feed it, and runtrust.v1.ClusterService for enrolment and heartbeats. Every call but Enrol
+// is authenticated by the cluster's token; each cluster has its own rate limit.
+package ingest
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+	"golang.org/x/time/rate"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	runtrustv1 "github.com/runtrust/runtrust/proto/runtrust/v1"
+	"github.com/runtrust/runtrust/runtime-service/internal/store"
+)
+
+// Metadata keys the service reads.
+const (
+	// AuthorizationHeader carries "Bearer <cluster token>".
+	AuthorizationHeader = "authorization"
+	// IdempotencyKeyHeader names a batch; a batch sent again with the same key is acknowledged and not applied
+	// again. Keys are remembered for IdempotencyKeyTTL.
+	IdempotencyKeyHeader = "runtrust-idempotency-key"
+	maxIdempotencyKeyLen = 128
+)
+
+// IdempotencyKeyTTL is how long the store remembers a batch's idempotency key.
+const IdempotencyKeyTTL = 24 * time.Hour
+
+// Limits bound what one cluster may send.
+type Limits struct {
+	// MaxRequestBytes bounds one request, decompressed.
+	MaxRequestBytes int
+	// RecordsPerSecond is each cluster's sustained rate; Burst the most records it may send at once.
+	RecordsPerSecond float64
+	Burst            int
+}
+
+// DefaultLimits suit a large cluster in Impact mode: 8 MiB requests, 20k records/s, bursts of 100k.
+var DefaultLimits = Limits{MaxRequestBytes: 8 << 20, RecordsPerSecond: 20000, Burst: 100000}
+
+// Server implements both gRPC services.
+type Server struct {
+	runtrustv1.UnimplementedClusterServiceServer
+
+	store   *store.Store
+	log     *slog.Logger
+	limits  Limits
+	metrics *Metrics
+	now     func() time.Time
+
+	enrolLimit *rate.Limiter // all enrolments together: join keys are guessable only by brute force
+
+	mu       sync.Mutex
+	limiters map[int64]*rate.Limiter
+	tokens   map[string]tokenEntry // token hash → cluster, briefly cached
+}
+
+type tokenEntry struct {
+	c       store.Cluster
+	expires time.Time
+}
+
+// tokenCacheTTL is how long a token lookup is reused. A revoked token keeps working for at most this long.
+const tokenCacheTTL = 10 * time.Second
+
+// NewServer returns the ingest server over s.
+func NewServer(s *store.Store, log *slog.Logger, limits Limits, m *Metrics) *Server {
+	return &Server{
+		store:      s,
+		log:        log,
+		limits:     limits,
+		metrics:    m,
+		now:        time.Now,
+		enrolLimit: rate.NewLimiter(5, 20),
+		limiters:   map[int64]*rate.Limiter{},
+		tokens:     map[string]tokenEntry{},
+	}
+}
+
+// TLSFiles configure transport security. Cert and Key enable TLS; ClientCA also requires client certificates
+// signed by it (mTLS), on top of the token.
+type TLSFiles struct {
+	Cert, Key, ClientCA string
+}
+
+// TLSConfig loads the files; nil when TLS is off.
+func (f TLSFiles) TLSConfig() (*tls.Config, error) {
+	if f.Cert == "" && f.Key == "" {
+		if f.ClientCA != "" {
+			return nil, errors.New("a client CA (mTLS) needs a server certificate and key too")
+		}
+		return nil, nil
+	}
+	if f.Cert == "" || f.Key == "" {
+		return nil, errors.New("TLS needs both a certificate and a key")
+	}
+	cert, err := tls.LoadX509KeyPair(f.Cert, f.Key)
+	if err != nil {
+		return nil, fmt.Errorf("TLS certificate %s / key %s: %w", f.Cert, f.Key, err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if f.ClientCA != "" {
+		pem, err := os.ReadFile(f.ClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("client CA %s holds no PEM certificate", f.ClientCA)
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}
+
+// GRPCServer builds the gRPC server with both services registered.
+func (s *Server) GRPCServer(tlsCfg *tls.Config) *grpc.Server {
+	opts := []grpc.ServerOption{
+		grpc.ForceServerCodecV2(newRawCodec()),
+		grpc.MaxRecvMsgSize(s.limits.MaxRequestBytes),
+		grpc.ChainUnaryInterceptor(s.authenticate),
+	}
+	if tlsCfg != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsCfg)))
+	}
+	g := grpc.NewServer(opts...)
+	g.RegisterService(&logsServiceDesc, s)
+	runtrustv1.RegisterClusterServiceServer(g, s)
+	return g
+}
+
+type clusterKey struct{}
+
+func clusterFrom(ctx context.Context) store.Cluster {
+	c, _ := ctx.Value(clusterKey{}).(store.Cluster)
+	return c
+}
+
+// authenticate resolves the call's token to its cluster; only Enrol goes without.
+func (s *Server) authenticate(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if info.FullMethod == runtrustv1.ClusterService_Enrol_FullMethodName {
+		return handler(ctx, req)
+	}
+	token, err := bearerToken(ctx)
+	if err != nil {
+		s.countBatch(info.FullMethod, "unauthenticated")
+		return nil, err
+	}
+	c, err := s.cluster(ctx, token)
+	if err != nil {
+		if errors.Is(err, store.ErrTokenUnknown) {
+			s.countBatch(info.FullMethod, "unauthenticated")
+			return nil, status.Error(codes.Unauthenticated, "the cluster token is unknown or was replaced by a later enrolment")
+		}
+		s.countBatch(info.FullMethod, "unavailable")
+		return nil, storeStatus(err)
+	}
+	return handler(context.WithValue(ctx, clusterKey{}, c), req)
+}
+
+func (s *Server) countBatch(method, result string) {
+	if method == logsExportPath {
+		s.metrics.Batches.WithLabelValues(result).Inc()
+	}
+}
+
+func bearerToken(ctx context.Context) (string, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get(AuthorizationHeader)
+	if len(vals) == 0 {
+		return "", status.Error(codes.Unauthenticated, `no "authorization: Bearer <cluster token>" metadata; enrol the cluster to get a token`)
+	}
+	token, ok := strings.CutPrefix(vals[0], "Bearer ")
+	if !ok || token == "" {
+		return "", status.Error(codes.Unauthenticated, `the authorization metadata is not "Bearer <cluster token>"`)
+	}
+	return token, nil
+}
+
+func (s *Server) cluster(ctx context.Context, token string) (store.Cluster, error) {
+	key := string(store.Hash(token))
+	now := s.now()
+	s.mu.Lock()
+	e, ok := s.tokens[key]
+	s.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		return e.c, nil
+	}
+	c, err := s.store.ClusterByToken(ctx, token)
+	if err != nil {
+		return store.Cluster{}, err
+	}
+	s.mu.Lock()
+	if len(s.tokens) > 10000 { // a bound, not an LRU: refilling costs one lookup per cluster
+		s.tokens = map[string]tokenEntry{}
+	}
+	s.tokens[key] = tokenEntry{c: c, expires: now.Add(tokenCacheTTL)}
+	s.mu.Unlock()
+	return c, nil
+}
+
+func (s *Server) limiter(clusterID int64) *rate.Limiter {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.limiters[clusterID]
+	if l == nil {
+		l = rate.NewLimiter(rate.Limit(s.limits.RecordsPerSecond), s.limits.Burst)
+		s.limiters[clusterID] = l
+	}
+	return l
+}
+
+// storeStatus maps a store error to what the client should do: retry (Unavailable) or give up (Internal).
+func storeStatus(err error) error {
+	if errors.Is(err, store.ErrUnavailable) {
+		return status.Errorf(codes.Unavailable, "the store is unavailable; nothing from this call was stored, retry it: %v", err)
+	}
+	return status.Errorf(codes.Internal, "store: %v", err)
+}
+
+func idempotencyKey(ctx context.Context) (string, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get(IdempotencyKeyHeader)
+	if len(vals) == 0 {
+		return "", nil
+	}
+	k := vals[0]
+	if len(k) == 0 || len(k) > maxIdempotencyKeyLen {
+		return "", status.Errorf(codes.InvalidArgument, "%s must be 1 to %d characters", IdempotencyKeyHeader, maxIdempotencyKeyLen)
+	}
+	for _, r := range k {
+		if r < 0x21 || r > 0x7e {
+			return "", status.Errorf(codes.InvalidArgument, "%s must be printable ASCII without spaces", IdempotencyKeyHeader)
+		}
+	}
+	return k, nil
+}
+
+// exportRaw is OTLP LogsService/Export: decode, check, store, and answer with a partial success naming what was
+// rejected. It returns only after the batch's transaction committed.
+func (s *Server) exportRaw(ctx context.Context, in *rawMessage) (*rawMessage, error) {
+	s.metrics.InFlight.Inc()
+	defer s.metrics.InFlight.Dec()
+	start := time.Now()
+	c := clusterFrom(ctx)
+	key, err := idempotencyKey(ctx)
+	if err != nil {
+		s.metrics.Batches.WithLabelValues("invalid").Inc()
+		return nil, err
+	}
+	req := plogotlp.NewExportRequest()
+	if err := req.UnmarshalProto(in.b); err != nil {
+		s.metrics.Batches.WithLabelValues("invalid").Inc()
+		s.log.Warn("undecodable OTLP request", "cluster", c.UID, "bytes", len(in.b), "error", err)
+		return nil, status.Errorf(codes.InvalidArgument, "the request is not an OTLP ExportLogsServiceRequest: %v", err)
+	}
+	logs := req.Logs()
+	if n := logs.LogRecordCount(); n > 0 {
+		r := s.limiter(c.ID).ReserveN(s.now(), min(n, s.limits.Burst))
+		if delay := r.DelayFrom(s.now()); delay > 0 {
+			r.Cancel()
+			s.metrics.Batches.WithLabelValues("rate_limited").Inc()
+			st, _ := status.New(codes.ResourceExhausted,
+				fmt.Sprintf("cluster %s is over its rate limit of %.0f records/s; retry later", c.UID, s.limits.RecordsPerSecond)).
+				WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(delay)})
+			return nil, st.Err()
+		}
+	}
+	d := Decode(logs, c, s.now())
+	for ev, n := range d.Kinds {
+		s.metrics.Records.WithLabelValues(ev, "accepted").Add(float64(n))
+	}
+	if d.Rejected > 0 {
+		s.metrics.Records.WithLabelValues("", "rejected").Add(float64(d.Rejected))
+		s.log.Warn("rejected log records", "cluster", c.UID, "rejected", d.Rejected, "detail", d.Message())
+	}
+	if d.Batch.Len() == 0 {
+		if d.Rejected > 0 {
+			s.metrics.Batches.WithLabelValues("invalid").Inc()
+			return nil, status.Error(codes.InvalidArgument, d.Message())
+		}
+		s.metrics.Batches.WithLabelValues("ok").Inc()
+		return marshalResponse(plogotlp.NewExportResponse())
+	}
+	res, err := s.store.Apply(ctx, c, key, &d.Batch)
+	if err != nil {
+		result := "error"
+		if errors.Is(err, store.ErrUnavailable) {
+			result = "unavailable"
+		}
+		s.metrics.Batches.WithLabelValues(result).Inc()
+		s.log.Error("batch not stored", "cluster", c.UID, "records", d.Batch.Len(), "error", err)
+		return nil, storeStatus(err)
+	}
+	s.metrics.Duration.Observe(time.Since(start).Seconds())
+	s.metrics.Events.WithLabelValues("unattributed").Add(float64(res.Unattributed))
+	s.metrics.Events.WithLabelValues("raw_skipped").Add(float64(res.RawSkipped))
+	resp := plogotlp.NewExportResponse()
+	switch {
+	case res.Duplicate:
+		s.metrics.Batches.WithLabelValues("duplicate").Inc()
+	case d.Rejected > 0:
+		s.metrics.Batches.WithLabelValues("partial").Inc()
+	default:
+		s.metrics.Batches.WithLabelValues("ok").Inc()
+	}
+	if d.Rejected > 0 {
+		resp.PartialSuccess().SetRejectedLogRecords(int64(d.Rejected))
+		resp.PartialSuccess().SetErrorMessage(d.Message())
+	}
+	return marshalResponse(resp)
+}
+
+func marshalResponse(r plogotlp.ExportResponse) (*rawMessage, error) {
+	b, err := r.MarshalProto()
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "encode response: %v", err)
+	}
+	return &rawMessage{b: b}, nil
+}
+
+// Enrol spends a join key for a cluster token.
+func (s *Server) Enrol(ctx context.Context, req *runtrustv1.EnrolRequest) (*runtrustv1.EnrolResponse, error) {
+	if !s.enrolLimit.Allow() {
+		return nil, status.Error(codes.ResourceExhausted, "too many enrolments; retry in a few seconds")
+	}
+	if req.GetJoinKey() == "" {
+		return nil, status.Error(codes.InvalidArgument, "join_key is empty")
+	}
+	if req.GetClusterUid() == "" {
+		return nil, status.Error(codes.InvalidArgument, "cluster_uid is empty (the uid of the cluster's kube-system namespace, by convention)")
+	}
+	for field, v := range map[string]string{"cluster_uid": req.GetClusterUid(), "cluster_name": req.GetClusterName()} {
+		if msg := checkString(field, v); msg != "" {
+			return nil, status.Error(codes.InvalidArgument, msg)
+		}
+	}
+	name := req.GetClusterName()
+	if name == "" {
+		name = req.GetClusterUid()
+	}
+	token, c, err := s.store.Enrol(ctx, req.GetJoinKey(), req.GetClusterUid(), name)
+	if errors.Is(err, store.ErrJoinKeyInvalid) {
+		s.log.Warn("enrolment refused", "cluster_uid", req.GetClusterUid(), "reason", err)
+		return nil, status.Error(codes.Unauthenticated, "the join key is unknown or was already used")
+	}
+	if err != nil {
+		return nil, storeStatus(err)
+	}
+	s.log.Info("cluster enrolled", "cluster_uid", c.UID, "cluster_name", c.Name)
+	return &runtrustv1.EnrolResponse{Token: token}, nil
+}
+
+// modeNames are the clusters.mode values.
+var modeNames = map[runtrustv1.Mode]string{
+	runtrustv1.Mode_MODE_UNSPECIFIED: "",
+	runtrustv1.Mode_MODE_INTEGRITY:   "integrity",
+	runtrustv1.Mode_MODE_IMPACT:      "impact",
+}
+
+// Heartbeat stores what the collector says about itself.
+func (s *Server) Heartbeat(ctx context.Context, req *runtrustv1.HeartbeatRequest) (*runtrustv1.HeartbeatResponse, error) {
+	mode, ok := modeNames[req.GetMode()]
+	if !ok {
+		return nil, status.Errorf(codes.InvalidArgument, "mode %d is not a runtrust.v1.Mode", req.GetMode())
+	}
+	if msg := checkString("collector_version", req.GetCollectorVersion()); msg != "" {
+		return nil, status.Error(codes.InvalidArgument, msg)
+	}
+	if len(req.GetCollectorVersion()) > 128 {
+		return nil, status.Error(codes.InvalidArgument, "collector_version is longer than 128 bytes")
+	}
+	if req.GetNodeCount() > 1<<20 {
+		return nil, status.Errorf(codes.InvalidArgument, "node_count %d is not a plausible node count", req.GetNodeCount())
+	}
+	c := clusterFrom(ctx)
+	if err := s.store.Heartbeat(ctx, c.ID, req.GetCollectorVersion(), mode, int(req.GetNodeCount())); err != nil {
+		return nil, storeStatus(err)
+	}
+	return &runtrustv1.HeartbeatResponse{ReceivedUnixNano: s.now().UnixNano()}, nil
+}

@@ -1,0 +1,165 @@
+// Package store is the runtime service's Postgres store: the schema (versioned migrations applied at start),
+// the ingest transaction (COPY-based upserts, aggregates and raw event partitions), enrolment, retention, and the
+// queries the HTTP API serves.
+package store
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/tern/v2/migrate"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Options tune the store.
+type Options struct {
+	// MaxConns bounds the pool. Zero: pgxpool's default (4 or the number of CPUs, whichever is larger).
+	MaxConns int32
+	// Retention is how long raw events are kept. Zero: 10 days.
+	Retention time.Duration
+	// Now is the clock (tests move it). Nil: time.Now.
+	Now func() time.Time
+}
+
+// Store is the Postgres store.
+type Store struct {
+	pool *pgxpool.Pool
+	opts Options
+
+	partitionsMu sync.Mutex
+	partitions   map[string]bool // "exec_events_p20260102" → exists
+}
+
+// DefaultRetention is how long raw events are kept unless configured.
+const DefaultRetention = 10 * 24 * time.Hour
+
+// Open connects to dsn, applies the migrations, and prepares today's event partitions.
+func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	if opts.Retention == 0 {
+		opts.Retention = DefaultRetention
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: database DSN: %w", err)
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	cfg.AfterConnect = createStagingTables
+	if err := Migrate(ctx, dsn); err != nil {
+		return nil, err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("store: connect: %w", err)
+	}
+	s := &Store{pool: pool, opts: opts, partitions: map[string]bool{}}
+	if err := s.MaintainPartitions(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Migrate applies every migration not yet applied. tern takes an advisory lock, so two services starting
+// against one database do not race.
+func Migrate(ctx context.Context, dsn string) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return fmt.Errorf("store: connect to migrate: %w", err)
+	}
+	defer conn.Close(context.Background())
+	m, err := migrate.NewMigrator(ctx, conn, "schema_version")
+	if err != nil {
+		return fmt.Errorf("store: migrator: %w", err)
+	}
+	sub, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return err
+	}
+	if err := m.LoadMigrations(sub); err != nil {
+		return fmt.Errorf("store: load migrations: %w", err)
+	}
+	if err := m.Migrate(ctx); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	return nil
+}
+
+// SchemaVersion is the number of the last migration applied.
+func (s *Store) SchemaVersion(ctx context.Context) (int32, error) {
+	var v int32
+	err := s.pool.QueryRow(ctx, "SELECT version FROM schema_version").Scan(&v)
+	return v, err
+}
+
+// Close closes the pool; it waits for connections in use to be released.
+func (s *Store) Close() { s.pool.Close() }
+
+// Ping says whether the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+// Pool is the connection pool, for tests and the load test's COPY baseline.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Staging tables, one set per connection, emptied at every commit: the ingest COPYs a batch's state records here
+// and upserts from them in one statement per kind.
+const stagingDDL = `
+CREATE TEMP TABLE IF NOT EXISTS stage_nodes (LIKE nodes) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_workloads (LIKE workloads) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_pods (LIKE pods) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_containers (LIKE containers) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_exec_aggregates (LIKE exec_aggregates) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_file_aggregates (LIKE file_aggregates) ON COMMIT DELETE ROWS;
+`
+
+func createStagingTables(ctx context.Context, conn *pgx.Conn) error {
+	_, err := conn.Exec(ctx, stagingDDL)
+	return err
+}
+
+// ErrUnavailable wraps errors that say the database could not be reached or went away mid-transaction: the
+// batch was not applied and the client should retry it.
+var ErrUnavailable = errors.New("database unavailable")
+
+// classify marks connection-level failures as ErrUnavailable.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case pgErr.Code[:2] == "08", // connection exception
+			pgErr.Code[:2] == "53", // insufficient resources
+			pgErr.Code[:2] == "57", // operator intervention: admin shutdown, crash shutdown, cannot connect now
+			pgErr.Code == "40001", pgErr.Code == "40P01":
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		return err
+	}
+	// Anything that is not a server-reported error is the connection: refused, reset, closed, timed out.
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+// retryable says whether a transaction failed only because of concurrency and can run again at once.
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
+}
