@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
+	"github.com/runtrust/runtrust/internal/imageattr"
 	"github.com/runtrust/runtrust/internal/imageref"
 	"github.com/runtrust/runtrust/internal/records"
 	"github.com/runtrust/runtrust/internal/registry"
@@ -93,12 +94,13 @@ func (p *integrityProcessor) processLogs(ctx context.Context, ld plog.Logs) (plo
 	var recs []pending
 	rls := ld.ResourceLogs()
 	for i := 0; i < rls.Len(); i++ {
+		resource := rls.At(i).Resource().Attributes()
 		sls := rls.At(i).ScopeLogs()
 		for j := 0; j < sls.Len(); j++ {
 			lrs := sls.At(j).LogRecords()
 			for k := 0; k < lrs.Len(); k++ {
 				attrs := lrs.At(k).Attributes()
-				if q, o, ok := p.queryOf(attrs); ok {
+				if q, o, ok := p.queryOf(attrs, resource); ok {
 					recs = append(recs, pending{attrs: attrs, q: q, now: o})
 				}
 			}
@@ -161,7 +163,7 @@ func (p *integrityProcessor) judgeAll(ctx context.Context, recs []pending) map[q
 
 // queryOf reads what a record's verdict depends on. ok is false for records the processor does not judge (no
 // running digest); o is set when the verdict is known without asking.
-func (p *integrityProcessor) queryOf(attrs pcommon.Map) (q query, o *outcome, ok bool) {
+func (p *integrityProcessor) queryOf(attrs, resource pcommon.Map) (q query, o *outcome, ok bool) {
 	rv, has := attrs.Get(records.AttrImageRunningDigest)
 	if !has || rv.Type() != pcommon.ValueTypeStr || rv.Str() == "" {
 		return q, nil, false
@@ -176,7 +178,7 @@ func (p *integrityProcessor) queryOf(attrs pcommon.Map) (q query, o *outcome, ok
 	// docker:// marks docker's own image id, whatever follows.
 	q.bareID = running.IsImageID() || strings.HasPrefix(rawRunning, "docker://")
 
-	ref, err := referenceOf(attrs)
+	ref, err := referenceOf(attrs, resource)
 	if err != nil {
 		bad := unverified(records.IntegrityReasonBadReference, time.Time{}, err.Error())
 		return q, &bad, true
@@ -204,26 +206,15 @@ func (p *integrityProcessor) queryOf(attrs pcommon.Map) (q query, o *outcome, ok
 }
 
 // referenceOf returns the image reference of a record: runtrust.image.ref when the registrytrust processor
-// normalized it, else container.image.name completed by the first of container.image.tags.
-func referenceOf(attrs pcommon.Map) (imageref.Reference, error) {
-	raw := ""
-	if v, ok := attrs.Get(records.AttrImageRef); ok && v.Str() != "" {
-		raw = v.Str()
-	} else if v, ok := attrs.Get(records.AttrContainerImageName); ok && v.AsString() != "" {
-		raw = v.AsString()
-		if tags, ok := attrs.Get(records.AttrContainerImageTags); ok && !strings.ContainsAny(raw[strings.LastIndexByte(raw, '/')+1:], ":@") {
-			switch tags.Type() {
-			case pcommon.ValueTypeSlice:
-				if tags.Slice().Len() > 0 {
-					raw += ":" + tags.Slice().At(0).AsString()
-				}
-			case pcommon.ValueTypeStr:
-				if tags.Str() != "" {
-					raw += ":" + tags.Str()
-				}
-			}
-		}
+// normalized it, else the image the record (or its resource) names (internal/imageattr).
+func referenceOf(attrs, resource pcommon.Map) (imageref.Reference, error) {
+	raw, ok := "", false
+	if v, has := attrs.Get(records.AttrImageRef); has && v.Str() != "" {
+		raw, ok = v.Str(), true
 	} else {
+		raw, ok = imageattr.Named(attrs, resource)
+	}
+	if !ok {
 		return imageref.Reference{}, errNoReference
 	}
 	ref, err := imageref.Parse(raw)

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.uber.org/zap"
 
+	"github.com/runtrust/runtrust/internal/imageattr"
 	"github.com/runtrust/runtrust/internal/imageref"
 	"github.com/runtrust/runtrust/internal/records"
 	"github.com/runtrust/runtrust/internal/registryrule"
@@ -92,7 +93,7 @@ type verdict struct {
 
 func (p *trustProcessor) annotate(ctx context.Context, rl plog.ResourceLogs, sl plog.ScopeLogs, lr plog.LogRecord, resAttrs pcommon.Map) {
 	attrs := lr.Attributes()
-	raw, ok := imageOf(attrs, resAttrs)
+	raw, ok := imageattr.Named(attrs, resAttrs)
 	if !ok {
 		return
 	}
@@ -152,42 +153,6 @@ func (p *trustProcessor) judge(ref imageref.Reference) verdict {
 		v.mutable = !ref.HasTag() || moving
 	}
 	return v
-}
-
-// imageOf returns the image reference a record names: container.image.name on the record, else on its resource.
-// When that name carries neither tag nor digest, the first of container.image.tags completes it, as the
-// OpenTelemetry semantic conventions split name and tags.
-func imageOf(attrs, resAttrs pcommon.Map) (string, bool) {
-	src := attrs
-	name, ok := attrs.Get(records.AttrContainerImageName)
-	if !ok {
-		if name, ok = resAttrs.Get(records.AttrContainerImageName); !ok {
-			return "", false
-		}
-		src = resAttrs
-	}
-	s := name.AsString()
-	if s == "" {
-		return "", false
-	}
-	if tags, ok := src.Get(records.AttrContainerImageTags); ok && !hasTagOrDigest(s) {
-		switch tags.Type() {
-		case pcommon.ValueTypeSlice:
-			if tags.Slice().Len() > 0 {
-				s += ":" + tags.Slice().At(0).AsString()
-			}
-		case pcommon.ValueTypeStr:
-			if tags.Str() != "" {
-				s += ":" + tags.Str()
-			}
-		}
-	}
-	return s, true
-}
-
-// hasTagOrDigest reports whether a reference names a tag or digest: a ':' or '@' after the last '/'.
-func hasTagOrDigest(s string) bool {
-	return strings.ContainsAny(s[strings.LastIndexByte(s, '/')+1:], ":@")
 }
 
 func (p *trustProcessor) logInvalid(raw string, err error) {
