@@ -4,8 +4,8 @@
 #
 # How the collector gets its token: the service is started with a development join key (RUNTRUST_DEV_JOIN_KEY,
 # default below; it only ever listens on localhost here), and `runtime-service enrol` spends it once and writes
-# the cluster token to .run/cluster-token. Later runs keep that token while the service accepts it. The stock
-# otlp_grpc exporter in distributions/local/config.yaml sends it as "authorization: Bearer <token>".
+# the cluster token to .run/cluster-token. Later runs keep that token while the service accepts it. The
+# runtime exporter in distributions/local/config.yaml sends it with every batch.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
