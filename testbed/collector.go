@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/runtrust/runtrust/internal/loopback"
 )
 
 // CollectorBinary returns the path of the built otelcol-runtrust: $RUNTRUST_OTELCOL, or _build/ at the
@@ -48,15 +49,7 @@ func repoRoot(t testing.TB) string {
 }
 
 // FreePort returns a loopback TCP port that was free a moment ago.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func FreePort(t testing.TB) int { return loopback.TestPort(t) }
 
 // Collector is a running otelcol-runtrust process.
 type Collector struct {

@@ -32,6 +32,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runtrust/runtrust/internal/loopback"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
@@ -91,7 +92,7 @@ func Start(t testing.TB) *Cluster {
 	// etcd on two free loopback ports; retried since a port found free can be taken before etcd binds it.
 	var etcdURL string
 	for attempt := 0; ; attempt++ {
-		clientPort, peerPort := freePort(t), freePort(t)
+		clientPort, peerPort := loopback.TestPort(t), loopback.TestPort(t)
 		etcdURL = "http://127.0.0.1:" + strconv.Itoa(clientPort)
 		peerURL := "http://127.0.0.1:" + strconv.Itoa(peerPort)
 		proc := c.startProcess(t, "etcd", etcd,
@@ -108,7 +109,7 @@ func Start(t testing.TB) *Cluster {
 	}
 
 	for attempt := 0; ; attempt++ {
-		port := freePort(t)
+		port := loopback.TestPort(t)
 		c.URL = "https://127.0.0.1:" + strconv.Itoa(port)
 		proc := c.startProcess(t, "kube-apiserver", apiserver,
 			"--etcd-servers="+etcdURL,
@@ -275,16 +276,6 @@ func writeFile(t testing.TB, path string, b []byte) {
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // process is a started child with its output in a log file.

@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -22,6 +21,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/runtrust/runtrust/internal/loopback"
 )
 
 // Superuser is the database superuser initdb creates. Connections from loopback are trusted (see initdb below):
@@ -228,7 +229,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		p, err := freePort()
+		p, err := loopback.FreePort()
 		if err != nil {
 			return err
 		}
@@ -342,13 +343,4 @@ func (s *Server) run(ctx context.Context, bin string, args ...string) ([]byte, e
 	cmd.Stdin = nil
 	err := cmd.Run()
 	return out.Bytes(), err
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("localpg: find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
