@@ -70,6 +70,21 @@ func (a *args) add(v any) string {
 	return fmt.Sprintf("$%d", len(*a))
 }
 
+// riskConditions appends the filter's severity and verdict conditions on the columns of the named table alias
+// ("" for none): every list that can be filtered by risk filters the same way.
+func riskConditions(where []string, a *args, f Filter, alias string) []string {
+	if alias != "" {
+		alias += "."
+	}
+	if len(f.Severities) > 0 {
+		where = append(where, alias+"severity = ANY("+a.add(f.Severities)+")")
+	}
+	if len(f.Verdicts) > 0 {
+		where = append(where, alias+"verdict = ANY("+a.add(f.Verdicts)+")")
+	}
+	return where
+}
+
 // ErrBadSort: the sort order is not one the list offers.
 var ErrBadSort = errors.New("unknown sort order")
 
@@ -118,12 +133,7 @@ func (s *Store) ListImages(ctx context.Context, f Filter) (Page[ImageSummary], e
 		SELECT digest, severity, verdict, reasons, refs, expected_digests, clusters, namespaces, workloads, pods,
 			containers, first_seen, last_seen, count(*) OVER () FROM img`
 	var where []string
-	if len(f.Severities) > 0 {
-		where = append(where, "severity = ANY("+a.add(f.Severities)+")")
-	}
-	if len(f.Verdicts) > 0 {
-		where = append(where, "verdict = ANY("+a.add(f.Verdicts)+")")
-	}
+	where = riskConditions(where, &a, f, "")
 	if len(where) > 0 {
 		sql += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -141,12 +151,7 @@ func (s *Store) ListImages(ctx context.Context, f Filter) (Page[ImageSummary], e
 func (s *Store) listRankedImages(ctx context.Context, f Filter, order string) (Page[ImageSummary], error) {
 	var a args
 	where := []string{"containers > 0"}
-	if len(f.Severities) > 0 {
-		where = append(where, "severity = ANY("+a.add(f.Severities)+")")
-	}
-	if len(f.Verdicts) > 0 {
-		where = append(where, "verdict = ANY("+a.add(f.Verdicts)+")")
-	}
+	where = riskConditions(where, &a, f, "")
 	cond := strings.Join(where, " AND ")
 	var total int
 	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM images WHERE "+cond, a...).Scan(&total); err != nil {
@@ -456,12 +461,7 @@ func (s *Store) ListWorkloads(ctx context.Context, f Filter) (Page[WorkloadSumma
 		SELECT cluster_uid, cluster_name, uid, kind, name, namespace, pods, containers, images, severity, verdict,
 			last_seen, count(*) OVER () FROM wl`
 	var post []string
-	if len(f.Severities) > 0 {
-		post = append(post, "severity = ANY("+a.add(f.Severities)+")")
-	}
-	if len(f.Verdicts) > 0 {
-		post = append(post, "verdict = ANY("+a.add(f.Verdicts)+")")
-	}
+	post = riskConditions(post, &a, f, "")
 	if len(post) > 0 {
 		sql += " WHERE " + strings.Join(post, " AND ")
 	}
@@ -498,12 +498,7 @@ func (s *Store) ListArtifacts(ctx context.Context, f Filter) (Page[Artifact], er
 	if f.Registry != "" {
 		where = append(where, "r.registry_host = "+a.add(f.Registry))
 	}
-	if len(f.Severities) > 0 {
-		where = append(where, "i.severity = ANY("+a.add(f.Severities)+")")
-	}
-	if len(f.Verdicts) > 0 {
-		where = append(where, "i.verdict = ANY("+a.add(f.Verdicts)+")")
-	}
+	where = riskConditions(where, &a, f, "i")
 	if f.Cluster != "" || f.Namespace != "" {
 		scope := []string{"k.running_digest = r.digest", "(k.image_ref = r.ref OR (k.image_ref = '' AND k.image_name = r.ref))", "k.deleted_at IS NULL"}
 		if f.Cluster != "" {
