@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -95,6 +96,52 @@ func StartCollector(t testing.TB, config string, healthPort int) *Collector {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// FilePipeline is a running collector whose one logs pipeline is otlp (gRPC) → the given processors → a file.
+type FilePipeline struct {
+	*Collector
+	Endpoint string // the OTLP/gRPC receiver, host:port
+	File     string // the file exporter's JSON-lines output
+}
+
+// StartFilePipeline starts the collector with processorsYAML as the body of its `processors:` section (indented
+// two spaces) and the named processors, in order, in the pipeline.
+func StartFilePipeline(t testing.TB, processorsYAML string, processors ...string) *FilePipeline {
+	t.Helper()
+	grpcPort, healthPort := FreePort(t), FreePort(t)
+	p := &FilePipeline{
+		Endpoint: fmt.Sprintf("127.0.0.1:%d", grpcPort),
+		File:     filepath.Join(t.TempDir(), "findings.jsonl"),
+	}
+	config := fmt.Sprintf(`
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: %s
+processors:
+%s
+exporters:
+  file:
+    path: %s
+    flush_interval: 100ms
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:%d
+service:
+  extensions: [health_check]
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    logs:
+      receivers: [otlp]
+      processors: [%s]
+      exporters: [file]
+`, p.Endpoint, strings.TrimRight(processorsYAML, "\n"), p.File, healthPort, strings.Join(processors, ", "))
+	p.Collector = StartCollector(t, config, healthPort)
+	return p
 }
 
 // Stop ends the collector gracefully and fails the test if it does not exit cleanly within 20 s.

@@ -16,15 +16,7 @@ import (
 // TestDistributionRegistryTrust runs the built otelcol-runtrust with otlp → registrytrust → file, sends OTLP
 // logs over gRPC with real image references, and checks the findings in the file the exporter wrote.
 func TestDistributionRegistryTrust(t *testing.T) {
-	grpcPort, healthPort := FreePort(t), FreePort(t)
-	out := filepath.Join(t.TempDir(), "findings.jsonl")
-	config := fmt.Sprintf(`
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:%d
-processors:
+	col := StartFilePipeline(t, `
   registrytrust:
     trusted_registries: [registry.corp.example, "ghcr.io/acme", "*.artifactory.corp.example", "mirror.corp.example/dockerhub/library"]
     mirrors:
@@ -32,26 +24,8 @@ processors:
         mirror: mirror.corp.example/dockerhub
     policy:
       untrusted_when:
-        - attributes["k8s.namespace.name"] == "payments" and attributes["runtrust.image.tag_mutable"] == true
-exporters:
-  file:
-    path: %s
-    flush_interval: 100ms
-extensions:
-  health_check:
-    endpoint: 127.0.0.1:%d
-service:
-  extensions: [health_check]
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    logs:
-      receivers: [otlp]
-      processors: [registrytrust]
-      exporters: [file]
-`, grpcPort, out, healthPort)
-	col := StartCollector(t, config, healthPort)
+        - attributes["k8s.namespace.name"] == "payments" and attributes["runtrust.image.tag_mutable"] == true`,
+		"registrytrust")
 
 	digest := "sha256:" + strings.Repeat("5e", 32)
 	type sent struct {
@@ -81,8 +55,8 @@ service:
 	node.SetEventName(records.EventK8sNode)
 	node.Attributes().PutStr(records.AttrK8sNodeName, "node-1")
 
-	SendLogs(t, fmt.Sprintf("127.0.0.1:%d", grpcPort), ld)
-	got := WaitForRecords(t, out, len(batch)+1, 30*time.Second)
+	SendLogs(t, col.Endpoint, ld)
+	got := WaitForRecords(t, col.File, len(batch)+1, 30*time.Second)
 	if len(got) != len(batch)+1 {
 		t.Fatalf("got %d records, want %d", len(got), len(batch)+1)
 	}

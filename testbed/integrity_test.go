@@ -2,7 +2,6 @@ package testbed
 
 import (
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,15 +22,7 @@ func TestDistributionImageIntegrity(t *testing.T) {
 	nginx := reg.PushImage(t, "dockerhub/library/nginx:1.25")
 	creds := reg.DockerConfig(t, "ci", "s3cret")
 
-	grpcPort, healthPort := FreePort(t), FreePort(t)
-	out := filepath.Join(t.TempDir(), "findings.jsonl")
-	config := fmt.Sprintf(`
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:%d
-processors:
+	col := StartFilePipeline(t, fmt.Sprintf(`
   registrytrust:
     trusted_registries: [%q]
     mirrors:
@@ -40,26 +31,8 @@ processors:
   imageintegrity:
     batch_deadline: 20s
     credentials:
-      docker_config_files: [%s]
-exporters:
-  file:
-    path: %s
-    flush_interval: 100ms
-extensions:
-  health_check:
-    endpoint: 127.0.0.1:%d
-service:
-  extensions: [health_check]
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    logs:
-      receivers: [otlp]
-      processors: [registrytrust, imageintegrity]
-      exporters: [file]
-`, grpcPort, reg.Host, reg.Host, creds, out, healthPort)
-	StartCollector(t, config, healthPort)
+      docker_config_files: [%s]`, reg.Host, reg.Host, creds),
+		"registrytrust", "imageintegrity")
 
 	forged := "sha256:" + strings.Repeat("0badc0de", 8)
 	type sent struct{ image, running, policy string }
@@ -81,8 +54,8 @@ service:
 		lr.Attributes().PutStr(records.AttrImageRunningDigest, s.running)
 		lr.Attributes().PutStr(records.AttrImagePullPolicy, s.policy)
 	}
-	SendLogs(t, fmt.Sprintf("127.0.0.1:%d", grpcPort), ld)
-	got := WaitForRecords(t, out, len(batch), 60*time.Second)
+	SendLogs(t, col.Endpoint, ld)
+	got := WaitForRecords(t, col.File, len(batch), 60*time.Second)
 
 	wants := []struct{ integrity, severity, expected string }{
 		{records.IntegrityVerified, records.SeverityNone, v2},
