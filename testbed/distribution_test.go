@@ -3,6 +3,7 @@ package testbed
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -155,6 +156,32 @@ service:
 	}
 }
 
+// shippedConfigEnv is what each shipped config reads from the environment, as make run (local) and the Helm
+// chart (controller, sensor; deploy/ checks the chart's own rendering) provide it.
+var shippedConfigEnv = map[string]map[string]string{
+	"local": {"RUNTRUST_CLUSTER_TOKEN": "validate-only-token-0123456789abcdef"},
+	"controller": {
+		"RUNTRUST_CLUSTER_NAME":              "prod-eu-1",
+		"RUNTRUST_CLUSTER_UID":               "6a0c1f7e-0000-4000-8000-000000000001",
+		"RUNTRUST_SERVICE_ENDPOINT":          "runtime-service.runtrust.svc:4319",
+		"RUNTRUST_JOIN_KEY":                  "validate-only-join-key-0123456789",
+		"RUNTRUST_TRUSTED_REGISTRIES":        `["registry.corp.example","ghcr.io/acme"]`,
+		"RUNTRUST_EXCLUDE_NAMESPACES":        `["kube-system"]`,
+		"RUNTRUST_MIRRORS":                   `[{"source":"docker.io","mirror":"mirror.corp.example/dockerhub"}]`,
+		"RUNTRUST_SERVICE_INSECURE":          "true",
+		"RUNTRUST_SNAPSHOT_INTERVAL":         "30m",
+		"RUNTRUST_QUEUE_SIZE":                "750000",
+		"RUNTRUST_CHECK_UNLISTED_REGISTRIES": "false",
+	},
+	"sensor": {
+		"K8S_NODE_NAME":             "node-1",
+		"RUNTRUST_CLUSTER_NAME":     "prod-eu-1",
+		"RUNTRUST_SERVICE_ENDPOINT": "runtime-service.runtrust.svc:4319",
+		"RUNTRUST_CLUSTER_TOKEN":    "rtc_validate_only_token",
+		"RUNTRUST_CONTAINERS_ONLY":  "false",
+	},
+}
+
 // TestShippedConfigsValidate: every collector config under distributions/ is accepted by the built binary, so a
 // config that `make run` or an install uses cannot rot unnoticed.
 func TestShippedConfigsValidate(t *testing.T) {
@@ -165,14 +192,89 @@ func TestShippedConfigsValidate(t *testing.T) {
 	if len(configs) == 0 {
 		t.Fatal("no distributions/*/config.yaml found")
 	}
-	// What the shipped configs read from the environment, as make run and the install docs provide it.
-	t.Setenv("RUNTRUST_CLUSTER_TOKEN", "validate-only-token-0123456789abcdef")
 	for _, path := range configs {
-		t.Run(filepath.Base(filepath.Dir(path)), func(t *testing.T) {
+		mode := filepath.Base(filepath.Dir(path))
+		t.Run(mode, func(t *testing.T) {
+			env, ok := shippedConfigEnv[mode]
+			if !ok {
+				t.Fatalf("%s: add what it reads from the environment to shippedConfigEnv", path)
+			}
+			for k, v := range env {
+				t.Setenv(k, v)
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			if out, err := RunCollector(ctx, t, "validate", "--config", path); err != nil {
 				t.Fatalf("%s does not validate: %v\n%s", path, err, out)
+			}
+		})
+	}
+}
+
+// TestModeConfigsRejectMistakes: each mode's config with its env set, but a typo or a missing setting, is refused
+// by `validate` with the mistake named — what an operator editing the config or the chart's values would see.
+func TestModeConfigsRejectMistakes(t *testing.T) {
+	for _, c := range []struct {
+		name, mode string
+		edit       func(string) string
+		unsetEnv   string
+		want       []string
+	}{
+		{name: "misspelled receiver", mode: "controller",
+			edit: func(s string) string { return strings.Replace(s, "\n  k8sinventory:\n", "\n  k8sinventry:\n", 1) },
+			want: []string{"k8sinventry"}},
+		{name: "unknown registrytrust field", mode: "controller",
+			edit: func(s string) string {
+				return strings.Replace(s, "  registrytrust:\n", "  registrytrust:\n    trusted_registry: [registry.corp.example]\n", 1)
+			},
+			want: []string{"registrytrust", "trusted_registry"}},
+		{name: "unknown imageintegrity field", mode: "controller",
+			edit: func(s string) string {
+				return strings.Replace(s, "  imageintegrity:\n", "  imageintegrity:\n    check_unlisted_registry: true\n", 1)
+			},
+			want: []string{"imageintegrity", "check_unlisted_registry"}},
+		{name: "no trusted registries", mode: "controller", unsetEnv: "RUNTRUST_TRUSTED_REGISTRIES",
+			want: []string{"registrytrust", "trusted_registries"}},
+		{name: "no cluster name", mode: "controller", unsetEnv: "RUNTRUST_CLUSTER_NAME",
+			want: []string{"k8sinventory", "cluster_name: required"}},
+		{name: "join key without uid", mode: "controller", unsetEnv: "RUNTRUST_CLUSTER_UID",
+			want: []string{"exporters::runtime", "cluster_uid: required with join_key"}},
+		{name: "misspelled sensor field", mode: "sensor",
+			edit: func(s string) string { return strings.Replace(s, "    containers_only:", "    containers_onyl:", 1) },
+			want: []string{"runtimesensor", "containers_onyl"}},
+		{name: "no node name", mode: "sensor", unsetEnv: "K8S_NODE_NAME",
+			want: []string{"runtimesensor", "node_name: empty"}},
+		{name: "no token", mode: "sensor", unsetEnv: "RUNTRUST_CLUSTER_TOKEN",
+			want: []string{"exporters::runtime", "join_key or token: one is required"}},
+	} {
+		t.Run(c.mode+" "+c.name, func(t *testing.T) {
+			src, err := os.ReadFile(filepath.Join(repoRoot(t), "distributions", c.mode, "config.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			config := string(src)
+			if c.edit != nil {
+				if config = c.edit(config); config == string(src) {
+					t.Fatal("the edit changed nothing: the shipped config no longer has what it replaces")
+				}
+			}
+			path := filepath.Join(t.TempDir(), "config.yaml")
+			writeFile(t, path, config)
+			for k, v := range shippedConfigEnv[c.mode] {
+				if k != c.unsetEnv {
+					t.Setenv(k, v)
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			out, err := RunCollector(ctx, t, "validate", "--config", path)
+			if err == nil {
+				t.Fatalf("validate accepted it:\n%s", out)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("validate output lacks %q:\n%s", w, out)
+				}
 			}
 		})
 	}

@@ -1,0 +1,143 @@
+{{/* Names are <release>-runtrust-<part>, cut to the 63 characters an object name may have. */}}
+{{- define "runtrust.fullname" -}}
+{{- if contains "runtrust" .Release.Name -}}
+{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-runtrust" .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "runtrust.controller.name" -}}{{ include "runtrust.fullname" . }}-controller{{- end -}}
+{{- define "runtrust.sensor.name" -}}{{ include "runtrust.fullname" . }}-sensor{{- end -}}
+{{- define "runtrust.auth.secretName" -}}
+{{- .Values.auth.existingSecret | default (printf "%s-auth" (include "runtrust.fullname" .)) -}}
+{{- end -}}
+
+{{- define "runtrust.labels" -}}
+app.kubernetes.io/name: runtrust
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "runtrust.selector" -}}
+app.kubernetes.io/name: runtrust
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "runtrust.image" -}}
+{{- if .Values.image.digest -}}
+{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+{{- end -}}
+
+{{/* The auth type in force: joinKey or token. Fails with what to set when the values say neither or both, or a
+     join key with sensors. */}}
+{{- define "runtrust.authType" -}}
+{{- $a := .Values.auth -}}
+{{- $n := 0 -}}
+{{- if $a.joinKey }}{{ $n = add1 $n }}{{ end -}}
+{{- if $a.token }}{{ $n = add1 $n }}{{ end -}}
+{{- if $a.existingSecret }}{{ $n = add1 $n }}{{ end -}}
+{{- if ne $n 1 -}}
+{{- fail "auth: set exactly one of auth.joinKey, auth.token, auth.existingSecret (how the collectors authenticate to the runtime service)" -}}
+{{- end -}}
+{{- $t := "token" -}}
+{{- if $a.joinKey }}{{ $t = "joinKey" }}{{ end -}}
+{{- if $a.existingSecret -}}
+{{- if not (has $a.existingSecretType (list "joinKey" "token")) -}}
+{{- fail (printf "auth.existingSecretType: %q is not joinKey or token" $a.existingSecretType) -}}
+{{- end -}}
+{{- $t = $a.existingSecretType -}}
+{{- end -}}
+{{- if and (eq $t "joinKey") .Values.sensor.enabled -}}
+{{- fail "auth: sensor.enabled needs a cluster token (auth.token, or existingSecret with existingSecretType: token): a one-time join key can be spent by one collector only, and every sensor needs the token. Get one with `runtime-service enrol` (docs/install.md)" -}}
+{{- end -}}
+{{- $t -}}
+{{- end -}}
+
+{{/* k8s.cluster.uid: the value, else the kube-system namespace's uid at install time. A join key needs it. */}}
+{{- define "runtrust.clusterUID" -}}
+{{- if .Values.clusterUID -}}
+{{- .Values.clusterUID -}}
+{{- else -}}
+{{- $ns := lookup "v1" "Namespace" "" "kube-system" -}}
+{{- if $ns -}}{{- $ns.metadata.uid -}}{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Environment every collector gets: where and how to ship. */}}
+{{- define "runtrust.commonEnv" -}}
+{{- $auth := include "runtrust.authType" . -}}
+- name: POD_IP
+  valueFrom:
+    fieldRef: {fieldPath: status.podIP}
+- name: RUNTRUST_HEALTH_ENDPOINT
+  value: "$(POD_IP):13133"
+- name: RUNTRUST_CLUSTER_NAME
+  value: {{ required "clusterName: required, the name this cluster's records carry (k8s.cluster.name)" .Values.clusterName | quote }}
+- name: RUNTRUST_SERVICE_ENDPOINT
+  value: {{ required "runtimeService.endpoint: required, the runtime service's gRPC host:port" .Values.runtimeService.endpoint | quote }}
+- name: RUNTRUST_SERVICE_INSECURE
+  value: {{ .Values.runtimeService.insecure | quote }}
+{{- if .Values.runtimeService.caSecret }}
+- name: RUNTRUST_SERVICE_CA_FILE
+  value: /etc/runtrust/service-ca/ca.crt
+{{- end }}
+- name: RUNTRUST_QUEUE_DIR
+  value: /var/lib/runtrust/queue
+{{- if eq $auth "token" }}
+- name: RUNTRUST_CLUSTER_TOKEN
+  valueFrom:
+    secretKeyRef: {name: {{ include "runtrust.auth.secretName" . }}, key: token}
+{{- end }}
+{{- if .Values.sensor.enabled }}
+- name: RUNTRUST_MODE
+  value: impact
+{{- end }}
+{{- if .Values.otlpBackend.enabled }}
+- name: RUNTRUST_OTLP_BACKEND_ENDPOINT
+  value: {{ required "otlpBackend.endpoint: required with otlpBackend.enabled" .Values.otlpBackend.endpoint | quote }}
+{{- if .Values.otlpBackend.headersSecret }}
+- name: RUNTRUST_OTLP_BACKEND_AUTHORIZATION
+  valueFrom:
+    secretKeyRef: {name: {{ .Values.otlpBackend.headersSecret }}, key: authorization}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* The overlay merged over a shipped config (a second --config) when otlpBackend is on: the collector merges
+     maps and replaces lists, so it adds the exporter and restates the pipeline's exporter list. */}}
+{{- define "runtrust.otlpOverlay" -}}
+exporters:
+  otlp_grpc/backend:
+    endpoint: ${env:RUNTRUST_OTLP_BACKEND_ENDPOINT}
+    tls:
+      insecure: {{ .Values.otlpBackend.insecure }}
+{{- if .Values.otlpBackend.headersSecret }}
+    headers:
+      authorization: ${env:RUNTRUST_OTLP_BACKEND_AUTHORIZATION}
+{{- end }}
+    sending_queue:
+      storage: file_storage
+service:
+  pipelines:
+    logs:
+      exporters: [runtime, otlp_grpc/backend]
+{{- end -}}
+
+{{- define "runtrust.serviceCAVolume" -}}
+{{- if .Values.runtimeService.caSecret -}}
+- name: service-ca
+  secret: {secretName: {{ .Values.runtimeService.caSecret }}}
+{{- end -}}
+{{- end -}}
+
+{{- define "runtrust.serviceCAMount" -}}
+{{- if .Values.runtimeService.caSecret -}}
+- {name: service-ca, mountPath: /etc/runtrust/service-ca, readOnly: true}
+{{- end -}}
+{{- end -}}
