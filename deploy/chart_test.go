@@ -78,7 +78,7 @@ func TestChartRequiredValues(t *testing.T) {
 		{"no cluster name", "runtrust", minimal, []string{"clusterName="}, "clusterName: required"},
 		{"no endpoint", "runtrust", minimal, []string{"runtimeService.endpoint="}, "runtimeService.endpoint: required"},
 		{"join key and token", "runtrust", minimal, []string{"auth.token=rtc_x"}, "set exactly one of"},
-		{"join key with sensors", "runtrust", minimal, []string{"sensor.enabled=true"}, "sensor.enabled needs a cluster token"},
+		{"join key with sensors, no cluster to ask", "runtrust", minimal, []string{"sensor.enabled=true", "controller.enabled=false", "clusterUID="}, "clusterUID: a join-key enrolment needs the cluster uid"},
 		{"join key without uid, no cluster to ask", "runtrust", minimal, []string{"clusterUID="}, "clusterUID: a join-key enrolment needs the cluster uid"},
 		{"no trusted registries", "runtrust", minimal, []string{"controller.trustedRegistries=null"}, "controller.trustedRegistries: required"},
 		{"bad existing secret type", "runtrust", minimal, []string{"auth.joinKey=", "auth.existingSecret=s", "auth.existingSecretType=password"}, "at '/auth/existingSecretType': value must be one of 'joinKey', 'token'"},
@@ -102,6 +102,55 @@ func TestChartRequiredValues(t *testing.T) {
 				t.Errorf("error %q lacks %q", err, c.want)
 			}
 		})
+	}
+}
+
+// TestImpactModeWithOneJoinKey: with a join key and sensors, the controller and every sensor get the key and the
+// cluster uid, each its own collector id (the controller "controller", a sensor its node name from the downward
+// API), and no shared token; the controller reports what it runs, so the cluster's mode comes from its sensors.
+// With a token the collectors share it and the controller says impact.
+func TestImpactModeWithOneJoinKey(t *testing.T) {
+	envOf := func(c corev1.Container) map[string]corev1.EnvVar {
+		out := map[string]corev1.EnvVar{}
+		for _, e := range c.Env {
+			out[e.Name] = e
+		}
+		return out
+	}
+	m := decodeManifests(t, mustTemplate(t, "runtrust", []string{testdata("values-minimal.yaml")}, "sensor.enabled=true"))
+	dep, ds := m.deployments["rt-runtrust-controller"], m.daemonSets["rt-runtrust-sensor"]
+	if dep == nil || ds == nil {
+		t.Fatalf("no controller or sensor in %v", m.kinds)
+	}
+	ctrl, sensor := envOf(dep.Spec.Template.Spec.Containers[0]), envOf(ds.Spec.Template.Spec.Containers[0])
+	for name, env := range map[string]map[string]corev1.EnvVar{"controller": ctrl, "sensor": sensor} {
+		if k := env["RUNTRUST_JOIN_KEY"].ValueFrom; k == nil || k.SecretKeyRef == nil || k.SecretKeyRef.Key != "join-key" || k.SecretKeyRef.Name != "rt-runtrust-auth" {
+			t.Errorf("%s: RUNTRUST_JOIN_KEY = %+v; want the auth Secret's join-key", name, env["RUNTRUST_JOIN_KEY"])
+		}
+		if got := env["RUNTRUST_CLUSTER_UID"].Value; got != "6a0c1f7e-0000-4000-8000-000000000001" {
+			t.Errorf("%s: RUNTRUST_CLUSTER_UID = %q; want values-minimal.yaml's clusterUID", name, got)
+		}
+		if _, ok := env["RUNTRUST_CLUSTER_TOKEN"]; ok {
+			t.Errorf("%s: a cluster token env with a join key", name)
+		}
+		if _, ok := env["RUNTRUST_MODE"]; ok {
+			t.Errorf("%s: RUNTRUST_MODE = %q; with a join key each collector reports what it runs", name, env["RUNTRUST_MODE"].Value)
+		}
+	}
+	if got := ctrl["RUNTRUST_COLLECTOR_ID"].Value; got != "controller" {
+		t.Errorf("controller RUNTRUST_COLLECTOR_ID = %q; want controller", got)
+	}
+	if f := sensor["K8S_NODE_NAME"].ValueFrom; f == nil || f.FieldRef == nil || f.FieldRef.FieldPath != "spec.nodeName" {
+		t.Errorf("sensor K8S_NODE_NAME = %+v; want the downward API's spec.nodeName", sensor["K8S_NODE_NAME"])
+	}
+	if !strings.Contains(m.configMaps["rt-runtrust-sensor"].Data["config.yaml"], "collector_id: ${env:K8S_NODE_NAME}") {
+		t.Error("the sensor's config does not take its collector id from K8S_NODE_NAME")
+	}
+
+	m = decodeManifests(t, mustTemplate(t, "runtrust", []string{testdata("values-minimal.yaml")}, "auth.joinKey=", "auth.token=rtc_test", "sensor.enabled=true"))
+	ctrl = envOf(m.deployments["rt-runtrust-controller"].Spec.Template.Spec.Containers[0])
+	if _, ok := ctrl["RUNTRUST_JOIN_KEY"]; ok || ctrl["RUNTRUST_MODE"].Value != "impact" || ctrl["RUNTRUST_CLUSTER_TOKEN"].ValueFrom == nil {
+		t.Errorf("controller env with a shared token: %+v", ctrl)
 	}
 }
 

@@ -80,6 +80,7 @@ func TestManifestsOnAPIServer(t *testing.T) {
 		"runtrust minimal":               mustTemplate(t, "runtrust", []string{testdata("values-minimal.yaml")}),
 		"runtrust full":                  mustTemplate(t, "runtrust", []string{testdata("values-full.yaml")}),
 		"runtrust impact with token":     mustTemplate(t, "runtrust", []string{testdata("values-minimal.yaml")}, "auth.joinKey=", "auth.token=rtc_test", "sensor.enabled=true"),
+		"runtrust impact with join key":  mustTemplate(t, "runtrust", []string{testdata("values-minimal.yaml")}, "sensor.enabled=true"),
 		"runtrust sensor only":           mustTemplate(t, "runtrust", []string{testdata("values-minimal.yaml")}, "auth.joinKey=", "auth.existingSecret=corp-runtrust", "controller.enabled=false", "sensor.enabled=true"),
 		"runtime-service with postgres":  mustTemplate(t, "runtime-service", nil, "joinKeys={join-key-for-the-chart-test-0001}"),
 		"runtime-service full":           mustTemplate(t, "runtime-service", []string{testdata("runtime-service-values-full.yaml")}),

@@ -31,6 +31,8 @@ func TestRenderedConfigsValidate(t *testing.T) {
 		{"controller with a token", minimal, token, "Deployment/rt-runtrust-controller", nil},
 		{"sensor minimal", minimal, append(token, "sensor.enabled=true"), "DaemonSet/rt-runtrust-sensor", nil},
 		{"sensor full", full, nil, "DaemonSet/rt-runtrust-sensor", nil},
+		{"sensor with the join key", minimal, []string{"sensor.enabled=true"}, "DaemonSet/rt-runtrust-sensor", nil},
+		{"controller beside sensors, join key", minimal, []string{"sensor.enabled=true"}, "Deployment/rt-runtrust-controller", nil},
 		{"controller, snapshot interval too short", minimal, []string{"controller.snapshotInterval=10ms"}, "Deployment/rt-runtrust-controller",
 			[]string{"receivers::k8sinventory", "snapshot_interval: 10ms: must be 0 (off) or at least 1s"}},
 		{"controller, bad namespace", minimal, []string{"controller.namespaces.include={Shop}"}, "Deployment/rt-runtrust-controller",

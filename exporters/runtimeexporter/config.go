@@ -26,6 +26,7 @@ const (
 const (
 	maxRecordsPerRequestLimit = 100000 // the service's default burst: a larger request could never pass its rate limit
 	minHeartbeat              = time.Second
+	maxCollectorID            = 253 // a Kubernetes node name fits; the service's limit too
 )
 
 // Config is the runtime exporter's configuration. The exporterhelper and configgrpc parts are the collector's own
@@ -36,14 +37,20 @@ type Config struct {
 	RetryConfig   configretry.BackOffConfig                                `mapstructure:"retry_on_failure"`
 	ClientConfig  configgrpc.ClientConfig                                  `mapstructure:",squash"`
 
-	// JoinKey is the one-time join key the service was started with. The exporter enrols with it on its first
-	// start and keeps the issued cluster token in Storage, so later starts do not enrol again.
+	// JoinKey is a join key the service was started with. The exporter enrols with it on its first start and
+	// keeps the issued token in Storage, so later starts do not enrol again. The key binds to the first cluster
+	// it enrols and then enrols every collector of that cluster (the controller, each node's sensor).
 	JoinKey configopaque.String `mapstructure:"join_key"`
 	// Token is a cluster token obtained otherwise (`runtime-service enrol`); instead of JoinKey.
 	Token configopaque.String `mapstructure:"token"`
 	// ClusterUID and ClusterName identify the cluster at enrolment (k8s.cluster.uid, k8s.cluster.name).
 	ClusterUID  string `mapstructure:"cluster_uid"`
 	ClusterName string `mapstructure:"cluster_name"`
+	// CollectorID names this collector within its cluster at enrolment, so each collector gets its own token
+	// and heartbeat: stable across restarts and unique in the cluster (a sensor's node name; "controller" for
+	// the controller). Default: the host name, which the chart overrides (a pod's host name changes with
+	// every pod).
+	CollectorID string `mapstructure:"collector_id"`
 	// Storage is the storage extension that keeps the cluster token; default: the sending queue's storage.
 	Storage *component.ID `mapstructure:"storage"`
 	// HeartbeatInterval is how often the exporter tells the service its version, mode and node count.
@@ -87,6 +94,9 @@ func (c *Config) Validate() error {
 		}
 		if c.ClusterUID == "" {
 			errs = append(errs, errors.New("cluster_uid: required with join_key (by convention the uid of the cluster's kube-system namespace)"))
+		}
+		if err := checkPrintable(c.CollectorID, 1, maxCollectorID); err != nil {
+			errs = append(errs, fmt.Errorf(`collector_id: %w (this collector's id in its cluster: the node name for a sensor, "controller" for the controller)`, err))
 		}
 		if c.tokenStorage() == nil {
 			errs = append(errs, errors.New("storage: required with join_key, or set sending_queue.storage: the join key works once, so the issued token must survive a restart"))

@@ -1,6 +1,7 @@
 package runtimeexporter
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -41,6 +42,9 @@ func TestLoadConfig(t *testing.T) {
 			if c.Token != "rtc_0123456789abcdef" || c.HeartbeatInterval != time.Minute || c.Mode != ModeAuto {
 				t.Errorf("defaults: %+v", c)
 			}
+			if host, _ := os.Hostname(); c.CollectorID != host || host == "" {
+				t.Errorf("collector_id default %q; want the host name %q", c.CollectorID, host)
+			}
 			if c.RetryConfig.MaxElapsedTime != 0 || c.QueueConfig.Get().Batch.HasValue() {
 				t.Errorf("retry must not give up and the queue must not batch: %+v", c)
 			}
@@ -49,12 +53,13 @@ func TestLoadConfig(t *testing.T) {
 			if c.tokenStorage() == nil || c.tokenStorage().String() != "file_storage" {
 				t.Errorf("token storage: %v", c.tokenStorage())
 			}
-			if c.Mode != ModeImpact || c.MaxRecordsPerRequest != 5000 || c.QueueConfig.Get().QueueSize != 2000000 {
+			if c.Mode != ModeImpact || c.MaxRecordsPerRequest != 5000 || c.QueueConfig.Get().QueueSize != 2000000 || c.CollectorID != "ip-10-0-1-17.eu-west-1.compute.internal" {
 				t.Errorf("%+v", c)
 			}
 		}},
 		{name: "batching", wantErr: "sending_queue.batch"},
 		{name: "no_storage", wantErr: "storage: required with join_key"},
+		{name: "bad_collector_id", wantErr: "collector_id: must be printable ASCII without spaces (byte 4 is 0x20)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -80,6 +85,7 @@ func TestValidate(t *testing.T) {
 		c.ClientConfig.Endpoint = "127.0.0.1:4319"
 		c.JoinKey = "0123456789abcdef0123"
 		c.ClusterUID = "uid"
+		c.CollectorID = "controller"
 		c.Storage = &storage
 		return c
 	}
@@ -98,6 +104,11 @@ func TestValidate(t *testing.T) {
 		{"token with newline", func(c *Config) { c.JoinKey, c.Token = "", configopaque.String("rtc\n") }, "token: must be printable"},
 		{"no cluster uid", func(c *Config) { c.ClusterUID = "" }, "cluster_uid: required"},
 		{"no storage", func(c *Config) { c.Storage = nil }, "storage: required"},
+		{"no collector id", func(c *Config) { c.CollectorID = "" }, "collector_id: must be 1 to 253"},
+		{"collector id too long", func(c *Config) { c.CollectorID = strings.Repeat("n", 254) }, "collector_id: must be 1 to 253"},
+		{"collector id with newline", func(c *Config) { c.CollectorID = "node\n" }, "collector_id: must be printable"},
+		{"node name as collector id", func(c *Config) { c.CollectorID = "ip-10-0-1-17.eu-west-1.compute.internal" }, ""},
+		{"token needs no collector id", func(c *Config) { c.JoinKey, c.Storage, c.Token, c.CollectorID = "", nil, "rtc_abc", "" }, ""},
 		{"queue storage is enough", func(c *Config) { c.Storage = nil; c.QueueConfig.Get().StorageID = &storage }, ""},
 		{"long name", func(c *Config) { c.ClusterName = strings.Repeat("n", 257) }, "cluster_name:"},
 		{"heartbeat", func(c *Config) { c.HeartbeatInterval = time.Millisecond }, "heartbeat_interval:"},
@@ -126,13 +137,13 @@ func TestValidate(t *testing.T) {
 // FuzzConfig: any YAML-ish map either fails to unmarshal or validate with an error, or gives a config that
 // validates; it never panics.
 func FuzzConfig(f *testing.F) {
-	f.Add("runtime.example:4319", "0123456789abcdef0123", "", "uid", "auto", int64(1000), "30s")
-	f.Add("", "", "rtc_x", "", "impact", int64(0), "1ms")
-	f.Add("h:1", "k", "t", "\x00", "x", int64(-1), "bogus")
-	f.Fuzz(func(t *testing.T, endpoint, joinKey, token, uid, mode string, maxRecords int64, heartbeat string) {
+	f.Add("runtime.example:4319", "0123456789abcdef0123", "", "uid", "auto", int64(1000), "30s", "controller")
+	f.Add("", "", "rtc_x", "", "impact", int64(0), "1ms", "")
+	f.Add("h:1", "k", "t", "\x00", "x", int64(-1), "bogus", "node 1")
+	f.Fuzz(func(t *testing.T, endpoint, joinKey, token, uid, mode string, maxRecords int64, heartbeat, collectorID string) {
 		cfg := createDefaultConfig().(*Config)
 		conf := confmap.NewFromStringMap(map[string]any{
-			"endpoint": endpoint, "join_key": joinKey, "token": token, "cluster_uid": uid, "mode": mode,
+			"endpoint": endpoint, "join_key": joinKey, "token": token, "cluster_uid": uid, "mode": mode, "collector_id": collectorID,
 			"max_records_per_request": maxRecords, "heartbeat_interval": heartbeat,
 			"sending_queue": map[string]any{"storage": "file_storage"},
 		})
@@ -145,7 +156,8 @@ func FuzzConfig(f *testing.F) {
 			}
 			return
 		}
-		if cfg.ClientConfig.Endpoint == "" || (cfg.JoinKey == "") == (cfg.Token == "") || cfg.MaxRecordsPerRequest < 1 {
+		if cfg.ClientConfig.Endpoint == "" || (cfg.JoinKey == "") == (cfg.Token == "") || cfg.MaxRecordsPerRequest < 1 ||
+			cfg.JoinKey != "" && (cfg.CollectorID == "" || len(cfg.CollectorID) > maxCollectorID || strings.ContainsAny(cfg.CollectorID, " \t\n\x00")) {
 			t.Fatalf("an invalid config validated: %+v", cfg)
 		}
 	})

@@ -43,12 +43,15 @@ const (
 // tokenStorageKey is where the token is kept in the storage extension's client for this exporter.
 const tokenStorageKey = "cluster_token"
 
-// storedToken is what the storage extension keeps. The join key's hash, the cluster uid and the endpoint say
-// which enrolment the token came from: a new join key in the configuration enrols again.
+// storedToken is what the storage extension keeps. The join key's hash, the cluster uid, the collector id and
+// the endpoint say which enrolment the token came from: a new join key or collector id in the configuration
+// enrols again. A token stored before collector ids existed has none, so an upgraded exporter enrols once more
+// under its id (its join key still enrols collectors of its cluster).
 type storedToken struct {
 	Token         string `json:"token"`
 	JoinKeySHA256 string `json:"join_key_sha256"`
 	ClusterUID    string `json:"cluster_uid"`
+	CollectorID   string `json:"collector_id"`
 	Endpoint      string `json:"endpoint"`
 }
 
@@ -153,7 +156,8 @@ func (e *runtimeExporter) shutdown(ctx context.Context) error {
 
 func (e *runtimeExporter) enrolment() storedToken {
 	h := sha256.Sum256([]byte(e.cfg.JoinKey))
-	return storedToken{JoinKeySHA256: hex.EncodeToString(h[:]), ClusterUID: e.cfg.ClusterUID, Endpoint: e.cfg.ClientConfig.Endpoint}
+	return storedToken{JoinKeySHA256: hex.EncodeToString(h[:]), ClusterUID: e.cfg.ClusterUID, CollectorID: e.cfg.CollectorID,
+		Endpoint: e.cfg.ClientConfig.Endpoint}
 }
 
 // loadToken takes the stored token when it came from the configured join key, cluster and endpoint.
@@ -171,8 +175,8 @@ func (e *runtimeExporter) loadToken(ctx context.Context) error {
 		return nil
 	}
 	want := e.enrolment()
-	if st.JoinKeySHA256 != want.JoinKeySHA256 || st.ClusterUID != want.ClusterUID || st.Endpoint != want.Endpoint {
-		e.log.Info("the configured join key, cluster uid or endpoint changed since the stored enrolment; enrolling again")
+	if st.JoinKeySHA256 != want.JoinKeySHA256 || st.ClusterUID != want.ClusterUID || st.CollectorID != want.CollectorID || st.Endpoint != want.Endpoint {
+		e.log.Info("the configured join key, cluster uid, collector id or endpoint changed since the stored enrolment; enrolling again")
 		return nil
 	}
 	e.token.Store(&st.Token)
@@ -213,7 +217,8 @@ func (e *runtimeExporter) enrol(ctx context.Context) error {
 	callCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	resp, err := e.cluster.Enrol(callCtx, &runtrustv1.EnrolRequest{
-		JoinKey: string(e.cfg.JoinKey), ClusterUid: e.cfg.ClusterUID, ClusterName: e.cfg.ClusterName})
+		JoinKey: string(e.cfg.JoinKey), ClusterUid: e.cfg.ClusterUID, ClusterName: e.cfg.ClusterName,
+		CollectorId: e.cfg.CollectorID, Mode: enrolMode(e.cfg.Mode)})
 	if err != nil {
 		return err
 	}
@@ -225,8 +230,20 @@ func (e *runtimeExporter) enrol(ctx context.Context) error {
 		e.log.Error("the cluster token could not be stored: a restart will need a new join key", zap.Error(err))
 	}
 	e.token.Store(&st.Token)
-	e.log.Info("cluster enrolled", zap.String("cluster_uid", e.cfg.ClusterUID))
+	e.log.Info("cluster enrolled", zap.String("cluster_uid", e.cfg.ClusterUID), zap.String("collector_id", e.cfg.CollectorID))
 	return nil
+}
+
+// enrolMode is what the collector declares at enrolment: its configured mode; auto declares nothing yet, its
+// first heartbeat says what it saw.
+func enrolMode(mode string) runtrustv1.Mode {
+	switch mode {
+	case ModeIntegrity:
+		return runtrustv1.Mode_MODE_INTEGRITY
+	case ModeImpact:
+		return runtrustv1.Mode_MODE_IMPACT
+	}
+	return runtrustv1.Mode_MODE_UNSPECIFIED
 }
 
 func (e *runtimeExporter) authContext(ctx context.Context, token string) context.Context {

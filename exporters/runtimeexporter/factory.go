@@ -2,6 +2,7 @@ package runtimeexporter // import "github.com/runtrust/runtrust/exporters/runtim
 
 import (
 	"context"
+	"os"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -41,6 +42,7 @@ func createDefaultConfig() component.Config {
 		ClientConfig:         client,
 		HeartbeatInterval:    time.Minute,
 		Mode:                 ModeAuto,
+		CollectorID:          defaultCollectorID(),
 		MaxRecordsPerRequest: 10000,
 	}
 }
@@ -59,4 +61,14 @@ func createLogs(ctx context.Context, set exporter.Settings, cfg component.Config
 		exporterhelper.WithStart(e.start),
 		exporterhelper.WithShutdown(e.shutdown),
 	)
+}
+
+// defaultCollectorID is the host name: unique per node for a DaemonSet pod with hostNetwork, per pod otherwise.
+// Empty when it cannot be read; Validate then asks for collector_id.
+func defaultCollectorID() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	return h
 }

@@ -258,6 +258,10 @@ func ParseToken(data []byte) (string, error) {
 	return s, nil
 }
 
+// Resolve reads the files the settings name and returns the credentials they give, in go-containerregistry's
+// form; the error names the field. The runtime service's registry correlation uses it for the same fields.
+func (a AuthConfig) Resolve() (authn.AuthConfig, error) { return a.authConfig() }
+
 // authConfig turns per-registry auth settings into go-containerregistry's form; the error names the field.
 func (a AuthConfig) authConfig() (authn.AuthConfig, error) {
 	var out authn.AuthConfig

@@ -78,12 +78,21 @@ func (Mode) EnumDescriptor() ([]byte, []int) {
 
 type EnrolRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The join key an operator configured on the service (runtime-service -join-key).
+	// A join key an operator configured on the service (runtime-service -join-key); bound to the cluster it
+	// enrols first.
 	JoinKey string `protobuf:"bytes,1,opt,name=join_key,json=joinKey,proto3" json:"join_key,omitempty"`
 	// The cluster's uid: by default the uid of its kube-system namespace (k8s.cluster.uid).
 	ClusterUid string `protobuf:"bytes,2,opt,name=cluster_uid,json=clusterUid,proto3" json:"cluster_uid,omitempty"`
 	// A human name for the cluster (k8s.cluster.name).
-	ClusterName   string `protobuf:"bytes,3,opt,name=cluster_name,json=clusterName,proto3" json:"cluster_name,omitempty"`
+	ClusterName string `protobuf:"bytes,3,opt,name=cluster_name,json=clusterName,proto3" json:"cluster_name,omitempty"`
+	// Which collector of the cluster this is, stable across its restarts: the controller's is "controller" (or
+	// its Deployment's name), a sensor's its node name. Printable ASCII, at most 253 bytes (a node name's
+	// limit). Empty: "legacy", the collector id the tokens issued before per-collector tokens were moved to, so
+	// a client that does not send one keeps the one-token-per-cluster behaviour.
+	CollectorId string `protobuf:"bytes,4,opt,name=collector_id,json=collectorId,proto3" json:"collector_id,omitempty"`
+	// What this collector runs: MODE_INTEGRITY for a controller, MODE_IMPACT for a sensor (or a collector that
+	// runs both); its heartbeats update it.
+	Mode          Mode `protobuf:"varint,5,opt,name=mode,proto3,enum=runtrust.v1.Mode" json:"mode,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -139,9 +148,23 @@ func (x *EnrolRequest) GetClusterName() string {
 	return ""
 }
 
+func (x *EnrolRequest) GetCollectorId() string {
+	if x != nil {
+		return x.CollectorId
+	}
+	return ""
+}
+
+func (x *EnrolRequest) GetMode() Mode {
+	if x != nil {
+		return x.Mode
+	}
+	return Mode_MODE_UNSPECIFIED
+}
+
 type EnrolResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The cluster's token. Shown once: the service keeps only its SHA-256.
+	// The collector's token. Shown once: the service keeps only its SHA-256.
 	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -293,12 +316,14 @@ var File_proto_runtrust_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_proto_runtrust_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x1fproto/runtrust/v1/cluster.proto\x12\vruntrust.v1\"m\n" +
+	"\x1fproto/runtrust/v1/cluster.proto\x12\vruntrust.v1\"\xb7\x01\n" +
 	"\fEnrolRequest\x12\x19\n" +
 	"\bjoin_key\x18\x01 \x01(\tR\ajoinKey\x12\x1f\n" +
 	"\vcluster_uid\x18\x02 \x01(\tR\n" +
 	"clusterUid\x12!\n" +
-	"\fcluster_name\x18\x03 \x01(\tR\vclusterName\"%\n" +
+	"\fcluster_name\x18\x03 \x01(\tR\vclusterName\x12!\n" +
+	"\fcollector_id\x18\x04 \x01(\tR\vcollectorId\x12%\n" +
+	"\x04mode\x18\x05 \x01(\x0e2\x11.runtrust.v1.ModeR\x04mode\"%\n" +
 	"\rEnrolResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\"\x85\x01\n" +
 	"\x10HeartbeatRequest\x12+\n" +
@@ -338,16 +363,17 @@ var file_proto_runtrust_v1_cluster_proto_goTypes = []any{
 	(*HeartbeatResponse)(nil), // 4: runtrust.v1.HeartbeatResponse
 }
 var file_proto_runtrust_v1_cluster_proto_depIdxs = []int32{
-	0, // 0: runtrust.v1.HeartbeatRequest.mode:type_name -> runtrust.v1.Mode
-	1, // 1: runtrust.v1.ClusterService.Enrol:input_type -> runtrust.v1.EnrolRequest
-	3, // 2: runtrust.v1.ClusterService.Heartbeat:input_type -> runtrust.v1.HeartbeatRequest
-	2, // 3: runtrust.v1.ClusterService.Enrol:output_type -> runtrust.v1.EnrolResponse
-	4, // 4: runtrust.v1.ClusterService.Heartbeat:output_type -> runtrust.v1.HeartbeatResponse
-	3, // [3:5] is the sub-list for method output_type
-	1, // [1:3] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	0, // 0: runtrust.v1.EnrolRequest.mode:type_name -> runtrust.v1.Mode
+	0, // 1: runtrust.v1.HeartbeatRequest.mode:type_name -> runtrust.v1.Mode
+	1, // 2: runtrust.v1.ClusterService.Enrol:input_type -> runtrust.v1.EnrolRequest
+	3, // 3: runtrust.v1.ClusterService.Heartbeat:input_type -> runtrust.v1.HeartbeatRequest
+	2, // 4: runtrust.v1.ClusterService.Enrol:output_type -> runtrust.v1.EnrolResponse
+	4, // 5: runtrust.v1.ClusterService.Heartbeat:output_type -> runtrust.v1.HeartbeatResponse
+	4, // [4:6] is the sub-list for method output_type
+	2, // [2:4] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_proto_runtrust_v1_cluster_proto_init() }

@@ -32,13 +32,19 @@ const (
 //
 // ClusterService enrols clusters and takes their heartbeats.
 //
-// Enrol is the only call without a cluster token: it spends a one-time join key instead. Every other call, on
-// this service and on the OTLP LogsService, carries the token as gRPC metadata `authorization: Bearer <token>`.
+// Enrol is the only call without a token: it presents a join key instead. Every other call, on this service and
+// on the OTLP LogsService, carries the collector's token as gRPC metadata `authorization: Bearer <token>`.
+//
+// Each collector instance of a cluster (the controller, every node's sensor) has its own token, so one collector
+// re-enrolling never revokes another's, and each heartbeats for itself.
 type ClusterServiceClient interface {
-	// Enrol exchanges a one-time join key for this cluster's token. Enrolling a cluster (same uid) again issues
-	// a new token and revokes the old one.
+	// Enrol exchanges a join key for a token of one collector of one cluster. A join key binds to the first
+	// cluster uid it enrols and then enrols any number of collectors of that cluster (and of no other: another uid
+	// is refused with UNAUTHENTICATED). Enrolling the same (cluster uid, collector_id) again issues a new token and
+	// revokes only that collector's old one.
 	Enrol(ctx context.Context, in *EnrolRequest, opts ...grpc.CallOption) (*EnrolResponse, error)
-	// Heartbeat reports the collector's version, mode and the number of nodes it sees.
+	// Heartbeat reports the calling collector's version, mode and the number of nodes it sees. The service derives
+	// the cluster's view from its collectors' heartbeats.
 	Heartbeat(ctx context.Context, in *HeartbeatRequest, opts ...grpc.CallOption) (*HeartbeatResponse, error)
 }
 
@@ -76,13 +82,19 @@ func (c *clusterServiceClient) Heartbeat(ctx context.Context, in *HeartbeatReque
 //
 // ClusterService enrols clusters and takes their heartbeats.
 //
-// Enrol is the only call without a cluster token: it spends a one-time join key instead. Every other call, on
-// this service and on the OTLP LogsService, carries the token as gRPC metadata `authorization: Bearer <token>`.
+// Enrol is the only call without a token: it presents a join key instead. Every other call, on this service and
+// on the OTLP LogsService, carries the collector's token as gRPC metadata `authorization: Bearer <token>`.
+//
+// Each collector instance of a cluster (the controller, every node's sensor) has its own token, so one collector
+// re-enrolling never revokes another's, and each heartbeats for itself.
 type ClusterServiceServer interface {
-	// Enrol exchanges a one-time join key for this cluster's token. Enrolling a cluster (same uid) again issues
-	// a new token and revokes the old one.
+	// Enrol exchanges a join key for a token of one collector of one cluster. A join key binds to the first
+	// cluster uid it enrols and then enrols any number of collectors of that cluster (and of no other: another uid
+	// is refused with UNAUTHENTICATED). Enrolling the same (cluster uid, collector_id) again issues a new token and
+	// revokes only that collector's old one.
 	Enrol(context.Context, *EnrolRequest) (*EnrolResponse, error)
-	// Heartbeat reports the collector's version, mode and the number of nodes it sees.
+	// Heartbeat reports the calling collector's version, mode and the number of nodes it sees. The service derives
+	// the cluster's view from its collectors' heartbeats.
 	Heartbeat(context.Context, *HeartbeatRequest) (*HeartbeatResponse, error)
 	mustEmbedUnimplementedClusterServiceServer()
 }

@@ -25,15 +25,17 @@ import (
 	"github.com/runtrust/runtrust/runtime-service/internal/ingest"
 )
 
-// enrol spends a join key for a cluster token and writes it to a file. A token already in the file that the
+// enrol spends a join key for a collector's token and writes it to a file. A token already in the file that the
 // service still accepts is kept, so running it again (every `make run`) is harmless.
 func enrol(args []string, getenv func(string) string, out io.Writer) error {
 	fs := flag.NewFlagSet("runtime-service enrol", flag.ContinueOnError)
 	fs.SetOutput(out)
 	server := fs.String("server", envOr(getenv, "RUNTRUST_SERVER", "localhost:4319"), "the service's gRPC address (env RUNTRUST_SERVER)")
-	joinKey := fs.String("join-key", getenv("RUNTRUST_JOIN_KEY"), "the one-time join key (env RUNTRUST_JOIN_KEY)")
+	joinKey := fs.String("join-key", getenv("RUNTRUST_JOIN_KEY"), "a join key the service accepts for this cluster (env RUNTRUST_JOIN_KEY)")
 	uid := fs.String("cluster-uid", envOr(getenv, "RUNTRUST_CLUSTER_UID", ""), "the cluster's uid (env RUNTRUST_CLUSTER_UID)")
 	name := fs.String("cluster-name", envOr(getenv, "RUNTRUST_CLUSTER_NAME", ""), "the cluster's name (env RUNTRUST_CLUSTER_NAME)")
+	collectorID := fs.String("collector-id", envOr(getenv, "RUNTRUST_COLLECTOR_ID", ""),
+		`which collector of the cluster the token is for, e.g. "controller" or a node name (env RUNTRUST_COLLECTOR_ID); empty: "legacy", the one token a cluster had before per-collector tokens`)
 	tokenFile := fs.String("token-file", "", "where to write the token (mode 0600); required")
 	caFile := fs.String("tls-ca", "", "PEM CA of the service's certificate; empty: plaintext")
 	wait := fs.Duration("wait", 60*time.Second, "how long to wait for the service to come up")
@@ -87,7 +89,7 @@ func enrol(args []string, getenv func(string) string, out io.Writer) error {
 	err = retryUnavailable(ctx, func() error {
 		var err error
 		resp, err = runtrustv1.NewClusterServiceClient(conn).Enrol(ctx, &runtrustv1.EnrolRequest{
-			JoinKey: *joinKey, ClusterUid: *uid, ClusterName: *name})
+			JoinKey: *joinKey, ClusterUid: *uid, ClusterName: *name, CollectorId: *collectorID})
 		return err
 	})
 	if err != nil {
@@ -99,7 +101,11 @@ func enrol(args []string, getenv func(string) string, out io.Writer) error {
 	if err := os.WriteFile(*tokenFile, []byte(resp.GetToken()+"\n"), 0o600); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "cluster %s enrolled; token written to %s\n", *uid, *tokenFile)
+	who := *collectorID
+	if who == "" {
+		who = "legacy"
+	}
+	fmt.Fprintf(out, "cluster %s collector %s enrolled; token written to %s\n", *uid, who, *tokenFile)
 	return nil
 }
 

@@ -2,8 +2,9 @@
 // (OTLP logs plus runtrust.v1 enrolment and heartbeats), it keeps the picture in Postgres, and serves it as JSON.
 // With no database configured it runs its own PostgreSQL. `runtime-service -h` lists every setting.
 //
-// `runtime-service enrol` is the client side of enrolment, for scripts (make run uses it): it spends a join key
-// and writes the cluster's token to a file, or keeps the file when the token in it still works.
+// `runtime-service enrol` is the client side of enrolment, for scripts (make run uses it): it enrols one collector
+// of a cluster (-collector-id) with a join key and writes its token to a file, or keeps the file when the token in
+// it still works.
 package main
 
 import (

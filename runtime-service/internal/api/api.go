@@ -31,6 +31,8 @@ var Routes = []Route{
 	{"GET", "/api/v1/workloads"},
 	{"GET", "/api/v1/artifacts"},
 	{"GET", "/api/v1/openapi.yaml"},
+	{"GET", "/api/v1/artifacts.csv"},
+	{"GET", "/api/v1/registries"},
 }
 
 // Handler serves the API from a store.
@@ -43,7 +45,7 @@ type Handler struct {
 // New returns the API handler.
 func New(s *store.Store, log *slog.Logger) *Handler {
 	h := &Handler{store: s, log: log, mux: http.NewServeMux()}
-	handlers := []http.HandlerFunc{h.listImages, h.getImage, h.listClusters, h.getCluster, h.listWorkloads, h.listArtifacts, h.openAPI}
+	handlers := []http.HandlerFunc{h.listImages, h.getImage, h.listClusters, h.getCluster, h.listWorkloads, h.listArtifacts, h.openAPI, h.artifactsCSV, h.listRegistries}
 	for i, r := range Routes {
 		h.mux.HandleFunc(r.Method+" "+r.Path, handlers[i])
 		method := r.Method
@@ -202,6 +204,7 @@ type Placement struct {
 	Reasons         []string     `json:"reasons"`
 	RegistryHost    *string      `json:"registry_host"`
 	RegistryTrusted *bool        `json:"registry_trusted"`
+	PullPolicy      *string      `json:"pull_policy"`
 	LastSeen        time.Time    `json:"last_seen"`
 }
 
@@ -227,12 +230,14 @@ type File struct {
 // ImageDetail is one image with its evidence.
 type ImageDetail struct {
 	Image
-	Placements      []Placement `json:"placements"`
-	PlacementsTotal int         `json:"placements_total"`
-	Processes       []Process   `json:"processes"`
-	ProcessesTotal  int         `json:"processes_total"`
-	Files           []File      `json:"files"`
-	FilesTotal      int         `json:"files_total"`
+	Placements      []Placement     `json:"placements"`
+	PlacementsTotal int             `json:"placements_total"`
+	Processes       []Process       `json:"processes"`
+	ProcessesTotal  int             `json:"processes_total"`
+	Files           []File          `json:"files"`
+	FilesTotal      int             `json:"files_total"`
+	Timeline        []VerdictChange `json:"timeline"`
+	Remediation     []Remediation   `json:"remediation"`
 }
 
 func (h *Handler) getImage(w http.ResponseWriter, r *http.Request) {
@@ -251,14 +256,15 @@ func (h *Handler) getImage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := ImageDetail{Image: imageOf(d.ImageSummary), Placements: []Placement{}, PlacementsTotal: d.PlacementsTotal,
-		Processes: []Process{}, ProcessesTotal: d.ProcessesTotal, Files: []File{}, FilesTotal: d.FilesTotal}
+		Processes: []Process{}, ProcessesTotal: d.ProcessesTotal, Files: []File{}, FilesTotal: d.FilesTotal,
+		Timeline: timelineOf(d.Timeline), Remediation: remediationOf(d.Remediation)}
 	for _, p := range d.Placements {
 		pl := Placement{
 			Cluster: ClusterRef{UID: p.ClusterUID, Name: p.ClusterName}, Namespace: p.Namespace, Pod: p.Pod,
 			Container: p.Container, Node: p.Node, ImageName: p.ImageName, ImageRef: orNull(p.ImageRef),
 			RunningDigest: p.RunningDigest, ExpectedDigest: orNull(p.ExpectedDigest), Verdict: orNull(p.Verdict),
 			Severity: orNull(p.Severity), Reasons: nonNil(p.Reasons), RegistryHost: orNull(p.RegistryHost),
-			RegistryTrusted: p.RegistryTrusted, LastSeen: p.LastSeen,
+			RegistryTrusted: p.RegistryTrusted, PullPolicy: orNull(p.PullPolicy), LastSeen: p.LastSeen,
 		}
 		if p.WorkloadName != "" {
 			pl.Workload = &WorkloadRef{Kind: p.WorkloadKind, Name: p.WorkloadName}
@@ -319,12 +325,16 @@ func (h *Handler) listClusters(w http.ResponseWriter, r *http.Request) {
 
 // Sensor is a node's sensor health.
 type Sensor struct {
-	EventsSeen    int64     `json:"events_seen"`
-	EventsDropped int64     `json:"events_dropped"`
-	Kernel        string    `json:"kernel"`
-	ProgramStatus string    `json:"program_status"`
-	LastSeen      time.Time `json:"last_seen"`
-	Stale         bool      `json:"stale"`
+	EventsSeen      int64     `json:"events_seen"`
+	EventsDropped   int64     `json:"events_dropped"`
+	Kernel          string    `json:"kernel"`
+	ProgramStatus   string    `json:"program_status"`
+	Programs        []string  `json:"programs"`
+	EventsPerSecond *float64  `json:"events_per_second"`
+	DropsPerSecond  *float64  `json:"drops_per_second"`
+	IntervalSeconds *float64  `json:"interval_seconds"`
+	LastSeen        time.Time `json:"last_seen"`
+	Stale           bool      `json:"stale"`
 }
 
 // Node is a node of a cluster.
@@ -335,10 +345,22 @@ type Node struct {
 	Sensor   *Sensor   `json:"sensor"`
 }
 
-// ClusterDetail is a cluster with its nodes.
+// Collector is one enrolled collector of a cluster (the controller, a node's sensor) and its last heartbeat.
+type Collector struct {
+	ID          string     `json:"id"`
+	Mode        *string    `json:"mode"`
+	Version     *string    `json:"version"`
+	NodeCount   int        `json:"node_count"`
+	EnrolledAt  time.Time  `json:"enrolled_at"`
+	HeartbeatAt *time.Time `json:"heartbeat_at"`
+	Live        bool       `json:"live"`
+}
+
+// ClusterDetail is a cluster with its nodes and collectors.
 type ClusterDetail struct {
 	Cluster
-	NodeList []Node `json:"node_list"`
+	NodeList   []Node      `json:"node_list"`
+	Collectors []Collector `json:"collectors"`
 }
 
 func (h *Handler) getCluster(w http.ResponseWriter, r *http.Request) {
@@ -356,12 +378,21 @@ func (h *Handler) getCluster(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	out := ClusterDetail{Cluster: clusterOf(d.ClusterSummary), NodeList: []Node{}}
+	out := ClusterDetail{Cluster: clusterOf(d.ClusterSummary), NodeList: []Node{}, Collectors: []Collector{}}
+	for _, k := range d.Collectors {
+		out.Collectors = append(out.Collectors, Collector{ID: k.ID, Mode: orNull(k.Mode), Version: orNull(k.Version),
+			NodeCount: k.NodeCount, EnrolledAt: k.EnrolledAt, HeartbeatAt: k.HeartbeatAt, Live: k.Live})
+	}
 	for _, n := range d.NodeList {
 		node := Node{UID: n.UID, Name: n.Name, LastSeen: n.LastSeen}
 		if s := n.Sensor; s != nil {
 			node.Sensor = &Sensor{EventsSeen: s.EventsSeen, EventsDropped: s.EventsDropped, Kernel: s.Kernel,
-				ProgramStatus: s.ProgramStatus, LastSeen: s.LastSeen, Stale: s.Stale}
+				ProgramStatus: s.ProgramStatus, Programs: s.Programs(), EventsPerSecond: s.EventsPerSecond,
+				DropsPerSecond: s.DropsPerSecond, LastSeen: s.LastSeen, Stale: s.Stale}
+			if s.Interval > 0 {
+				secs := s.Interval.Seconds()
+				node.Sensor.IntervalSeconds = &secs
+			}
 		}
 		out.NodeList = append(out.NodeList, node)
 	}
@@ -398,34 +429,6 @@ func (h *Handler) listWorkloads(w http.ResponseWriter, r *http.Request) {
 		return Workload{Cluster: ClusterRef{UID: x.ClusterUID, Name: x.ClusterName}, UID: x.UID, Kind: x.Kind, Name: x.Name,
 			Namespace: x.Namespace, Pods: x.Pods, Containers: x.Containers, Images: nonNil(x.Images),
 			Severity: orNull(x.Severity), Verdict: orNull(x.Verdict), LastSeen: x.LastSeen}
-	}))
-}
-
-// Artifact is a registry artifact seen running.
-type Artifact struct {
-	Ref          string    `json:"ref"`
-	Digest       string    `json:"digest"`
-	RegistryHost *string   `json:"registry_host"`
-	FirstSeen    time.Time `json:"first_seen"`
-	LastSeen     time.Time `json:"last_seen"`
-	Severity     *string   `json:"severity"`
-	Verdict      *string   `json:"verdict"`
-}
-
-func (h *Handler) listArtifacts(w http.ResponseWriter, r *http.Request) {
-	f, err := ParseList("artifacts", r.URL.Query())
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	page, err := h.store.ListArtifacts(r.Context(), f)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, listOf(page, f, func(a store.Artifact) Artifact {
-		return Artifact{Ref: a.Ref, Digest: a.Digest, RegistryHost: orNull(a.RegistryHost), FirstSeen: a.FirstSeen,
-			LastSeen: a.LastSeen, Severity: orNull(a.Severity), Verdict: orNull(a.Verdict)}
 	}))
 }
 

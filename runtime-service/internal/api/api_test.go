@@ -2,9 +2,12 @@ package api
 
 import (
 	"context"
+	"encoding/csv"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -43,7 +46,7 @@ func seeded(t testing.TB) *Handler {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Heartbeat(ctx, c.ID, "v0.161.0", "impact", 1); err != nil {
+		if err := s.Heartbeat(ctx, c, "v0.161.0", "impact", 1); err != nil {
 			t.Fatal(err)
 		}
 		ns := []string{"shop", "batch"}[i]
@@ -67,7 +70,89 @@ func seeded(t testing.TB) *Handler {
 			t.Fatal(err)
 		}
 	}
+	// One configured registry listing the critical image's tag, a tag nothing runs, and a second registry that
+	// is down.
+	if err := s.ConfigureRegistries(ctx, []store.RegistryConfig{{Name: "ghcr", Kind: "oci", URL: "https://ghcr.io", Host: "ghcr.io"},
+		{Name: "jfrog", Kind: "artifactory", URL: "https://jfrog.example/artifactory", Host: "jfrog.example", Feedback: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordListing(ctx, "ghcr", store.Listing{Started: now, Repositories: 1, CatalogComplete: true, Tags: []store.ListedTag{
+		{Repository: "acme/web", Tag: "1", Digest: critical}, {Repository: "acme/web", Tag: "old,\"quoted\"", Digest: "sha256:" + strings.Repeat("d", 64)}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordListing(ctx, "jfrog", store.Listing{Started: now, Err: errors.New("catalog: connection refused")}); err != nil {
+		t.Fatal(err)
+	}
 	return New(s, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// TestRegistryCorrelationEndpoints: artifacts with usage and placements, the CSV export, the registries, and
+// the image detail's timeline and remediation, each against openapi.yaml.
+func TestRegistryCorrelationEndpoints(t *testing.T) {
+	s := loadSpec(t)
+	h := seeded(t)
+	body := checkResponse(t, s, h, route("/api/v1/artifacts"), "/api/v1/artifacts?registry=ghcr&sort=registry", 200)
+	items := list(body["items"])
+	if len(items) != 2 {
+		t.Fatalf("artifacts: %v", body)
+	}
+	a := m(items[0])
+	if a["usage"] != "in_use" || a["registry"] != "ghcr" || a["repository"] != "acme/web" || a["tag"] != "1" ||
+		m(a["running"])["clusters"] != 2.0 || m(a["running"])["nodes"] != 2.0 || len(list(a["where"])) != 2 || a["listed_at"] == nil {
+		t.Fatalf("in use artifact: %v", a)
+	}
+	if w := m(list(a["where"])[0]); m(w["cluster"])["name"] != "prod" || m(w["workload"])["name"] != "web" || w["namespace"] != "shop" {
+		t.Fatalf("where: %v", w)
+	}
+	if b := m(items[1]); b["usage"] != "never_seen" || b["last_seen_in_runtime"] != nil {
+		t.Fatalf("never seen: %v", b)
+	}
+	body = checkResponse(t, s, h, route("/api/v1/artifacts"), "/api/v1/artifacts?usage=unused,never_seen", 200)
+	if items := list(body["items"]); len(items) != 1 || m(items[0])["tag"] != `old,"quoted"` {
+		t.Fatalf("cleanup candidates: %v", body)
+	}
+	body = checkResponse(t, s, h, route("/api/v1/artifacts"), "/api/v1/artifacts?usage=in_use&cluster=stage", 200)
+	if items := list(body["items"]); len(items) != 2 || m(m(items[0])["running"])["clusters"] != 1.0 {
+		t.Fatalf("in use in stage: %v", body)
+	}
+
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/artifacts.csv?usage=never_seen", nil))
+	if rec.Code != 200 || rec.Header().Get("Content-Type") != "text/csv; charset=utf-8" {
+		t.Fatalf("csv: %d %s", rec.Code, rec.Header())
+	}
+	rows, err := csv.NewReader(rec.Body).ReadAll()
+	if err != nil || len(rows) != 2 || !slices.Equal(rows[0], CSVColumns) || rows[1][3] != `old,"quoted"` || rows[1][6] != "never_seen" {
+		t.Fatalf("csv rows %q %v", rows, err)
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/artifacts.csv?usage=in_use&registry=nope", nil))
+	if rows, _ := csv.NewReader(rec.Body).ReadAll(); rec.Code != 200 || len(rows) != 1 {
+		t.Fatalf("empty csv: %d %q", rec.Code, rows)
+	}
+	checkResponse(t, s, h, route("/api/v1/artifacts"), "/api/v1/artifacts.csv?limit=5", 400)
+
+	body = checkResponse(t, s, h, route("/api/v1/registries"), "/api/v1/registries", 200)
+	regs := list(body["items"])
+	if len(regs) != 2 || m(regs[0])["status"] != "ok" || m(regs[0])["artifacts"] != 2.0 || m(regs[0])["in_use"] != 1.0 ||
+		m(regs[1])["status"] != "error" || m(regs[1])["error"] != "catalog: connection refused" || m(regs[1])["feedback"] != true {
+		t.Fatalf("registries: %v", body)
+	}
+	checkResponse(t, s, h, route("/api/v1/registries"), "/api/v1/registries?x=1", 400)
+
+	body = checkResponse(t, s, h, route("/api/v1/images/{digest}"), "/api/v1/images/"+critical, 200)
+	tl := list(body["timeline"])
+	if len(tl) != 2 || m(tl[0])["from"] != nil || m(m(tl[0])["to"])["verdict"] != records.IntegrityDigestMismatch {
+		t.Fatalf("timeline: %v", tl)
+	}
+	rem := list(body["remediation"])
+	if len(rem) != 1 || m(rem[0])["registry"] != "ghcr" || m(rem[0])["pinned_ref"] != "ghcr.io/acme/web@"+critical {
+		t.Fatalf("remediation: %v", rem)
+	}
+	body = checkResponse(t, s, h, route("/api/v1/clusters/{cluster}"), "/api/v1/clusters/prod", 200)
+	if sn := m(m(list(body["node_list"])[0])["sensor"]); sn["events_per_second"] != nil || len(list(sn["programs"])) != 1 {
+		t.Fatalf("sensor: %v", sn)
+	}
 }
 
 func route(path string) Route { return Route{"GET", path} }
@@ -118,6 +203,9 @@ func TestEveryEndpointAnswersAsDocumented(t *testing.T) {
 	if n := list(body["node_list"]); len(n) != 1 || m(m(n[0])["sensor"])["events_dropped"] != 1.0 {
 		t.Fatalf("cluster detail: %v", body)
 	}
+	if k := list(body["collectors"]); len(k) != 1 || m(k[0])["id"] != "legacy" || m(k[0])["mode"] != "impact" || m(k[0])["live"] != true {
+		t.Fatalf("cluster detail collectors: %v", body["collectors"])
+	}
 	checkResponse(t, s, h, route("/api/v1/clusters/{cluster}"), "/api/v1/clusters/nope", 404)
 
 	body = checkResponse(t, s, h, route("/api/v1/workloads"), "/api/v1/workloads?namespace=shop", 200)
@@ -126,7 +214,7 @@ func TestEveryEndpointAnswersAsDocumented(t *testing.T) {
 	}
 	checkResponse(t, s, h, route("/api/v1/workloads"), "/api/v1/workloads?sort=name&verdict=digest_mismatch", 200)
 
-	body = checkResponse(t, s, h, route("/api/v1/artifacts"), "/api/v1/artifacts?registry=ghcr.io", 200)
+	body = checkResponse(t, s, h, route("/api/v1/artifacts"), "/api/v1/artifacts?registry=ghcr.io&usage=in_use", 200)
 	if a := list(body["items"]); len(a) != 1 || m(a[0])["ref"] != "ghcr.io/acme/web:1" {
 		t.Fatalf("artifacts: %v", body)
 	}

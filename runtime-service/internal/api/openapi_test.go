@@ -206,6 +206,10 @@ func (s spec) validate(schema map[string]any, v any, path string) error {
 		if !ok || f != math.Trunc(f) {
 			return fmt.Errorf("%s: %v; want an integer", path, v)
 		}
+	case "number":
+		if _, ok := v.(float64); !ok {
+			return fmt.Errorf("%s: %v; want a number", path, v)
+		}
 	case "boolean":
 		if _, ok := v.(bool); !ok {
 			return fmt.Errorf("%s: %T; want a boolean", path, v)

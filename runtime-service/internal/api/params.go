@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -21,6 +22,12 @@ const (
 	MaxLimit     = 500
 	MaxOffset    = 1_000_000
 )
+
+// Usages are the artifact usage filter's values; "all" (or no filter) means every one.
+var Usages = []string{store.UsageInUse, store.UsageRecentlyUsed, store.UsageUnused, store.UsageNeverSeen}
+
+// MaxSince bounds the since parameter's age: ten years.
+const MaxSince = 3650 * 24 * time.Hour
 
 // Severities and Verdicts are the filter values, from the record contract.
 var (
@@ -36,8 +43,12 @@ var listParams = map[string]struct {
 }{
 	"images":    {[]string{"cluster", "namespace", "severity", "verdict", "sort", "limit", "offset"}, []string{store.SortRisk, store.SortLastSeen, store.SortDigest}},
 	"workloads": {[]string{"cluster", "namespace", "severity", "verdict", "sort", "limit", "offset"}, []string{store.SortRisk, store.SortName}},
-	"artifacts": {[]string{"cluster", "namespace", "severity", "verdict", "registry", "sort", "limit", "offset"}, []string{store.SortLastSeen, store.SortRef}},
-	"clusters":  {[]string{"sort", "limit", "offset"}, []string{store.SortName}},
+	"artifacts": {[]string{"cluster", "namespace", "severity", "verdict", "registry", "usage", "since", "sort", "limit", "offset"},
+		[]string{store.SortLastSeen, store.SortRef, store.SortRegistry, store.SortOldest}},
+	// The CSV export takes the list's filters and sorts, and no paging: it is every row.
+	"artifacts.csv": {[]string{"cluster", "namespace", "severity", "verdict", "registry", "usage", "since", "sort"},
+		[]string{store.SortLastSeen, store.SortRef, store.SortRegistry, store.SortOldest}},
+	"clusters": {[]string{"sort", "limit", "offset"}, []string{store.SortName}},
 }
 
 var (
@@ -110,6 +121,18 @@ func ParseList(endpoint string, q url.Values) (store.Filter, error) {
 		}
 		f.Registry = v
 	}
+	if v, ok := get(q, "usage"); ok {
+		if v != "all" {
+			if f.Usage, err = setParam("usage", v, Usages); err != nil {
+				return store.Filter{}, paramErr("%s, or all", err.Error())
+			}
+		}
+	}
+	if v, ok := get(q, "since"); ok {
+		if f.Since, f.SinceAge, err = parseSince(v); err != nil {
+			return store.Filter{}, err
+		}
+	}
 	if v, ok := get(q, "severity"); ok {
 		if f.Severities, err = setParam("severity", v, Severities); err != nil {
 			return store.Filter{}, err
@@ -159,6 +182,37 @@ func setParam(name, v string, allowed []string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// parseSince reads the since parameter: an age ("30d", "72h") or a time (RFC 3339).
+func parseSince(v string) (time.Time, time.Duration, error) {
+	bad := paramErr("since %q is not an age (\"30d\", \"72h\", up to 3650d) or an RFC 3339 time", clip(v))
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		if t.Year() < 1970 || t.Year() > 9999 {
+			return time.Time{}, 0, bad
+		}
+		return t.UTC(), 0, nil
+	}
+	var d time.Duration
+	if n, ok := strings.CutSuffix(v, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 0 || n == "" || n[0] == '+' {
+			return time.Time{}, 0, bad
+		}
+		if days > int(MaxSince/(24*time.Hour)) {
+			return time.Time{}, 0, bad
+		}
+		d = time.Duration(days) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil || d < 0 || d > MaxSince {
+			return time.Time{}, 0, bad
+		}
+	}
+	if d == 0 {
+		return time.Time{}, 0, paramErr("since %q: an age of zero leaves nothing recently used; give a positive age", clip(v))
+	}
+	return time.Time{}, d, nil
 }
 
 // checkClusterRef accepts a cluster uid or name: printable text up to 253 bytes.

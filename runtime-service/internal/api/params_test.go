@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"net/http/httptest"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
 )
@@ -43,6 +45,19 @@ func TestParseList(t *testing.T) {
 		{"images", "registry=ghcr.io", store.Filter{}, `unknown query parameter(s) "registry"`},
 		{"clusters", "namespace=x&bogus=1", store.Filter{}, `unknown query parameter(s) "bogus", "namespace"`},
 		{"artifacts", "registry=https://ghcr.io", store.Filter{}, "not a registry host"},
+		{"artifacts", "usage=unused,never_seen&since=90d&sort=oldest", store.Filter{Limit: 50, Usage: []string{"unused", "never_seen"}, SinceAge: 90 * 24 * time.Hour, Sort: "oldest"}, ""},
+		{"artifacts", "usage=all&since=72h", store.Filter{Limit: 50, SinceAge: 72 * time.Hour}, ""},
+		{"artifacts", "since=2026-01-02T03:04:05Z", store.Filter{Limit: 50, Since: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}, ""},
+		{"artifacts.csv", "usage=in_use&sort=registry&registry=corp", store.Filter{Limit: 50, Usage: []string{"in_use"}, Sort: "registry", Registry: "corp"}, ""},
+		{"artifacts.csv", "limit=10", store.Filter{}, `unknown query parameter(s) "limit"`},
+		{"artifacts", "usage=idle", store.Filter{}, `usage "idle" is not one of in_use, recently_used, unused, never_seen`},
+		{"artifacts", "usage=all,in_use", store.Filter{}, `usage "all"`},
+		{"artifacts", "since=0d", store.Filter{}, "an age of zero"},
+		{"artifacts", "since=-1h", store.Filter{}, `since "-1h" is not an age`},
+		{"artifacts", "since=3651d", store.Filter{}, "since"},
+		{"artifacts", "since=%2B5d", store.Filter{}, "since"},
+		{"artifacts", "since=yesterday", store.Filter{}, "since"},
+		{"images", "usage=in_use", store.Filter{}, `unknown query parameter(s) "usage"`},
 	}
 	for _, c := range cases {
 		q, err := url.ParseQuery(c.query)
@@ -62,7 +77,8 @@ func TestParseList(t *testing.T) {
 			continue
 		}
 		if got.Limit != c.want.Limit || got.Offset != c.want.Offset || got.Sort != c.want.Sort || got.Cluster != c.want.Cluster ||
-			got.Namespace != c.want.Namespace || got.Registry != c.want.Registry ||
+			got.Namespace != c.want.Namespace || got.Registry != c.want.Registry || !slices.Equal(got.Usage, c.want.Usage) ||
+			!got.Since.Equal(c.want.Since) || got.SinceAge != c.want.SinceAge ||
 			!slices.Equal(got.Severities, c.want.Severities) || !slices.Equal(got.Verdicts, c.want.Verdicts) {
 			t.Errorf("%s?%s = %+v; want %+v", c.endpoint, c.query, got, c.want)
 		}
@@ -81,13 +97,14 @@ func TestParseDigest(t *testing.T) {
 	}
 }
 
-var endpoints = []string{"images", "workloads", "artifacts", "clusters"}
+var endpoints = []string{"images", "workloads", "artifacts", "clusters", "artifacts.csv"}
 
 // FuzzParseList: for any query string, ParseList either refuses with a parameter error or returns a filter
 // within the documented bounds, with only the values the filters allow.
 func FuzzParseList(f *testing.F) {
 	for _, s := range []string{"", "limit=10&offset=5", "severity=high,critical", "verdict=stale_tag", "namespace=a-b",
-		"cluster=%E2%9C%93", "registry=ghcr.io:443", "sort=risk", "limit=1&limit=1", "x=%zz", "offset=+1"} {
+		"cluster=%E2%9C%93", "registry=ghcr.io:443", "sort=risk", "limit=1&limit=1", "x=%zz", "offset=+1",
+		"usage=unused,never_seen&since=30d", "since=2026-01-02T03:04:05Z", "usage=all", "since=1h30m", "sort=oldest"} {
 		for i := range endpoints {
 			f.Add(uint8(i), s)
 		}
@@ -122,6 +139,14 @@ func FuzzParseList(f *testing.F) {
 		if got.Namespace != "" && !namespaceRE.MatchString(got.Namespace) {
 			t.Fatalf("namespace %q", got.Namespace)
 		}
+		for _, u := range got.Usage {
+			if !slices.Contains(Usages, u) {
+				t.Fatalf("usage %q", u)
+			}
+		}
+		if got.SinceAge < 0 || got.SinceAge > MaxSince || (got.SinceAge > 0 && !got.Since.IsZero()) {
+			t.Fatalf("since %v / %v", got.Since, got.SinceAge)
+		}
 		if got.Sort != "" && !slices.Contains(listParams[endpoint].sorts, got.Sort) {
 			t.Fatalf("sort %q", got.Sort)
 		}
@@ -133,7 +158,8 @@ func FuzzParseList(f *testing.F) {
 func FuzzAPIQuery(f *testing.F) {
 	for _, s := range []string{"", "cluster=prod&namespace=shop&severity=critical&verdict=digest_mismatch&limit=1&offset=1",
 		"cluster=%27%3B%20DROP%20TABLE%20images%3B--", "cluster=%E2%9C%93", "namespace=a", "sort=last_seen", "registry=ghcr.io",
-		"offset=1000000", "severity=none,low,medium,high,critical"} {
+		"offset=1000000", "severity=none,low,medium,high,critical", "usage=unused,never_seen&since=1d&sort=oldest",
+		"registry=corp&usage=in_use", "since=1970-01-01T00:00:00Z"} {
 		for i := range endpoints {
 			f.Add(uint8(i), s)
 		}
@@ -149,6 +175,12 @@ func FuzzAPIQuery(f *testing.F) {
 		h.ServeHTTP(rec, req)
 		if rec.Code != 200 && rec.Code != 400 {
 			t.Fatalf("GET %s: %d %s", u, rec.Code, rec.Body)
+		}
+		if endpoint == "artifacts.csv" && rec.Code == 200 {
+			if _, err := csv.NewReader(rec.Body).ReadAll(); err != nil {
+				t.Fatalf("GET %s: not CSV: %v", u, err)
+			}
+			return
 		}
 		if !json.Valid(rec.Body.Bytes()) {
 			t.Fatalf("GET %s: not JSON: %s", u, rec.Body)

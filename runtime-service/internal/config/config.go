@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/runtrust/runtrust/runtime-service/internal/correlate"
 	"github.com/runtrust/runtrust/runtime-service/internal/ingest"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
 )
@@ -36,6 +37,13 @@ type Config struct {
 	LogLevel        string
 	LogFormat       string
 	ShutdownTimeout time.Duration
+
+	// RegistriesFile names the registries to correlate with (internal/correlate); Registries is its content,
+	// read and validated by Parse.
+	RegistriesFile string
+	Registries     []correlate.Registry
+	// SensorStaleAfter: a sensor without a health record this long is stale. Zero: three of its intervals.
+	SensorStaleAfter time.Duration
 }
 
 // setting is one flag with its environment variable.
@@ -77,7 +85,7 @@ var settings = []setting{
 		c.PGPort = n
 		return nil
 	}},
-	{"join-key", "RUNTRUST_JOIN_KEYS", "", "one-time join key(s) clusters may enrol with, comma-separated (each works once; stored hashed)", func(c *Config, v string) error {
+	{"join-key", "RUNTRUST_JOIN_KEYS", "", "join key(s) collectors enrol with, comma-separated (each binds to the first cluster it enrols, then enrols that cluster's collectors only; stored hashed)", func(c *Config, v string) error {
 		c.JoinKeys = nil
 		for _, k := range strings.Split(v, ",") {
 			k = strings.TrimSpace(k)
@@ -152,6 +160,22 @@ var settings = []setting{
 		c.LogFormat = v
 		return nil
 	}},
+	{"registries-file", "RUNTRUST_REGISTRIES_FILE", "", "YAML file of the registries to list and link to what runs (docs/runtime-service.md); empty: none", func(c *Config, v string) error {
+		c.RegistriesFile = v
+		return nil
+	}},
+	{"sensor-stale-after", "RUNTRUST_SENSOR_STALE_AFTER", "auto", "how long a sensor may send no health record before it is stale; auto: 3 of its own intervals (5m until known)", func(c *Config, v string) error {
+		if v == "auto" {
+			c.SensorStaleAfter = 0
+			return nil
+		}
+		d, err := ParseDuration(v)
+		if err != nil || d < time.Second || d > 30*24*time.Hour {
+			return fmt.Errorf("sensor-stale-after %q is not auto or a duration from 1s to 30d", v)
+		}
+		c.SensorStaleAfter = d
+		return nil
+	}},
 	{"shutdown-timeout", "RUNTRUST_SHUTDOWN_TIMEOUT", "30s", "how long shutdown waits for in-flight batches to commit", func(c *Config, v string) error {
 		d, err := ParseDuration(v)
 		if err != nil || d < 0 {
@@ -211,6 +235,13 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 	}
 	if c.Retention == 0 {
 		c.Retention = store.DefaultRetention
+	}
+	if c.RegistriesFile != "" {
+		regs, err := correlate.LoadFile(c.RegistriesFile, getenv)
+		if err != nil {
+			return Config{}, err
+		}
+		c.Registries = regs
 	}
 	return c, nil
 }

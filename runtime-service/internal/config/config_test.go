@@ -3,6 +3,8 @@ package config
 import (
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -59,12 +61,36 @@ func TestErrorsNameTheSettingAndItsSource(t *testing.T) {
 		{[]string{"-tls-client-ca", "ca.pem"}, nil, "needs -tls-cert"},
 		{[]string{"stray"}, nil, `unexpected argument "stray"`},
 		{[]string{"-nope"}, nil, "flag provided but not defined"},
+		{[]string{"-registries-file", "/nonexistent/registries.yaml"}, nil, "registries file: open /nonexistent/registries.yaml"},
+		{[]string{"-sensor-stale-after", "0s"}, nil, "sensor-stale-after"},
+		{nil, map[string]string{"RUNTRUST_SENSOR_STALE_AFTER": "soon"}, "RUNTRUST_SENSOR_STALE_AFTER: sensor-stale-after \"soon\""},
 	}
 	for _, c := range cases {
 		_, err := Parse(c.args, env(c.env), io.Discard)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Parse(%q, %v) = %v; want an error containing %q", c.args, c.env, err, c.want)
 		}
+	}
+}
+
+func TestRegistriesFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "registries.yaml")
+	if err := os.WriteFile(p, []byte("registries:\n- {name: corp, kind: oci, url: reg.example, auth: {username: u, password_env: PW}}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse([]string{"-sensor-stale-after", "2m"}, env(map[string]string{"RUNTRUST_REGISTRIES_FILE": p, "PW": "pw"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Registries) != 1 || c.Registries[0].Auth.Password != "pw" || c.SensorStaleAfter != 2*time.Minute {
+		t.Fatalf("%+v", c)
+	}
+	if err := os.WriteFile(p, []byte("registries:\n- {name: corp, kind: oci}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Parse(nil, env(map[string]string{"RUNTRUST_REGISTRIES_FILE": p}), io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "registries[0].url: missing") {
+		t.Fatalf("bad file: %v", err)
 	}
 }
 
@@ -118,7 +144,7 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		if c.Retention < time.Hour || c.Limits.MaxRequestBytes < 1<<10 || c.Limits.RecordsPerSecond <= 0 || c.Limits.Burst < 1 ||
-			c.PGPort < 0 || c.PGPort > 65535 || c.ShutdownTimeout < 0 {
+			c.PGPort < 0 || c.PGPort > 65535 || c.ShutdownTimeout < 0 || c.SensorStaleAfter < 0 {
 			t.Fatalf("out of bounds: %+v", c)
 		}
 		for _, k := range c.JoinKeys {

@@ -1,6 +1,7 @@
 package ingest_test
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -117,7 +118,7 @@ func TestDecodeAcceptsEveryRecordKind(t *testing.T) {
 		rec{records.EventFileOpen, fileAttrs},
 		rec{records.EventSensorHealth, healthAttrs},
 	)
-	d := ingest.Decode(ld, testCluster, time.Now())
+	d := decodeBoth(t, ld, testCluster, time.Now())
 	if d.Rejected != 0 {
 		t.Fatalf("rejected: %s", d.Message())
 	}
@@ -168,7 +169,7 @@ func TestDecodeRejectsBadRecordsAndKeepsTheRest(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			ld := logsOf(nil, rec{records.EventK8sNode, nodeAttrs}, c.rec)
-			d := ingest.Decode(ld, testCluster, time.Now())
+			d := decodeBoth(t, ld, testCluster, time.Now())
 			if d.Rejected != 1 || len(d.Batch.Nodes) != 1 {
 				t.Fatalf("rejected %d, kept %d nodes; want 1 rejected and the good node kept", d.Rejected, len(d.Batch.Nodes))
 			}
@@ -181,7 +182,7 @@ func TestDecodeRejectsBadRecordsAndKeepsTheRest(t *testing.T) {
 
 func TestDecodeRejectsAnotherClustersResource(t *testing.T) {
 	ld := logsOf(map[string]any{records.AttrK8sClusterUID: "someone-else"}, rec{records.EventK8sNode, nodeAttrs}, rec{records.EventK8sNode, nodeAttrs})
-	d := ingest.Decode(ld, testCluster, time.Now())
+	d := decodeBoth(t, ld, testCluster, time.Now())
 	if d.Rejected != 2 || d.Batch.Len() != 0 || !strings.Contains(d.Message(), `"someone-else" is not the cluster this token belongs to`) {
 		t.Fatalf("rejected %d, message %q", d.Rejected, d.Message())
 	}
@@ -201,13 +202,13 @@ func TestDecodeUsesObservedTimeThenNow(t *testing.T) {
 		}
 	}
 	now := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
-	d := ingest.Decode(ld, testCluster, now)
+	d := decodeBoth(t, ld, testCluster, now)
 	if !d.Batch.Nodes[0].Time.Equal(obs) || !d.Batch.Nodes[1].Time.Equal(now) {
 		t.Fatalf("times %v, %v", d.Batch.Nodes[0].Time, d.Batch.Nodes[1].Time)
 	}
 }
 
-// FuzzDecode feeds arbitrary bytes through the OTLP decoder and the record checks. Whatever comes in, nothing
+// FuzzDecode feeds arbitrary bytes through the service's OTLP decoder and the record checks. Whatever comes in, nothing
 // panics, every record is either kept or rejected, and every kept string is one Postgres can store.
 func FuzzDecode(f *testing.F) {
 	seed := logsOf(map[string]any{records.AttrK8sClusterUID: testCluster.UID},
@@ -225,7 +226,10 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		ld := req.Logs()
-		d := ingest.Decode(ld, testCluster, time.Now())
+		d, err := ingest.DecodeRequest(data, testCluster, time.Now()) // the service's decoder; FuzzDecodeRequestMatchesPdata holds it to Decode
+		if err != nil {
+			t.Fatalf("pdata decodes the request, DecodeRequest fails: %v", err)
+		}
 		if got := d.Batch.Len() + d.Rejected; got != ld.LogRecordCount() {
 			t.Fatalf("kept %d + rejected %d != %d records", d.Batch.Len(), d.Rejected, ld.LogRecordCount())
 		}
@@ -240,3 +244,31 @@ func FuzzDecode(f *testing.F) {
 }
 
 func validUTF8(s string) bool { return strings.ToValidUTF8(s, "") == s }
+
+// TestDigestChecks: the hand-written digest and SHA-256 checks accept exactly what the regular expressions
+// they replaced accepted.
+func TestDigestChecks(t *testing.T) {
+	digestRE := regexp.MustCompile(`^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$`)
+	hex64 := strings.Repeat("0123456789abcdef", 4)
+	cases := []string{"", "sha256:", "sha256:" + hex64, "sha512:" + hex64 + hex64, "sha512:" + hex64, "sha256:" + hex64 + "0",
+		"sha256:" + strings.ToUpper(hex64), "sha256:" + hex64[:63] + "g", "SHA256:" + hex64, "sha384:" + hex64, "md5:" + hex64[:32],
+		"repo@sha256:" + hex64, "sha256:" + hex64[:63] + "/"}
+	for _, c := range cases {
+		rec := map[string]any{records.AttrFilePath: "/f", records.AttrImageRunningDigest: c}
+		d := ingest.Decode(logsOf(nil, rec2(records.EventFileOpen, rec)), testCluster, time.Now())
+		want := c == "" || digestRE.MatchString(c[strings.LastIndexByte(c, '@')+1:])
+		if got := d.Rejected == 0; got != want {
+			t.Errorf("digest %q accepted: %v; want %v (%s)", c, got, want, d.Message())
+		}
+	}
+	for _, c := range []string{hex64, strings.ToUpper(hex64), hex64[:63], hex64 + "0", hex64[:63] + "g", hex64[:63] + ":"} {
+		rec := map[string]any{records.AttrProcessExecutablePath: "/bin/sh", records.AttrProcessExecutableSHA256: c}
+		d := ingest.Decode(logsOf(nil, rec2(records.EventProcessExec, rec)), testCluster, time.Now())
+		want := regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(strings.ToLower(c))
+		if got := d.Rejected == 0; got != want {
+			t.Errorf("sha256 %q accepted: %v; want %v (%s)", c, got, want, d.Message())
+		}
+	}
+}
+
+func rec2(event string, attrs map[string]any) rec { return rec{event, attrs} }

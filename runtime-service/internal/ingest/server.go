@@ -265,14 +265,15 @@ func (s *Server) exportRaw(ctx context.Context, in *rawMessage) (*rawMessage, er
 		s.metrics.Batches.WithLabelValues("invalid").Inc()
 		return nil, err
 	}
-	req := plogotlp.NewExportRequest()
-	if err := req.UnmarshalProto(in.b); err != nil {
+	d, err := DecodeRequest(in.b, c, s.now())
+	if err != nil {
 		s.metrics.Batches.WithLabelValues("invalid").Inc()
 		s.log.Warn("undecodable OTLP request", "cluster", c.UID, "bytes", len(in.b), "error", err)
 		return nil, status.Errorf(codes.InvalidArgument, "the request is not an OTLP ExportLogsServiceRequest: %v", err)
 	}
-	logs := req.Logs()
-	if n := logs.LogRecordCount(); n > 0 {
+	// The rate limit counts every record, kept or rejected. It is checked after decoding (the wire decoder
+	// counts as it goes); decoding costs far less than the store, which is what the limit protects.
+	if n := d.Batch.Len() + d.Rejected; n > 0 {
 		r := s.limiter(c.ID).ReserveN(s.now(), min(n, s.limits.Burst))
 		if delay := r.DelayFrom(s.now()); delay > 0 {
 			r.Cancel()
@@ -283,7 +284,6 @@ func (s *Server) exportRaw(ctx context.Context, in *rawMessage) (*rawMessage, er
 			return nil, st.Err()
 		}
 	}
-	d := Decode(logs, c, s.now())
 	for ev, n := range d.Kinds {
 		s.metrics.Records.WithLabelValues(ev, "accepted").Add(float64(n))
 	}
@@ -352,30 +352,52 @@ func (s *Server) Enrol(ctx context.Context, req *runtrustv1.EnrolRequest) (*runt
 			return nil, status.Error(codes.InvalidArgument, msg)
 		}
 	}
+	if msg := checkCollectorID(req.GetCollectorId()); msg != "" {
+		return nil, status.Error(codes.InvalidArgument, msg)
+	}
+	mode, ok := modeNames[req.GetMode()]
+	if !ok {
+		return nil, status.Errorf(codes.InvalidArgument, "mode %d is not a runtrust.v1.Mode", req.GetMode())
+	}
 	name := req.GetClusterName()
 	if name == "" {
 		name = req.GetClusterUid()
 	}
-	token, c, err := s.store.Enrol(ctx, req.GetJoinKey(), req.GetClusterUid(), name)
+	token, c, err := s.store.EnrolCollector(ctx, store.Enrolment{JoinKey: req.GetJoinKey(), ClusterUID: req.GetClusterUid(),
+		ClusterName: name, CollectorID: req.GetCollectorId(), Mode: mode})
 	if errors.Is(err, store.ErrJoinKeyInvalid) {
-		s.log.Warn("enrolment refused", "cluster_uid", req.GetClusterUid(), "reason", err)
-		return nil, status.Error(codes.Unauthenticated, "the join key is unknown or was already used")
+		s.log.Warn("enrolment refused", "cluster_uid", req.GetClusterUid(), "collector_id", req.GetCollectorId(), "reason", err)
+		return nil, status.Error(codes.Unauthenticated, err.Error())
 	}
 	if err != nil {
 		return nil, storeStatus(err)
 	}
-	s.log.Info("cluster enrolled", "cluster_uid", c.UID, "cluster_name", c.Name)
+	s.forgetCollector(c.Collector)
+	s.log.Info("collector enrolled", "cluster_uid", c.UID, "cluster_name", c.Name, "collector_id", c.CollectorID, "mode", mode)
 	return &runtrustv1.EnrolResponse{Token: token}, nil
 }
 
-// modeNames are the clusters.mode values.
+// forgetCollector drops the cached tokens of a collector that just enrolled again, so its replaced token stops
+// working on this replica at once rather than after tokenCacheTTL. Another replica's cache still honours it for
+// up to tokenCacheTTL. Its cluster's other collectors keep their entries.
+func (s *Server) forgetCollector(collector int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, e := range s.tokens {
+		if e.c.Collector == collector {
+			delete(s.tokens, k)
+		}
+	}
+}
+
+// modeNames are the collectors.mode values.
 var modeNames = map[runtrustv1.Mode]string{
 	runtrustv1.Mode_MODE_UNSPECIFIED: "",
 	runtrustv1.Mode_MODE_INTEGRITY:   "integrity",
 	runtrustv1.Mode_MODE_IMPACT:      "impact",
 }
 
-// Heartbeat stores what the collector says about itself.
+// Heartbeat stores what the calling collector (the token's) says about itself.
 func (s *Server) Heartbeat(ctx context.Context, req *runtrustv1.HeartbeatRequest) (*runtrustv1.HeartbeatResponse, error) {
 	mode, ok := modeNames[req.GetMode()]
 	if !ok {
@@ -391,7 +413,10 @@ func (s *Server) Heartbeat(ctx context.Context, req *runtrustv1.HeartbeatRequest
 		return nil, status.Errorf(codes.InvalidArgument, "node_count %d is not a plausible node count", req.GetNodeCount())
 	}
 	c := clusterFrom(ctx)
-	if err := s.store.Heartbeat(ctx, c.ID, req.GetCollectorVersion(), mode, int(req.GetNodeCount())); err != nil {
+	if err := s.store.Heartbeat(ctx, c, req.GetCollectorVersion(), mode, int(req.GetNodeCount())); err != nil {
+		if errors.Is(err, store.ErrTokenUnknown) {
+			return nil, status.Error(codes.Unauthenticated, "the cluster token is unknown or was replaced by a later enrolment")
+		}
 		return nil, storeStatus(err)
 	}
 	return &runtrustv1.HeartbeatResponse{ReceivedUnixNano: s.now().UnixNano()}, nil

@@ -21,8 +21,10 @@ import (
 	"github.com/runtrust/runtrust/internal/localpg"
 	"github.com/runtrust/runtrust/runtime-service/internal/api"
 	"github.com/runtrust/runtrust/runtime-service/internal/config"
+	"github.com/runtrust/runtrust/runtime-service/internal/correlate"
 	"github.com/runtrust/runtrust/runtime-service/internal/ingest"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
+	"github.com/runtrust/runtrust/runtime-service/internal/ui"
 )
 
 // DatabaseName is the database the service uses on its local PostgreSQL.
@@ -54,7 +56,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<- 
 		}()
 		dsn = localDSN
 	}
-	st, err := store.Open(ctx, dsn, store.Options{Retention: cfg.Retention})
+	st, err := store.Open(ctx, dsn, store.Options{Retention: cfg.Retention, SensorStaleAfter: cfg.SensorStaleAfter})
 	if err != nil {
 		return err
 	}
@@ -103,7 +105,26 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<- 
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	mux.Handle("/", ui.Handler()) // the web UI: "/" and its assets under /ui/
+	// gzip for the API's JSON and the UI (net/http compresses nothing itself); handlers that encode on their own pass through.
+	httpSrv := &http.Server{Handler: ui.Compress(mux), ReadHeaderTimeout: 10 * time.Second}
+
+	// Registry correlation (issue #8): list each configured registry at start and on its interval, in the
+	// background; a registry that is down is recorded as such and retried, it never stops the service.
+	// Configuring no registries still runs New, which marks registries dropped from the file as unconfigured.
+	cor, err := correlate.New(ctx, st, cfg.Registries, log, correlate.NewMetrics(reg), nil)
+	if err != nil {
+		grpcLis.Close()
+		httpLis.Close()
+		return err
+	}
+	corCtx, stopCor := context.WithCancel(context.Background())
+	corDone := make(chan struct{})
+	go func() {
+		defer close(corDone)
+		cor.Run(corCtx)
+	}()
+	defer func() { stopCor(); <-corDone }()
 
 	errs := make(chan error, 2)
 	go func() { errs <- grpcSrv.Serve(grpcLis) }()

@@ -12,16 +12,26 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Cluster is an enrolled cluster.
+// Cluster is an enrolled cluster, as one of its collectors' tokens names it.
 type Cluster struct {
 	ID        int64
 	UID, Name string
+	// Collector is the collectors row the token belongs to and CollectorID its id within the cluster: a
+	// heartbeat updates that row only.
+	Collector   int64
+	CollectorID string
 }
 
+// LegacyCollector is the collector id of the tokens issued before clusters had one token per collector (moved by
+// migration 004), and of an enrolment that names no collector: an old exporter enrolling again replaces that one
+// token, as it did before.
+const LegacyCollector = "legacy"
+
 var (
-	// ErrJoinKeyInvalid: the join key is unknown or already spent.
-	ErrJoinKeyInvalid = errors.New("join key unknown or already used")
-	// ErrTokenUnknown: no cluster holds this token (never issued, or replaced by a later enrolment).
+	// ErrJoinKeyInvalid: the join key is unknown, spent by a cluster since deleted, or bound to another cluster.
+	// The error wrapping it says which.
+	ErrJoinKeyInvalid = errors.New("join key invalid")
+	// ErrTokenUnknown: no collector holds this token (never issued, or replaced by a later enrolment).
 	ErrTokenUnknown = errors.New("cluster token unknown")
 )
 
@@ -42,8 +52,8 @@ func NewSecret(prefix string) string {
 	return prefix + base64.RawURLEncoding.EncodeToString(b)
 }
 
-// SeedJoinKeys makes each key usable for one enrolment, unless it was seen before (spent or not): restarting the
-// service with the same configured key does not re-arm it.
+// SeedJoinKeys makes each key usable, unless it was seen before (bound or not): restarting the service with the
+// same configured key neither re-arms nor unbinds it.
 func (s *Store) SeedJoinKeys(ctx context.Context, keys []string) error {
 	for _, k := range keys {
 		if _, err := s.pool.Exec(ctx, "INSERT INTO join_keys (key_hash) VALUES ($1) ON CONFLICT DO NOTHING", Hash(k)); err != nil {
@@ -53,27 +63,65 @@ func (s *Store) SeedJoinKeys(ctx context.Context, keys []string) error {
 	return nil
 }
 
-// Enrol spends joinKey and returns a new token for the cluster uid (created if new). A cluster that enrols again
-// gets a new token and its old one stops working.
+// Enrolment is what a collector presents to enrol.
+type Enrolment struct {
+	JoinKey, ClusterUID, ClusterName string
+	// CollectorID names the collector within its cluster; empty: LegacyCollector.
+	CollectorID string
+	// Mode is what the collector says it runs ("integrity", "impact" or ""); its heartbeats update it.
+	Mode string
+}
+
+// Enrol enrols the cluster's LegacyCollector: what a client that names no collector gets.
 func (s *Store) Enrol(ctx context.Context, joinKey, uid, name string) (token string, c Cluster, err error) {
+	return s.EnrolCollector(ctx, Enrolment{JoinKey: joinKey, ClusterUID: uid, ClusterName: name})
+}
+
+// EnrolCollector returns a new token for one collector of the cluster uid (created if new). The join key binds
+// to the first cluster it enrols and then enrols any collector of that cluster and of no other: a leaked key
+// admits collectors to one cluster only, as a leaked token does. A collector that enrols again gets a new token
+// and its old one stops working; its cluster's other collectors keep theirs.
+func (s *Store) EnrolCollector(ctx context.Context, e Enrolment) (token string, c Cluster, err error) {
+	if e.CollectorID == "" {
+		e.CollectorID = LegacyCollector
+	}
 	token = NewSecret(TokenPrefix)
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, "UPDATE join_keys SET used_at = now() WHERE key_hash = $1 AND used_at IS NULL", Hash(joinKey))
-		if err != nil {
+		// The key's row is locked first, so sensors of a new cluster enrolling at once with a fresh key queue
+		// here: the first binds the key, the others find it bound to their cluster.
+		var usedAt *time.Time
+		var boundUID *string
+		err := tx.QueryRow(ctx, `
+			SELECT k.used_at, cl.uid FROM join_keys k LEFT JOIN clusters cl ON cl.id = k.used_by
+			WHERE k.key_hash = $1 FOR UPDATE OF k`, Hash(e.JoinKey)).Scan(&usedAt, &boundUID)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return fmt.Errorf("%w: the join key is unknown (not configured on the service)", ErrJoinKeyInvalid)
+		case err != nil:
 			return err
-		}
-		if tag.RowsAffected() != 1 {
-			return ErrJoinKeyInvalid
+		case usedAt != nil && boundUID == nil:
+			return fmt.Errorf("%w: the join key was used by a cluster that has since been deleted", ErrJoinKeyInvalid)
+		case boundUID != nil && *boundUID != e.ClusterUID:
+			// The other cluster's uid is not named: the caller has not proven it may know it.
+			return fmt.Errorf("%w: the join key is bound to another cluster (a join key enrols the collectors of the first cluster uid it enrolled, and of no other)", ErrJoinKeyInvalid)
 		}
 		err = tx.QueryRow(ctx, `
-			INSERT INTO clusters (uid, name, token_hash) VALUES ($1, $2, $3)
-			ON CONFLICT (uid) DO UPDATE SET name = excluded.name, token_hash = excluded.token_hash
-			RETURNING id, uid, name`, uid, name, Hash(token)).Scan(&c.ID, &c.UID, &c.Name)
+			INSERT INTO clusters (uid, name) VALUES ($1, $2)
+			ON CONFLICT (uid) DO UPDATE SET name = excluded.name
+			RETURNING id, uid, name`, e.ClusterUID, e.ClusterName).Scan(&c.ID, &c.UID, &c.Name)
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, "UPDATE join_keys SET used_by = $1 WHERE key_hash = $2", c.ID, Hash(joinKey))
-		return err
+		if _, err := tx.Exec(ctx, "UPDATE join_keys SET used_at = coalesce(used_at, now()), used_by = $1 WHERE key_hash = $2",
+			c.ID, Hash(e.JoinKey)); err != nil {
+			return err
+		}
+		// Replacing token_hash in place revokes exactly this collector's previous token.
+		return tx.QueryRow(ctx, `
+			INSERT INTO collectors (cluster_id, collector_id, mode, token_hash) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (cluster_id, collector_id) DO UPDATE
+				SET token_hash = excluded.token_hash, mode = excluded.mode, enrolled_at = now()
+			RETURNING id, collector_id`, c.ID, e.CollectorID, e.Mode, Hash(token)).Scan(&c.Collector, &c.CollectorID)
 	})
 	if err != nil {
 		if errors.Is(err, ErrJoinKeyInvalid) {
@@ -84,10 +132,14 @@ func (s *Store) Enrol(ctx context.Context, joinKey, uid, name string) (token str
 	return token, c, nil
 }
 
-// ClusterByToken finds the cluster a token belongs to.
+// ClusterByToken finds the collector a token belongs to, and its cluster: one probe of collectors' unique
+// token index and of clusters' primary key.
 func (s *Store) ClusterByToken(ctx context.Context, token string) (Cluster, error) {
 	var c Cluster
-	err := s.pool.QueryRow(ctx, "SELECT id, uid, name FROM clusters WHERE token_hash = $1", Hash(token)).Scan(&c.ID, &c.UID, &c.Name)
+	err := s.pool.QueryRow(ctx, `
+		SELECT cl.id, cl.uid, cl.name, k.id, k.collector_id
+		FROM collectors k JOIN clusters cl ON cl.id = k.cluster_id WHERE k.token_hash = $1`, Hash(token)).
+		Scan(&c.ID, &c.UID, &c.Name, &c.Collector, &c.CollectorID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Cluster{}, ErrTokenUnknown
 	}
@@ -97,12 +149,19 @@ func (s *Store) ClusterByToken(ctx context.Context, token string) (Cluster, erro
 	return c, nil
 }
 
-// Heartbeat records what the cluster's collector said about itself.
-func (s *Store) Heartbeat(ctx context.Context, clusterID int64, collectorVersion, mode string, nodeCount int) error {
-	_, err := s.pool.Exec(ctx, `
-		UPDATE clusters SET heartbeat_at = $2, collector_version = $3, mode = $4, node_count = $5 WHERE id = $1`,
-		clusterID, s.opts.Now(), collectorVersion, mode, nodeCount)
-	return classify(err)
+// Heartbeat records what one collector of a cluster said about itself. Only its own row is written: a
+// cluster's sensors heartbeating do not queue on the cluster row the ingest locks.
+func (s *Store) Heartbeat(ctx context.Context, c Cluster, collectorVersion, mode string, nodeCount int) error {
+	tag, err := s.pool.Exec(ctx, `
+		UPDATE collectors SET heartbeat_at = $2, version = $3, mode = $4, node_count = $5 WHERE id = $1`,
+		c.Collector, s.opts.Now(), collectorVersion, mode, nodeCount)
+	if err != nil {
+		return classify(err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrTokenUnknown // the cluster was deleted since the token was looked up
+	}
+	return nil
 }
 
 // now is the store's clock, as UTC.

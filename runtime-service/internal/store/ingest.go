@@ -22,28 +22,22 @@ type ApplyResult struct {
 // maxContainersPerAggregate bounds the container ids an aggregate row lists (see the migration).
 const maxContainersPerAggregate = 32
 
-// Apply stores batch b from cluster c in one transaction. It returns only after the transaction committed, so a
-// nil error is an acknowledgement. With a non-empty idempotencyKey a batch applied before is not applied again.
+// Apply stores batch b from cluster c. It returns only after the transaction that holds the batch committed, so
+// a nil error is an acknowledgement. With a non-empty idempotencyKey a batch applied before is not applied again.
 // An error wrapping ErrUnavailable means nothing was stored and the batch may be retried as it is.
+//
+// Batches are group-committed (groupcommit.go): the batches waiting when a committer is free are applied in one
+// transaction; a group that fails is applied again one batch per transaction, so one bad batch fails alone.
 func (s *Store) Apply(ctx context.Context, c Cluster, idempotencyKey string, b *Batch) (ApplyResult, error) {
 	from, to := s.rawWindow()
 	if err := s.ensureEventPartitions(ctx, b, from, to); err != nil {
 		return ApplyResult{}, err
 	}
-	var res ApplyResult
-	var err error
-	for attempt := 0; attempt < 4; attempt++ {
-		res, err = s.apply(ctx, c, idempotencyKey, b, from, to)
-		if err == nil || !retryable(err) {
-			break
-		}
-		// Two batches touching the same images deadlocked or conflicted; Postgres rolled one back. Run it again.
-		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
-	}
-	if err != nil {
+	p := &part{ctx: ctx, c: c, key: idempotencyKey, b: b, from: from, to: to, done: make(chan struct{})}
+	if err := s.commit(p); err != nil {
 		return ApplyResult{}, classify(fmt.Errorf("store: apply batch: %w", err))
 	}
-	return res, nil
+	return p.res, nil
 }
 
 func (s *Store) ensureEventPartitions(ctx context.Context, b *Batch, from, to time.Time) error {
@@ -73,37 +67,107 @@ func (s *Store) ensureEventPartitions(ctx context.Context, b *Batch, from, to ti
 	return nil
 }
 
-func (s *Store) apply(ctx context.Context, c Cluster, key string, b *Batch, from, to time.Time) (ApplyResult, error) {
-	var res ApplyResult
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if key != "" {
-			tag, err := tx.Exec(ctx, `INSERT INTO ingest_batches (cluster_id, idempotency_key, received_at, records)
-				VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, c.ID, key, s.now(), b.Len())
-			if err != nil {
-				return err
-			}
-			if tag.RowsAffected() == 0 {
-				res.Duplicate = true
-				return nil
-			}
+// applyParts applies parts in transaction tx and sets each one's result. The idempotency keys go first, in one
+// statement: a part whose key is stored already, or repeats an earlier part's in the group, is a duplicate and
+// applies nothing. State records are applied batch by batch (each batch's image recompute and verdict changes
+// are its cluster's); the events of all batches together, one COPY per table and one merge per aggregate.
+func (s *Store) applyParts(ctx context.Context, tx pgx.Tx, parts []*part) error {
+	now := s.now()
+	live := make([]*part, 0, len(parts))
+	var keyed []*part
+	seen := map[batchKey]bool{}
+	for _, p := range parts {
+		p.res = ApplyResult{}
+		if p.key == "" {
+			live = append(live, p)
+			continue
 		}
-		digests, err := s.applyState(ctx, tx, c, b)
+		if k := (batchKey{p.c.ID, p.key}); seen[k] {
+			p.res.Duplicate = true
+		} else {
+			seen[k] = true
+			keyed = append(keyed, p)
+		}
+	}
+	if len(keyed) > 0 {
+		ids, keys, counts := make([]int64, len(keyed)), make([]string, len(keyed)), make([]int32, len(keyed))
+		for i, p := range keyed {
+			ids[i], keys[i], counts[i] = p.c.ID, p.key, int32(p.b.Len())
+		}
+		// In key order, so two groups inserting some of the same keys (a client's retry racing its first
+		// attempt) wait for each other instead of deadlocking.
+		rows, err := tx.Query(ctx, `INSERT INTO ingest_batches (cluster_id, idempotency_key, received_at, records)
+			SELECT id, key, $4, n FROM unnest($1::bigint[], $2::text[], $3::int[]) AS u(id, key, n) ORDER BY id, key
+			ON CONFLICT DO NOTHING RETURNING cluster_id, idempotency_key`, ids, keys, counts, now)
 		if err != nil {
 			return err
 		}
-		if err := s.applyEvents(ctx, tx, c, b, from, to, &res); err != nil {
+		inserted := map[batchKey]bool{}
+		var k batchKey
+		if _, err := pgx.ForEachRow(rows, []any{&k.cluster, &k.key}, func() error {
+			inserted[k] = true
+			return nil
+		}); err != nil {
 			return err
 		}
-		if err := applySensorHealth(ctx, tx, c, b.SensorHealth); err != nil {
+		for _, p := range keyed {
+			if inserted[batchKey{p.c.ID, p.key}] {
+				live = append(live, p)
+			} else {
+				p.res.Duplicate = true
+			}
+		}
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	staged := false
+	for _, p := range live {
+		b := p.b
+		if len(b.Nodes)+len(b.Workloads)+len(b.Pods)+len(b.Containers) == 0 {
+			continue
+		}
+		if staged { // the staging tables hold the previous batch's rows until commit
+			if _, err := tx.Exec(ctx, "DELETE FROM stage_nodes; DELETE FROM stage_workloads; DELETE FROM stage_pods; DELETE FROM stage_containers"); err != nil {
+				return fmt.Errorf("clear staging tables: %w", err)
+			}
+		}
+		staged = true
+		digests, err := s.applyState(ctx, tx, p.c, b)
+		if err != nil {
 			return err
 		}
-		if err := recomputeImages(ctx, tx, digests); err != nil {
+		if err := recomputeImages(ctx, tx, p.c.ID, digests); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, "UPDATE clusters SET last_ingest_at = $2 WHERE id = $1", c.ID, s.now())
+		if err := recordVerdictChanges(ctx, tx, p.c.ID, digests); err != nil { // timeline.go
+			return err
+		}
+	}
+	if err := s.applyEvents(ctx, tx, live); err != nil {
 		return err
-	})
-	return res, err
+	}
+	clusters := make([]int64, 0, len(live))
+	for _, p := range live {
+		if err := applySensorHealth(ctx, tx, p.c, p.b.SensorHealth); err != nil {
+			return err
+		}
+		clusters = append(clusters, p.c.ID)
+	}
+	// The cluster rows are locked in id order (a group can hold several clusters) and FOR NO KEY UPDATE, the
+	// lock a plain UPDATE of a non-key column takes. FOR UPDATE would conflict with the FOR KEY SHARE locks
+	// that this and every other ingest transaction hold on their cluster's row through the foreign keys of
+	// ingest_batches and the aggregates: two transactions of one cluster then deadlock, and each deadlock
+	// costs deadlock_timeout (1 s) before PostgreSQL breaks it. That was the keyed-batch regression of the
+	// first group-commit attempt.
+	_, err := tx.Exec(ctx, `UPDATE clusters SET last_ingest_at = $2
+		WHERE id IN (SELECT id FROM clusters WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE)`, clusters, now)
+	return err
+}
+
+type batchKey struct {
+	cluster int64
+	key     string
 }
 
 func deletedAt(deleted bool, t time.Time) any {
@@ -248,7 +312,7 @@ func (s *Store) applyState(ctx context.Context, tx pgx.Tx, c Cluster, b *Batch) 
 			SELECT running_digest, min(first_seen), max(last_seen) FROM stage_containers
 			WHERE running_digest <> '' GROUP BY running_digest ORDER BY running_digest
 			ON CONFLICT (digest) DO UPDATE SET first_seen = least(i.first_seen, excluded.first_seen),
-				last_seen = greatest(i.last_seen, excluded.last_seen)`)
+				last_seen = greatest(i.last_seen, excluded.last_seen), state_seen = true`)
 		if err != nil {
 			return nil, fmt.Errorf("upsert images: %w", err)
 		}
@@ -283,48 +347,96 @@ func dedupe(s []string) []string {
 	return out
 }
 
-// recomputeImages rewrites the live assessment of each digest from its live containers: worst severity and
-// verdict, every reason, and the blast radius. It first locks the image rows in digest order, so two batches that
-// touch one image take turns, and the second sees the first's containers.
-func recomputeImages(ctx context.Context, tx pgx.Tx, digests []string) error {
+// recomputeImages rewrites the live assessment of each digest after cluster clusterID's containers changed:
+// worst severity and verdict, every reason, reference and expected digest, and the blast radius. It works up
+// from what changed (migrations/003_image_scopes.sql): the (digest, cluster, namespace) rollups of this cluster
+// from its live containers, the (digest, cluster) rollups from those, and the images rows from every cluster's
+// rollup of the digest, so no statement reads another cluster's containers. It first locks the image rows in
+// digest order, so two batches that touch one image take turns, and the second sees the first's rollups.
+func recomputeImages(ctx context.Context, tx pgx.Tx, clusterID int64, digests []string) error {
 	if len(digests) == 0 {
 		return nil
 	}
 	if _, err := tx.Exec(ctx, "SELECT 1 FROM images WHERE digest = ANY($1) ORDER BY digest FOR UPDATE", digests); err != nil {
 		return fmt.Errorf("lock images: %w", err)
 	}
-	_, err := tx.Exec(ctx, `
+	// One round trip: the statements run in order, each seeing the ones before.
+	b := &pgx.Batch{}
+	b.Queue("DELETE FROM image_namespaces WHERE digest = ANY($2) AND cluster_id = $1", clusterID, digests)
+	b.Queue("DELETE FROM image_clusters WHERE digest = ANY($2) AND cluster_id = $1", clusterID, digests)
+	// Both rollups from one grouped pass over this cluster's live containers of the digests (GROUPING SETS:
+	// per namespace, and per cluster, where distinct pods and workloads are counted again rather than summed,
+	// so a container record with an odd namespace cannot count a pod twice). The reasons are folded in a
+	// second grouped pass over the same rows and joined, not gathered by a subquery per group: that subquery
+	// had made container-heavy batches 4× slower.
+	b.Queue(`WITH g AS (
+			SELECT running_digest AS digest, coalesce(namespace, '') AS namespace, GROUPING(namespace) AS whole,
+				(array_agg(severity ORDER BY severity_rank DESC))[1] AS severity, max(severity_rank) AS severity_rank,
+				(array_agg(integrity ORDER BY verdict_rank DESC))[1] AS verdict, max(verdict_rank) AS verdict_rank,
+				coalesce(array_agg(DISTINCT CASE WHEN image_ref <> '' THEN image_ref ELSE image_name END)
+					FILTER (WHERE image_ref <> '' OR image_name <> ''), '{}') AS refs,
+				coalesce(array_agg(DISTINCT expected_digest) FILTER (WHERE expected_digest <> ''), '{}') AS expected_digests,
+				count(DISTINCT namespace) AS namespaces,
+				count(DISTINCT workload_uid) FILTER (WHERE workload_uid <> '') AS workloads,
+				count(DISTINCT pod_uid) AS pods, count(*) AS containers
+			FROM containers WHERE running_digest = ANY($2) AND cluster_id = $1 AND deleted_at IS NULL
+			GROUP BY GROUPING SETS ((running_digest, namespace), (running_digest))),
+		r AS (
+			SELECT running_digest AS digest, coalesce(namespace, '') AS namespace, GROUPING(namespace) AS whole,
+				array_agg(DISTINCT x ORDER BY x) AS reasons
+			FROM containers, unnest(reasons) x
+			WHERE running_digest = ANY($2) AND cluster_id = $1 AND deleted_at IS NULL
+			GROUP BY GROUPING SETS ((running_digest, namespace), (running_digest))),
+		j AS (SELECT g.*, coalesce(r.reasons, '{}') AS reasons FROM g LEFT JOIN r USING (digest, namespace, whole)),
+		ns AS (
+			INSERT INTO image_namespaces
+			SELECT digest, $1, namespace, severity, severity_rank, verdict, verdict_rank, reasons, refs,
+				expected_digests, workloads, pods, containers
+			FROM j WHERE whole = 0)
+		INSERT INTO image_clusters
+		SELECT digest, $1, severity, severity_rank, verdict, verdict_rank, reasons, refs, expected_digests,
+			namespaces, workloads, pods, containers
+		FROM j WHERE whole = 1`, clusterID, digests)
+	b.Queue(`
 		UPDATE images i SET
 			severity = coalesce(a.severity, ''), severity_rank = coalesce(a.severity_rank, 0),
-			verdict = coalesce(a.verdict, ''), reasons = a.reasons, refs = coalesce(a.refs, '{}'),
-			expected_digests = coalesce(a.expected, '{}'), clusters = a.clusters, namespaces = a.namespaces,
-			workloads = a.workloads, pods = a.pods, containers = a.containers
+			verdict = coalesce(a.verdict, ''), reasons = a.reasons, refs = a.refs, expected_digests = a.expected,
+			clusters = a.clusters, namespaces = coalesce(a.namespaces, 0), workloads = coalesce(a.workloads, 0),
+			pods = coalesce(a.pods, 0), containers = coalesce(a.containers, 0)
 		FROM unnest($1::text[]) AS t(d)
 		CROSS JOIN LATERAL (
-			SELECT (array_agg(k.severity ORDER BY k.severity_rank DESC))[1] AS severity,
-				max(k.severity_rank) AS severity_rank,
-				(array_agg(k.integrity ORDER BY k.verdict_rank DESC))[1] AS verdict,
-				count(DISTINCT k.cluster_id) AS clusters,
-				count(DISTINCT (k.cluster_id, k.namespace)) AS namespaces,
-				count(DISTINCT (k.cluster_id, k.workload_uid)) FILTER (WHERE k.workload_uid <> '') AS workloads,
-				count(DISTINCT (k.cluster_id, k.pod_uid)) AS pods,
-				count(*) AS containers,
-				array_agg(DISTINCT CASE WHEN k.image_ref <> '' THEN k.image_ref ELSE k.image_name END)
-					FILTER (WHERE k.image_ref <> '' OR k.image_name <> '') AS refs,
-				array_agg(DISTINCT k.expected_digest) FILTER (WHERE k.expected_digest <> '') AS expected,
-				ARRAY(SELECT DISTINCT r FROM containers k2, unnest(k2.reasons) r
-					WHERE k2.running_digest = t.d AND k2.deleted_at IS NULL ORDER BY r) AS reasons
-			FROM containers k WHERE k.running_digest = t.d AND k.deleted_at IS NULL
+			SELECT (array_agg(n.severity ORDER BY n.severity_rank DESC))[1] AS severity,
+				max(n.severity_rank) AS severity_rank,
+				(array_agg(n.verdict ORDER BY n.verdict_rank DESC))[1] AS verdict,
+				count(*) AS clusters, sum(n.namespaces) AS namespaces, sum(n.workloads) AS workloads,
+				sum(n.pods) AS pods, sum(n.containers) AS containers,
+				`+unionOf("reasons")+` AS reasons,
+				`+unionOf("refs")+` AS refs,
+				`+unionOf("expected_digests")+` AS expected
+			FROM image_clusters n WHERE n.digest = t.d
 		) a
 		WHERE i.digest = t.d`, digests)
-	if err != nil {
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("recompute images: %w", err)
 	}
 	return nil
 }
 
-type execKey struct{ digest, path, sha string }
-type fileKey struct{ digest, path string }
+// unionOf is the sorted, distinct union of column col over the digest's (image, cluster) rollups: one row per
+// cluster that runs it, found through the table's digest index.
+func unionOf(col string) string {
+	return "ARRAY(SELECT DISTINCT x FROM image_clusters m, unnest(m." + col + ") x WHERE m.digest = t.d ORDER BY x)"
+}
+
+// Aggregate keys carry the cluster: a group holds several clusters' batches, and aggregate rows are per cluster.
+type execKey struct {
+	cluster           int64
+	digest, path, sha string
+}
+type fileKey struct {
+	cluster      int64
+	digest, path string
+}
 
 type aggregate struct {
 	first, last time.Time
@@ -352,77 +464,89 @@ func (a *aggregate) add(t time.Time, container string) {
 }
 
 // applyEvents resolves each event's image digest (the record's own, else the container's), COPYs the events in
-// the raw window into their partitions, and folds every attributed event into the per-image aggregates.
-func (s *Store) applyEvents(ctx context.Context, tx pgx.Tx, c Cluster, b *Batch, from, to time.Time, res *ApplyResult) error {
-	if len(b.Execs) == 0 && len(b.FileOpens) == 0 {
+// the raw window into their partitions, and folds every attributed event into the per-image aggregates: for all
+// the parts at once.
+func (s *Store) applyEvents(ctx context.Context, tx pgx.Tx, parts []*part) error {
+	n := 0
+	for _, p := range parts {
+		n += len(p.b.Execs) + len(p.b.FileOpens)
+	}
+	if n == 0 {
 		return nil
 	}
-	digestOf, err := containerDigests(ctx, tx, c, b)
+	stored, err := containerDigests(ctx, tx, parts)
 	if err != nil {
 		return err
 	}
-	resolve := func(digest, container string) string {
-		if digest != "" {
-			return digest
-		}
-		return digestOf[container]
-	}
-	inWindow := func(t time.Time) bool { return !t.Before(from) && t.Before(to) }
-
 	execAgg := map[execKey]*aggregate{}
-	var rawExec [][]any
-	for i := range b.Execs {
-		e := &b.Execs[i]
-		d := resolve(e.ImageDigest, e.ContainerID)
-		if inWindow(e.Time) {
-			args := e.CommandArgs
-			if args == nil {
-				args = []string{}
-			}
-			rawExec = append(rawExec, []any{c.ID, e.Time, e.ContainerID, d, e.PID, e.ParentPID, e.ExecutablePath, e.SHA256, args, e.UserID, e.WorkingDirectory})
-		} else {
-			res.RawSkipped++
-		}
-		if d == "" {
-			res.Unattributed++
-			continue
-		}
-		k := execKey{d, e.ExecutablePath, e.SHA256}
-		if execAgg[k] == nil {
-			execAgg[k] = &aggregate{}
-		}
-		execAgg[k].add(e.Time, e.ContainerID)
-	}
 	fileAgg := map[fileKey]*aggregate{}
-	var rawFile [][]any
-	for i := range b.FileOpens {
-		f := &b.FileOpens[i]
-		d := resolve(f.ImageDigest, f.ContainerID)
-		if inWindow(f.Time) {
-			rawFile = append(rawFile, []any{c.ID, f.Time, f.ContainerID, d, f.PID, f.ExecutablePath, f.FilePath, f.Flags})
-		} else {
-			res.RawSkipped++
-		}
-		if d == "" {
-			res.Unattributed++
+	var rawExec, rawFile eventCopy
+	for _, p := range parts {
+		c, b, res := p.c, p.b, &p.res
+		if len(b.Execs)+len(b.FileOpens) == 0 {
 			continue
 		}
-		k := fileKey{d, f.FilePath}
-		if fileAgg[k] == nil {
-			fileAgg[k] = &aggregate{}
+		own := map[string]string{} // the batch's own container records come first
+		for i := range b.Containers {
+			if k := &b.Containers[i]; k.ContainerID != "" && k.RunningDigest != "" {
+				own[k.ContainerID] = k.RunningDigest
+			}
 		}
-		fileAgg[k].add(f.Time, f.ContainerID)
+		resolve := func(digest, container string) string {
+			if digest != "" {
+				return digest
+			}
+			if d := own[container]; d != "" {
+				return d
+			}
+			return stored[containerRef{c.ID, container}]
+		}
+		inWindow := func(t time.Time) bool { return !t.Before(p.from) && t.Before(p.to) }
+		for i := range b.Execs {
+			e := &b.Execs[i]
+			d := resolve(e.ImageDigest, e.ContainerID)
+			if inWindow(e.Time) {
+				rawExec.addExec(c.ID, e, d)
+			} else {
+				res.RawSkipped++
+			}
+			if d == "" {
+				res.Unattributed++
+				continue
+			}
+			k := execKey{c.ID, d, e.ExecutablePath, e.SHA256}
+			if execAgg[k] == nil {
+				execAgg[k] = &aggregate{}
+			}
+			execAgg[k].add(e.Time, e.ContainerID)
+		}
+		for i := range b.FileOpens {
+			f := &b.FileOpens[i]
+			d := resolve(f.ImageDigest, f.ContainerID)
+			if inWindow(f.Time) {
+				rawFile.addFile(c.ID, f, d)
+			} else {
+				res.RawSkipped++
+			}
+			if d == "" {
+				res.Unattributed++
+				continue
+			}
+			k := fileKey{c.ID, d, f.FilePath}
+			if fileAgg[k] == nil {
+				fileAgg[k] = &aggregate{}
+			}
+			fileAgg[k].add(f.Time, f.ContainerID)
+		}
 	}
-
-	if len(rawExec) > 0 {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"exec_events"}, ExecEventColumns, pgx.CopyFromRows(rawExec)); err != nil {
-			return fmt.Errorf("copy exec events: %w", err)
-		}
+	if err := upsertEventImages(ctx, tx, parts); err != nil {
+		return err
 	}
-	if len(rawFile) > 0 {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"file_events"}, FileEventColumns, pgx.CopyFromRows(rawFile)); err != nil {
-			return fmt.Errorf("copy file events: %w", err)
-		}
+	if err := rawExec.copyTo(ctx, tx, "exec_events", ExecEventColumns); err != nil {
+		return fmt.Errorf("copy exec events: %w", err)
+	}
+	if err := rawFile.copyTo(ctx, tx, "file_events", FileEventColumns); err != nil {
+		return fmt.Errorf("copy file events: %w", err)
 	}
 	if len(execAgg) > 0 {
 		keys := make([]execKey, 0, len(execAgg))
@@ -433,7 +557,7 @@ func (s *Store) applyEvents(ctx context.Context, tx pgx.Tx, c Cluster, b *Batch,
 			[]string{"image_digest", "executable_path", "executable_sha256", "cluster_id", "first_seen", "last_seen", "count", "containers"},
 			pgx.CopyFromSlice(len(keys), func(i int) ([]any, error) {
 				a := execAgg[keys[i]]
-				return []any{keys[i].digest, keys[i].path, keys[i].sha, c.ID, a.first, a.last, a.count, nonNil(a.containers)}, nil
+				return []any{keys[i].digest, keys[i].path, keys[i].sha, keys[i].cluster, a.first, a.last, a.count, nonNil(a.containers)}, nil
 			}))
 		if err != nil {
 			return fmt.Errorf("copy exec aggregates: %w", err)
@@ -451,7 +575,7 @@ func (s *Store) applyEvents(ctx context.Context, tx pgx.Tx, c Cluster, b *Batch,
 			[]string{"image_digest", "file_path", "cluster_id", "first_seen", "last_seen", "count", "containers"},
 			pgx.CopyFromSlice(len(keys), func(i int) ([]any, error) {
 				a := fileAgg[keys[i]]
-				return []any{keys[i].digest, keys[i].path, c.ID, a.first, a.last, a.count, nonNil(a.containers)}, nil
+				return []any{keys[i].digest, keys[i].path, keys[i].cluster, a.first, a.last, a.count, nonNil(a.containers)}, nil
 			}))
 		if err != nil {
 			return fmt.Errorf("copy file aggregates: %w", err)
@@ -459,6 +583,67 @@ func (s *Store) applyEvents(ctx context.Context, tx pgx.Tx, c Cluster, b *Batch,
 		if err := mergeAggregates(ctx, tx, "file_aggregates", "image_digest, file_path, cluster_id"); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// eventImageRefresh is how stale an events-only image's last_seen may get before an event batch moves it on:
+// often enough for the list (store/query.go, EventImagesListedFor), rarely enough that event batches do not
+// queue on the image's row lock.
+const eventImageRefresh = time.Minute
+
+// upsertEventImages gives every digest the batch's events name themselves an images row, so an image seen only
+// through its processes and files is listed and has a detail page. The row is minimal (state_seen false, no
+// assessment) and never overwrites one: state records fill it in when they name the digest (applyState). Its
+// last_seen follows the events, at most once per eventImageRefresh, and only while no state record named it.
+// Events whose digest came from their container need nothing: the container's record made the row.
+func upsertEventImages(ctx context.Context, tx pgx.Tx, parts []*part) error {
+	type span struct{ first, last time.Time }
+	seen := map[string]*span{}
+	add := func(d string, t time.Time) {
+		if d == "" {
+			return
+		}
+		if sp := seen[d]; sp != nil {
+			if t.Before(sp.first) {
+				sp.first = t
+			}
+			if t.After(sp.last) {
+				sp.last = t
+			}
+			return
+		}
+		seen[d] = &span{t, t}
+	}
+	for _, p := range parts {
+		for i := range p.b.Execs {
+			add(p.b.Execs[i].ImageDigest, p.b.Execs[i].Time)
+		}
+		for i := range p.b.FileOpens {
+			add(p.b.FileOpens[i].ImageDigest, p.b.FileOpens[i].Time)
+		}
+	}
+	if len(seen) == 0 {
+		return nil
+	}
+	digests := make([]string, 0, len(seen))
+	for d := range seen {
+		digests = append(digests, d)
+	}
+	sort.Strings(digests) // rows inserted in one order, so two batches naming the same new images cannot deadlock
+	firsts, lasts := make([]time.Time, len(digests)), make([]time.Time, len(digests))
+	for i, d := range digests {
+		firsts[i], lasts[i] = seen[d].first, seen[d].last
+	}
+	batch := &pgx.Batch{}
+	// DO NOTHING, not DO UPDATE: an existing row is neither overwritten nor locked.
+	batch.Queue(`INSERT INTO images (digest, first_seen, last_seen, state_seen)
+		SELECT d, f, l, false FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS u(d, f, l)
+		ON CONFLICT (digest) DO NOTHING`, digests, firsts, lasts)
+	batch.Queue(`UPDATE images i SET last_seen = u.l FROM unnest($1::text[], $2::timestamptz[]) AS u(d, l)
+		WHERE i.digest = u.d AND NOT i.state_seen AND i.last_seen < u.l - $3::interval`, digests, lasts, eventImageRefresh)
+	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+		return fmt.Errorf("images seen through events: %w", err)
 	}
 	return nil
 }
@@ -493,48 +678,61 @@ func mergeAggregates(ctx context.Context, tx pgx.Tx, table, key string) error {
 	return nil
 }
 
-// containerDigests maps the container ids the batch's unattributed events name to the digest they run: from
-// the batch's own container records first, else from the store.
-func containerDigests(ctx context.Context, tx pgx.Tx, c Cluster, b *Batch) (map[string]string, error) {
-	out := map[string]string{}
-	for i := range b.Containers {
-		if k := &b.Containers[i]; k.ContainerID != "" && k.RunningDigest != "" {
-			out[k.ContainerID] = k.RunningDigest
+type containerRef struct {
+	cluster int64
+	id      string
+}
+
+// containerDigests maps the containers that the parts' unattributed events name, and that their own batch's
+// container records do not, to the digest the store says they run (the group's state records are applied by
+// then, so a container another batch of the group brought is found).
+func containerDigests(ctx context.Context, tx pgx.Tx, parts []*part) (map[containerRef]string, error) {
+	want := map[containerRef]bool{}
+	for _, p := range parts {
+		own := map[string]bool{}
+		for i := range p.b.Containers {
+			if k := &p.b.Containers[i]; k.ContainerID != "" && k.RunningDigest != "" {
+				own[k.ContainerID] = true
+			}
+		}
+		for i := range p.b.Execs {
+			if e := &p.b.Execs[i]; e.ImageDigest == "" && e.ContainerID != "" && !own[e.ContainerID] {
+				want[containerRef{p.c.ID, e.ContainerID}] = true
+			}
+		}
+		for i := range p.b.FileOpens {
+			if f := &p.b.FileOpens[i]; f.ImageDigest == "" && f.ContainerID != "" && !own[f.ContainerID] {
+				want[containerRef{p.c.ID, f.ContainerID}] = true
+			}
 		}
 	}
-	want := map[string]bool{}
-	for i := range b.Execs {
-		if e := &b.Execs[i]; e.ImageDigest == "" && e.ContainerID != "" && out[e.ContainerID] == "" {
-			want[e.ContainerID] = true
-		}
-	}
-	for i := range b.FileOpens {
-		if f := &b.FileOpens[i]; f.ImageDigest == "" && f.ContainerID != "" && out[f.ContainerID] == "" {
-			want[f.ContainerID] = true
-		}
-	}
+	out := map[containerRef]string{}
 	if len(want) == 0 {
 		return out, nil
 	}
+	clusters := make([]int64, 0, len(want))
 	ids := make([]string, 0, len(want))
-	for id := range want {
-		ids = append(ids, id)
+	for r := range want {
+		clusters = append(clusters, r.cluster)
+		ids = append(ids, r.id)
 	}
-	rows, err := tx.Query(ctx, `SELECT DISTINCT ON (container_id) container_id, running_digest FROM containers
-		WHERE cluster_id = $1 AND container_id = ANY($2) AND running_digest <> ''
-		ORDER BY container_id, last_seen DESC`, c.ID, ids)
+	rows, err := tx.Query(ctx, `SELECT DISTINCT ON (k.cluster_id, k.container_id) k.cluster_id, k.container_id, k.running_digest
+		FROM unnest($1::bigint[], $2::text[]) AS w(cluster_id, container_id)
+		JOIN containers k ON k.cluster_id = w.cluster_id AND k.container_id = w.container_id
+		WHERE k.running_digest <> ''
+		ORDER BY k.cluster_id, k.container_id, k.last_seen DESC`, clusters, ids)
 	if err != nil {
 		return nil, fmt.Errorf("container digests: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id, d string
-		if err := rows.Scan(&id, &d); err != nil {
-			return nil, err
-		}
-		out[id] = d
+	var r containerRef
+	var d string
+	if _, err := pgx.ForEachRow(rows, []any{&r.cluster, &r.id, &d}, func() error {
+		out[r] = d
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("container digests: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 func applySensorHealth(ctx context.Context, tx pgx.Tx, c Cluster, hs []SensorHealth) error {

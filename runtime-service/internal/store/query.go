@@ -17,10 +17,15 @@ type Filter struct {
 	Namespace  string   // a Kubernetes namespace
 	Severities []string // any of these runtrust.risk.severity values
 	Verdicts   []string // any of these runtrust.image.integrity values
-	Registry   string   // artifacts: the registry host
-	Sort       string   // one of the list's sort orders; "" is its default
-	Limit      int
-	Offset     int
+	Registry   string   // artifacts: a configured registry's name, or a registry host
+	Usage      []string // artifacts: any of these usages (UsageInUse, …)
+	// Since: artifacts not running now but seen in runtime after it are "recently_used", before it "unused".
+	// Zero: SinceAge before now, or DefaultUnusedAfter.
+	Since    time.Time
+	SinceAge time.Duration
+	Sort     string // one of the list's sort orders; "" is its default
+	Limit    int
+	Offset   int
 }
 
 // Page is one page of a list and the size of the whole list.
@@ -44,6 +49,9 @@ type ImageSummary struct {
 	Containers      int
 	FirstSeen       time.Time
 	LastSeen        time.Time
+	// EventsOnly: no container record has named this digest; exec or file-open events did. The assessment and
+	// blast radius are empty until one does.
+	EventsOnly bool
 }
 
 // Image sort orders.
@@ -88,8 +96,16 @@ func riskConditions(where []string, a *args, f Filter, alias string) []string {
 // ErrBadSort: the sort order is not one the list offers.
 var ErrBadSort = errors.New("unknown sort order")
 
-// ListImages ranks the images running now. Without a cluster or namespace filter it reads the maintained
-// assessment (one index scan); with one it computes the blast radius inside that scope from the containers.
+// EventImagesListedFor is how long an image seen only through events (no container record has named its
+// digest) stays in the list after its last event: an image that executes things is running, but without
+// container records nothing says when it stops.
+const EventImagesListedFor = time.Hour
+
+// ListImages ranks the images running now: those with live containers, and those seen only through events
+// within EventImagesListedFor. Without a cluster or namespace filter it reads the maintained assessment (one
+// index scan); with one it combines the per-(image, cluster) or per-(image, cluster, namespace) rollups that
+// ingest maintains (migrations/003_image_scopes.sql). Events-only images carry no scope and are not in a scoped
+// list.
 func (s *Store) ListImages(ctx context.Context, f Filter) (Page[ImageSummary], error) {
 	order, ok := imageOrder[f.Sort]
 	if !ok {
@@ -98,59 +114,110 @@ func (s *Store) ListImages(ctx context.Context, f Filter) (Page[ImageSummary], e
 	if f.Cluster == "" && f.Namespace == "" {
 		return s.listRankedImages(ctx, f, order)
 	}
+	if f.Cluster != "" && f.Sort != SortLastSeen {
+		var ids []int64
+		rows, err := s.pool.Query(ctx, "SELECT id FROM clusters WHERE uid = $1 OR name = $1", f.Cluster)
+		if err == nil {
+			ids, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+		}
+		if err != nil {
+			return Page[ImageSummary]{}, classify(err)
+		}
+		switch len(ids) {
+		case 0:
+			return Page[ImageSummary]{Items: []ImageSummary{}}, nil
+		case 1: // the usual case: one rollup row per image, no aggregation
+			return s.listOneScope(ctx, f, ids[0])
+		}
+	}
 	var a args
-	var sql string
-	{
-		where := []string{"k.deleted_at IS NULL", "k.running_digest <> ''"}
-		if f.Cluster != "" {
-			p := a.add(f.Cluster)
-			where = append(where, fmt.Sprintf("k.cluster_id IN (SELECT id FROM clusters WHERE uid = %s OR name = %s)", p, p))
-		}
-		if f.Namespace != "" {
-			where = append(where, "k.namespace = "+a.add(f.Namespace))
-		}
-		sql = `WITH scoped AS (SELECT k.* FROM containers k WHERE ` + strings.Join(where, " AND ") + `),
-		agg AS (
-			SELECT running_digest AS digest,
-				(array_agg(severity ORDER BY severity_rank DESC))[1] AS severity,
-				max(severity_rank) AS severity_rank,
-				(array_agg(integrity ORDER BY verdict_rank DESC))[1] AS verdict,
-				coalesce(array_agg(DISTINCT CASE WHEN image_ref <> '' THEN image_ref ELSE image_name END)
-					FILTER (WHERE image_ref <> '' OR image_name <> ''), '{}') AS refs,
-				coalesce(array_agg(DISTINCT expected_digest) FILTER (WHERE expected_digest <> ''), '{}') AS expected_digests,
-				count(DISTINCT cluster_id)::int AS clusters,
-				count(DISTINCT (cluster_id, namespace))::int AS namespaces,
-				count(DISTINCT (cluster_id, workload_uid)) FILTER (WHERE workload_uid <> '')::int AS workloads,
-				count(DISTINCT (cluster_id, pod_uid))::int AS pods,
-				count(*)::int AS containers
-			FROM scoped GROUP BY running_digest),
-		rs AS (SELECT running_digest AS digest, array_agg(DISTINCT r ORDER BY r) AS reasons
-			FROM scoped, unnest(reasons) r GROUP BY running_digest),
-		img AS (SELECT agg.*, coalesce(rs.reasons, '{}') AS reasons, i.first_seen, i.last_seen
-			FROM agg JOIN images i USING (digest) LEFT JOIN rs USING (digest))`
-	}
-	sql += `
-		SELECT digest, severity, verdict, reasons, refs, expected_digests, clusters, namespaces, workloads, pods,
-			containers, first_seen, last_seen, count(*) OVER () FROM img`
 	var where []string
-	where = riskConditions(where, &a, f, "")
-	if len(where) > 0 {
-		sql += " WHERE " + strings.Join(where, " AND ")
+	table, namespaces := "image_clusters", "sum(s.namespaces)::int"
+	if f.Namespace != "" {
+		table, namespaces = "image_namespaces", "count(*)::int"
+		where = append(where, "s.namespace = "+a.add(f.Namespace))
 	}
-	sql += " ORDER BY " + order + " LIMIT " + a.add(f.Limit) + " OFFSET " + a.add(f.Offset)
+	if f.Cluster != "" {
+		// An ARRAY(…) subquery is evaluated once, before the scan, so the rollup's primary key finds the
+		// cluster's rows; "IN (SELECT …)" made PostgreSQL read every cluster's rows and join.
+		p := a.add(f.Cluster)
+		where = append(where, fmt.Sprintf("s.cluster_id = ANY(ARRAY(SELECT id FROM clusters WHERE uid = %s OR name = %s))", p, p))
+	}
+	cond := strings.Join(where, " AND ")
+	// The reasons, references and expected digests are merged for the page's rows only, after LIMIT.
+	merged := func(col string) string {
+		return "ARRAY(SELECT DISTINCT x FROM " + table + " s, unnest(s." + col + ") x WHERE " + cond +
+			" AND s.digest = img.digest ORDER BY x)"
+	}
+	sql := `WITH agg AS (
+			SELECT s.digest, (array_agg(s.severity ORDER BY s.severity_rank DESC))[1] AS severity,
+				max(s.severity_rank) AS severity_rank,
+				(array_agg(s.verdict ORDER BY s.verdict_rank DESC))[1] AS verdict,
+				count(DISTINCT s.cluster_id)::int AS clusters, ` + namespaces + ` AS namespaces,
+				sum(s.workloads)::int AS workloads, sum(s.pods)::int AS pods, sum(s.containers)::int AS containers
+			FROM ` + table + ` s WHERE ` + cond + ` GROUP BY s.digest),
+		img AS (SELECT agg.*, i.first_seen, i.last_seen FROM agg JOIN images i USING (digest))
+		SELECT digest, severity, verdict, ` + merged("reasons") + `, ` + merged("refs") + `, ` + merged("expected_digests") + `,
+			clusters, namespaces, workloads, pods, containers, first_seen, last_seen, false, total FROM (
+		SELECT *, count(*) OVER () AS total FROM img`
+	var post []string
+	post = riskConditions(post, &a, f, "")
+	if len(post) > 0 {
+		sql += " WHERE " + strings.Join(post, " AND ")
+	}
+	sql += " ORDER BY " + order + " LIMIT " + a.add(f.Limit) + " OFFSET " + a.add(f.Offset) + ") img ORDER BY " + order
 	return collectPage(ctx, s, sql, a, func(r pgx.Rows, total *int) (ImageSummary, error) {
 		var i ImageSummary
 		err := r.Scan(&i.Digest, &i.Severity, &i.Verdict, &i.Reasons, &i.Refs, &i.ExpectedDigests, &i.Clusters,
-			&i.Namespaces, &i.Workloads, &i.Pods, &i.Containers, &i.FirstSeen, &i.LastSeen, total)
+			&i.Namespaces, &i.Workloads, &i.Pods, &i.Containers, &i.FirstSeen, &i.LastSeen, &i.EventsOnly, total)
 		return i, err
 	})
+}
+
+// listOneScope lists the images of one cluster, or of one namespace in one cluster: one rollup row per image,
+// so the page comes from the rollup's ranking index with LIMIT (as listRankedImages does from images) and the
+// total from a separate count, with no aggregation over the scope. A ranking by last_seen (an images column)
+// goes through the general query.
+func (s *Store) listOneScope(ctx context.Context, f Filter, cluster int64) (Page[ImageSummary], error) {
+	var a args
+	where := []string{"s.cluster_id = " + a.add(cluster)}
+	table, namespaces := "image_clusters", "s.namespaces"
+	order := "s.severity_rank DESC, s.namespaces DESC, s.workloads DESC, s.pods DESC, s.digest"
+	if f.Namespace != "" {
+		table, namespaces = "image_namespaces", "1"
+		where = append(where, "s.namespace = "+a.add(f.Namespace))
+		order = "s.severity_rank DESC, s.workloads DESC, s.pods DESC, s.digest"
+	}
+	if f.Sort == SortDigest {
+		order = "s.digest"
+	}
+	where = riskConditions(where, &a, f, "s")
+	cond := strings.Join(where, " AND ")
+	var total int
+	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM "+table+" s WHERE "+cond, a...).Scan(&total); err != nil {
+		return Page[ImageSummary]{}, classify(err)
+	}
+	sql := `SELECT s.digest, s.severity, s.verdict, s.reasons, s.refs, s.expected_digests, 1, ` + namespaces + `,
+		s.workloads, s.pods, s.containers, i.first_seen, i.last_seen
+		FROM ` + table + ` s JOIN images i USING (digest) WHERE ` + cond +
+		" ORDER BY " + order + " LIMIT " + a.add(f.Limit) + " OFFSET " + a.add(f.Offset)
+	page, err := collectPage(ctx, s, sql, a, func(r pgx.Rows, _ *int) (ImageSummary, error) {
+		var i ImageSummary
+		err := r.Scan(&i.Digest, &i.Severity, &i.Verdict, &i.Reasons, &i.Refs, &i.ExpectedDigests, &i.Clusters,
+			&i.Namespaces, &i.Workloads, &i.Pods, &i.Containers, &i.FirstSeen, &i.LastSeen)
+		return i, err
+	})
+	page.Total = total
+	return page, err
 }
 
 // listRankedImages reads the maintained assessment. The page comes from the images_by_risk index with LIMIT,
 // and the total from a separate count: a count(*) OVER () would make Postgres read and sort every image first.
 func (s *Store) listRankedImages(ctx context.Context, f Filter, order string) (Page[ImageSummary], error) {
 	var a args
-	where := []string{"containers > 0"}
+	// The index's predicate is "containers > 0 OR NOT state_seen"; this condition implies it, so the planner
+	// uses the index.
+	where := []string{"(containers > 0 OR (NOT state_seen AND last_seen >= " + a.add(s.now().Add(-EventImagesListedFor)) + "))"}
 	where = riskConditions(where, &a, f, "")
 	cond := strings.Join(where, " AND ")
 	var total int
@@ -158,12 +225,12 @@ func (s *Store) listRankedImages(ctx context.Context, f Filter, order string) (P
 		return Page[ImageSummary]{}, classify(err)
 	}
 	sql := `SELECT digest, severity, verdict, reasons, refs, expected_digests, clusters, namespaces, workloads, pods,
-		containers, first_seen, last_seen FROM images WHERE ` + cond +
+		containers, first_seen, last_seen, NOT state_seen FROM images WHERE ` + cond +
 		" ORDER BY " + order + " LIMIT " + a.add(f.Limit) + " OFFSET " + a.add(f.Offset)
 	page, err := collectPage(ctx, s, sql, a, func(r pgx.Rows, _ *int) (ImageSummary, error) {
 		var i ImageSummary
 		err := r.Scan(&i.Digest, &i.Severity, &i.Verdict, &i.Reasons, &i.Refs, &i.ExpectedDigests, &i.Clusters,
-			&i.Namespaces, &i.Workloads, &i.Pods, &i.Containers, &i.FirstSeen, &i.LastSeen)
+			&i.Namespaces, &i.Workloads, &i.Pods, &i.Containers, &i.FirstSeen, &i.LastSeen, &i.EventsOnly)
 		return i, err
 	})
 	page.Total = total
@@ -207,6 +274,7 @@ type Placement struct {
 	Reasons                    []string
 	RegistryHost               string
 	RegistryTrusted            *bool
+	PullPolicy                 string
 	LastSeen                   time.Time
 }
 
@@ -235,6 +303,10 @@ type ImageDetail struct {
 	ProcessesTotal  int
 	Files           []FileAggregate
 	FilesTotal      int
+	// Timeline is the image's verdict changes, newest first, at most TimelineLimit (timeline.go).
+	Timeline []VerdictChange
+	// Remediation is, per reference it runs under, what a fix needs (timeline.go).
+	Remediation []Remediation
 }
 
 // DetailLimit bounds each evidence list of ImageDetail; the totals say how many there are.
@@ -245,9 +317,9 @@ func (s *Store) GetImage(ctx context.Context, digest string) (ImageDetail, error
 	var d ImageDetail
 	i := &d.ImageSummary
 	err := s.pool.QueryRow(ctx, `SELECT digest, severity, verdict, reasons, refs, expected_digests, clusters,
-		namespaces, workloads, pods, containers, first_seen, last_seen FROM images WHERE digest = $1`, digest).Scan(
+		namespaces, workloads, pods, containers, first_seen, last_seen, NOT state_seen FROM images WHERE digest = $1`, digest).Scan(
 		&i.Digest, &i.Severity, &i.Verdict, &i.Reasons, &i.Refs, &i.ExpectedDigests, &i.Clusters,
-		&i.Namespaces, &i.Workloads, &i.Pods, &i.Containers, &i.FirstSeen, &i.LastSeen)
+		&i.Namespaces, &i.Workloads, &i.Pods, &i.Containers, &i.FirstSeen, &i.LastSeen, &i.EventsOnly)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return d, ErrNotFound
 	}
@@ -257,7 +329,7 @@ func (s *Store) GetImage(ctx context.Context, digest string) (ImageDetail, error
 	placements, err := collectPage(ctx, s, `
 		SELECT cl.uid, cl.name, k.namespace, k.workload_kind, k.workload_name, k.pod_name, k.name, k.node_name,
 			k.image_name, k.image_ref, k.running_digest, k.expected_digest, k.integrity, k.severity, k.reasons,
-			k.registry_host, k.registry_trusted, k.last_seen, count(*) OVER ()
+			k.registry_host, k.registry_trusted, k.pull_policy, k.last_seen, count(*) OVER ()
 		FROM containers k JOIN clusters cl ON cl.id = k.cluster_id
 		WHERE k.running_digest = $1 AND k.deleted_at IS NULL
 		ORDER BY k.severity_rank DESC, cl.name, k.namespace, k.pod_name, k.name LIMIT $2`, args{digest, DetailLimit},
@@ -265,7 +337,7 @@ func (s *Store) GetImage(ctx context.Context, digest string) (ImageDetail, error
 			var p Placement
 			err := r.Scan(&p.ClusterUID, &p.ClusterName, &p.Namespace, &p.WorkloadKind, &p.WorkloadName, &p.Pod,
 				&p.Container, &p.Node, &p.ImageName, &p.ImageRef, &p.RunningDigest, &p.ExpectedDigest, &p.Verdict,
-				&p.Severity, &p.Reasons, &p.RegistryHost, &p.RegistryTrusted, &p.LastSeen, total)
+				&p.Severity, &p.Reasons, &p.RegistryHost, &p.RegistryTrusted, &p.PullPolicy, &p.LastSeen, total)
 			return p, err
 		})
 	if err != nil {
@@ -307,21 +379,42 @@ func (s *Store) GetImage(ctx context.Context, digest string) (ImageDetail, error
 		return d, err
 	}
 	d.Files, d.FilesTotal = files.Items, files.Total
+	if d.Timeline, err = s.Timeline(ctx, digest, TimelineLimit); err != nil {
+		return d, err
+	}
+	if d.Remediation, err = s.remediations(ctx, digest); err != nil {
+		return d, err
+	}
 	return d, nil
 }
 
-// SensorStaleAfter is how old a sensor's last health record may be before the sensor counts as stale.
+// SensorStaleAfter is how old a sensor's last health record may be before the sensor counts as stale, when its
+// reporting interval is not known yet (one record so far) and no threshold is configured.
 const SensorStaleAfter = 5 * time.Minute
 
-// ClusterSummary is an enrolled cluster with what its collector and sensors report.
+// StaleIntervals: a sensor whose reporting interval is known (two records) is stale after this many intervals
+// without a record.
+const StaleIntervals = 3
+
+// CollectorLiveWindow: the collectors whose last heartbeat is at most this much older than the cluster's newest
+// one are its live collectors, from which its mode, node count and collector version derive. Relative to the
+// newest heartbeat, not the clock, so a cluster whose collectors all went quiet keeps its last known view
+// (heartbeat_at says how old). Five exporter heartbeat intervals at their default of a minute.
+const CollectorLiveWindow = 5 * time.Minute
+
+// ClusterSummary is an enrolled cluster with what its collectors and sensors report.
 type ClusterSummary struct {
-	UID, Name        string
-	EnrolledAt       time.Time
-	HeartbeatAt      *time.Time
-	LastIngestAt     *time.Time
+	UID, Name    string
+	EnrolledAt   time.Time
+	HeartbeatAt  *time.Time // the newest heartbeat of any of its collectors
+	LastIngestAt *time.Time
+	// CollectorVersion is the version of the live non-sensor collector (the controller) that heartbeat last, or
+	// of the live collector that did if none.
 	CollectorVersion string
+	// Mode is impact when a live collector reports impact (a sensor), else integrity when one reports
+	// integrity, else empty.
 	Mode             string
-	ReportedNodes    int // what the last heartbeat said
+	ReportedNodes    int // the most any live collector reported: the controller's; a sensor sees no inventory
 	Nodes            int // live node records
 	SensorsReporting int
 	SensorsStale     int
@@ -340,23 +433,69 @@ type SensorInfo struct {
 	EventsSeen, EventsDropped int64
 	Kernel, ProgramStatus     string
 	LastSeen                  time.Time
-	Stale                     bool
+	// Interval is the time between the last two health records; zero until there are two.
+	Interval time.Duration
+	// EventsPerSecond and DropsPerSecond are the counters' rates between the last two records; nil until there
+	// are two, or when a counter went down (the sensor restarted).
+	EventsPerSecond, DropsPerSecond *float64
+	Stale                           bool
 }
 
-// ClusterDetail is a cluster with its nodes.
+// Programs lists the attachments program_status names ("exec:tp_btf/sched_process_exec,…").
+func (s *SensorInfo) Programs() []string {
+	out := []string{}
+	for _, p := range strings.Split(s.ProgramStatus, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// ClusterDetail is a cluster with its nodes and collectors.
 type ClusterDetail struct {
 	ClusterSummary
-	NodeList []NodeInfo
+	NodeList   []NodeInfo
+	Collectors []CollectorInfo
 }
 
+// CollectorInfo is one enrolled collector of a cluster and what its last heartbeat said.
+type CollectorInfo struct {
+	ID, Mode, Version string
+	NodeCount         int
+	EnrolledAt        time.Time
+	HeartbeatAt       *time.Time
+	// Live: it heartbeat within CollectorLiveWindow of the cluster's newest heartbeat, so it counts in the
+	// cluster's view.
+	Live bool
+}
+
+// staleSQL is true for a sensor_health row h that is stale: with a configured threshold ($2 > 0), older than it;
+// else older than StaleIntervals of its own interval when known, else than SensorStaleAfter. $1 is now.
+const staleSQL = `(h.last_seen < $1::timestamptz - CASE
+		WHEN $2::bigint > 0 THEN make_interval(secs => $2::bigint / 1e9)
+		WHEN h.prev_seen IS NOT NULL AND h.last_seen > h.prev_seen THEN 3 * (h.last_seen - h.prev_seen)
+		ELSE make_interval(secs => 300) END)` // 3: StaleIntervals; 300 s: SensorStaleAfter
+
+// clusterSummarySQL derives the cluster's heartbeat view from its live collectors at read time: a heartbeat
+// writes its own collector row only.
 const clusterSummarySQL = `
-	SELECT c.uid, c.name, c.enrolled_at, c.heartbeat_at, c.last_ingest_at, c.collector_version, c.mode, c.node_count,
+	SELECT c.uid, c.name, c.enrolled_at, d.heartbeat_at, c.last_ingest_at, coalesce(d.version, ''), d.mode,
+		coalesce(d.node_count, 0),
 		(SELECT count(*) FROM nodes n WHERE n.cluster_id = c.id AND n.deleted_at IS NULL)::int,
-		(SELECT count(*) FROM sensor_health h WHERE h.cluster_id = c.id AND h.last_seen >= $1)::int,
-		(SELECT count(*) FROM sensor_health h WHERE h.cluster_id = c.id AND h.last_seen < $1)::int,
+		(SELECT count(*) FROM sensor_health h WHERE h.cluster_id = c.id AND NOT ` + staleSQL + `)::int,
+		(SELECT count(*) FROM sensor_health h WHERE h.cluster_id = c.id AND ` + staleSQL + `)::int,
 		(SELECT coalesce(sum(events_dropped), 0) FROM sensor_health h WHERE h.cluster_id = c.id)::bigint,
 		count(*) OVER ()
-	FROM clusters c`
+	FROM clusters c
+	CROSS JOIN LATERAL (
+		SELECT max(k.heartbeat_at) AS heartbeat_at,
+			CASE WHEN bool_or(k.mode = 'impact') THEN 'impact' WHEN bool_or(k.mode = 'integrity') THEN 'integrity' ELSE '' END AS mode,
+			max(k.node_count) AS node_count,
+			(array_agg(k.version ORDER BY k.mode = 'impact', k.heartbeat_at DESC))[1] AS version
+		FROM (SELECT *, max(heartbeat_at) OVER () AS newest FROM collectors WHERE cluster_id = c.id) k
+		WHERE k.heartbeat_at >= k.newest - interval '5 minutes' -- CollectorLiveWindow
+	) d`
 
 func scanClusterSummary(r pgx.Rows, total *int) (ClusterSummary, error) {
 	var c ClusterSummary
@@ -370,15 +509,15 @@ func (s *Store) ListClusters(ctx context.Context, f Filter) (Page[ClusterSummary
 	if f.Sort != "" && f.Sort != SortName {
 		return Page[ClusterSummary]{}, fmt.Errorf("%w %q", ErrBadSort, f.Sort)
 	}
-	a := args{s.now().Add(-SensorStaleAfter)}
+	a := args{s.now(), int64(s.opts.SensorStaleAfter)}
 	return collectPage(ctx, s, clusterSummarySQL+" ORDER BY c.name, c.uid LIMIT "+a.add(f.Limit)+" OFFSET "+a.add(f.Offset), a, scanClusterSummary)
 }
 
 // GetCluster returns the cluster with this uid (or, failing that, name) and its live nodes.
 func (s *Store) GetCluster(ctx context.Context, uidOrName string) (ClusterDetail, error) {
-	staleBefore := s.now().Add(-SensorStaleAfter)
-	page, err := collectPage(ctx, s, clusterSummarySQL+" WHERE c.uid = $2 OR c.name = $2 ORDER BY c.uid = $2 DESC LIMIT 1",
-		args{staleBefore, uidOrName}, scanClusterSummary)
+	a := args{s.now(), int64(s.opts.SensorStaleAfter)}
+	page, err := collectPage(ctx, s, clusterSummarySQL+" WHERE c.uid = $3 OR c.name = $3 ORDER BY c.uid = $3 DESC LIMIT 1",
+		append(a, uidOrName), scanClusterSummary)
 	if err != nil {
 		return ClusterDetail{}, err
 	}
@@ -387,29 +526,75 @@ func (s *Store) GetCluster(ctx context.Context, uidOrName string) (ClusterDetail
 	}
 	d := ClusterDetail{ClusterSummary: page.Items[0], NodeList: []NodeInfo{}}
 	rows, err := s.pool.Query(ctx, `
-		SELECT n.uid, n.name, n.last_seen, h.events_seen, h.events_dropped, h.kernel, h.program_status, h.last_seen
+		SELECT n.uid, n.name, n.last_seen, h.events_seen, h.events_dropped, h.kernel, h.program_status, h.last_seen,
+			h.prev_events_seen, h.prev_events_dropped, h.prev_seen, `+staleSQL+`
 		FROM nodes n JOIN clusters c ON c.id = n.cluster_id
 		LEFT JOIN sensor_health h ON h.cluster_id = n.cluster_id AND h.node_name = n.name
-		WHERE c.uid = $1 AND n.deleted_at IS NULL ORDER BY n.name, n.uid`, d.UID)
+		WHERE c.uid = $3 AND n.deleted_at IS NULL ORDER BY n.name, n.uid`, append(a, d.UID)...)
 	if err != nil {
 		return d, classify(err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var n NodeInfo
-		var seen, dropped *int64
+		var seen, dropped, prevSeen, prevDropped *int64
 		var kernel, status *string
-		var hLast *time.Time
-		if err := rows.Scan(&n.UID, &n.Name, &n.LastSeen, &seen, &dropped, &kernel, &status, &hLast); err != nil {
+		var hLast, hPrev *time.Time
+		var stale *bool
+		if err := rows.Scan(&n.UID, &n.Name, &n.LastSeen, &seen, &dropped, &kernel, &status, &hLast,
+			&prevSeen, &prevDropped, &hPrev, &stale); err != nil {
 			return d, classify(err)
 		}
 		if hLast != nil {
-			n.Sensor = &SensorInfo{EventsSeen: *seen, EventsDropped: *dropped, Kernel: *kernel, ProgramStatus: *status,
-				LastSeen: *hLast, Stale: hLast.Before(staleBefore)}
+			si := &SensorInfo{EventsSeen: *seen, EventsDropped: *dropped, Kernel: *kernel, ProgramStatus: *status,
+				LastSeen: *hLast, Stale: stale != nil && *stale}
+			if hPrev != nil && hLast.After(*hPrev) {
+				si.Interval = hLast.Sub(*hPrev)
+				secs := si.Interval.Seconds()
+				si.EventsPerSecond = rate(*seen, prevSeen, secs)
+				si.DropsPerSecond = rate(*dropped, prevDropped, secs)
+			}
+			n.Sensor = si
 		}
 		d.NodeList = append(d.NodeList, n)
 	}
-	return d, classify(rows.Err())
+	if err := rows.Err(); err != nil {
+		return d, classify(err)
+	}
+	rows.Close()
+	if d.Collectors, err = s.clusterCollectors(ctx, d.UID); err != nil {
+		return d, err
+	}
+	return d, nil
+}
+
+// clusterCollectors lists a cluster's collectors by id.
+func (s *Store) clusterCollectors(ctx context.Context, uid string) ([]CollectorInfo, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT k.collector_id, k.mode, k.version, k.node_count, k.enrolled_at, k.heartbeat_at,
+			coalesce(k.heartbeat_at >= max(k.heartbeat_at) OVER () - interval '5 minutes', false) -- CollectorLiveWindow
+		FROM collectors k JOIN clusters c ON c.id = k.cluster_id WHERE c.uid = $1 ORDER BY k.collector_id`, uid)
+	if err != nil {
+		return nil, classify(err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (CollectorInfo, error) {
+		var k CollectorInfo
+		err := r.Scan(&k.ID, &k.Mode, &k.Version, &k.NodeCount, &k.EnrolledAt, &k.HeartbeatAt, &k.Live)
+		return k, err
+	})
+	if err != nil {
+		return nil, classify(err)
+	}
+	return out, nil
+}
+
+// rate is a counter's increase per second; nil without a previous value or when the counter went down.
+func rate(cur int64, prev *int64, secs float64) *float64 {
+	if prev == nil || cur < *prev || secs <= 0 {
+		return nil
+	}
+	r := float64(cur-*prev) / secs
+	return &r
 }
 
 // WorkloadSummary is a live workload with the images its containers run.
@@ -471,54 +656,5 @@ func (s *Store) ListWorkloads(ctx context.Context, f Filter) (Page[WorkloadSumma
 		err := r.Scan(&w.ClusterUID, &w.ClusterName, &w.UID, &w.Kind, &w.Name, &w.Namespace, &w.Pods, &w.Containers,
 			&w.Images, &w.Severity, &w.Verdict, &w.LastSeen, total)
 		return w, err
-	})
-}
-
-// Artifact is a registry artifact (reference and digest) seen running.
-type Artifact struct {
-	Ref, Digest, RegistryHost string
-	FirstSeen, LastSeen       time.Time
-	Severity, Verdict         string
-}
-
-var artifactOrder = map[string]string{
-	"":           "last_seen DESC, ref, digest",
-	SortLastSeen: "last_seen DESC, ref, digest",
-	SortRef:      "ref, digest",
-}
-
-// ListArtifacts lists registry artifacts, most recently seen first by default.
-func (s *Store) ListArtifacts(ctx context.Context, f Filter) (Page[Artifact], error) {
-	order, ok := artifactOrder[f.Sort]
-	if !ok {
-		return Page[Artifact]{}, fmt.Errorf("%w %q", ErrBadSort, f.Sort)
-	}
-	var a args
-	var where []string
-	if f.Registry != "" {
-		where = append(where, "r.registry_host = "+a.add(f.Registry))
-	}
-	where = riskConditions(where, &a, f, "i")
-	if f.Cluster != "" || f.Namespace != "" {
-		scope := []string{"k.running_digest = r.digest", "(k.image_ref = r.ref OR (k.image_ref = '' AND k.image_name = r.ref))", "k.deleted_at IS NULL"}
-		if f.Cluster != "" {
-			p := a.add(f.Cluster)
-			scope = append(scope, fmt.Sprintf("k.cluster_id IN (SELECT id FROM clusters WHERE uid = %s OR name = %s)", p, p))
-		}
-		if f.Namespace != "" {
-			scope = append(scope, "k.namespace = "+a.add(f.Namespace))
-		}
-		where = append(where, "EXISTS (SELECT 1 FROM containers k WHERE "+strings.Join(scope, " AND ")+")")
-	}
-	sql := `SELECT r.ref, r.digest, r.registry_host, r.first_seen, r.last_seen, coalesce(i.severity, ''),
-		coalesce(i.verdict, ''), count(*) OVER () FROM image_refs r LEFT JOIN images i ON i.digest = r.digest`
-	if len(where) > 0 {
-		sql += " WHERE " + strings.Join(where, " AND ")
-	}
-	sql += " ORDER BY " + order + " LIMIT " + a.add(f.Limit) + " OFFSET " + a.add(f.Offset)
-	return collectPage(ctx, s, sql, a, func(r pgx.Rows, total *int) (Artifact, error) {
-		var x Artifact
-		err := r.Scan(&x.Ref, &x.Digest, &x.RegistryHost, &x.FirstSeen, &x.LastSeen, &x.Severity, &x.Verdict, total)
-		return x, err
 	})
 }

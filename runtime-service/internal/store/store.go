@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,6 +30,12 @@ type Options struct {
 	Retention time.Duration
 	// Now is the clock (tests move it). Nil: time.Now.
 	Now func() time.Time
+	// SensorStaleAfter: a sensor without a health record for this long is stale. Zero: StaleIntervals of its
+	// own reporting interval once known, SensorStaleAfter before.
+	SensorStaleAfter time.Duration
+	// Committers bounds the group-commit transactions running at once (groupcommit.go). Zero:
+	// DefaultCommitters.
+	Committers int
 }
 
 // Store is the Postgres store.
@@ -38,6 +45,13 @@ type Store struct {
 
 	partitionsMu sync.Mutex
 	partitions   map[string]bool // "exec_events_p20260102" → exists
+
+	queueMu    sync.Mutex
+	queue      []*part // batches waiting for a committer
+	committers int     // committers running
+	groups     atomic.Int64
+	grouped    atomic.Int64
+	conflicts  atomic.Int64
 }
 
 // DefaultRetention is how long raw events are kept unless configured.
@@ -50,6 +64,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Committers <= 0 {
+		opts.Committers = DefaultCommitters
 	}
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {

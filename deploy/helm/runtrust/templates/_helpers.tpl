@@ -34,8 +34,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- end -}}
 
-{{/* The auth type in force: joinKey or token. Fails with what to set when the values say neither or both, or a
-     join key with sensors. */}}
+{{/* The auth type in force: joinKey or token. Fails with what to set when the values say neither or both. A join
+     key serves the controller and every sensor: each enrols as its own collector of the cluster. */}}
 {{- define "runtrust.authType" -}}
 {{- $a := .Values.auth -}}
 {{- $n := 0 -}}
@@ -53,9 +53,6 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- $t = $a.existingSecretType -}}
 {{- end -}}
-{{- if and (eq $t "joinKey") .Values.sensor.enabled -}}
-{{- fail "auth: sensor.enabled needs a cluster token (auth.token, or existingSecret with existingSecretType: token): a one-time join key can be spent by one collector only, and every sensor needs the token. Get one with `runtime-service enrol` (docs/install.md)" -}}
-{{- end -}}
 {{- $t -}}
 {{- end -}}
 
@@ -66,6 +63,14 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- else -}}
 {{- $ns := lookup "v1" "Namespace" "" "kube-system" -}}
 {{- if $ns -}}{{- $ns.metadata.uid -}}{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Fails, saying what to set, when a join key is used and the cluster uid is unknown: the controller and every
+     sensor enrol under it. */}}
+{{- define "runtrust.requireClusterUID" -}}
+{{- if and (eq (include "runtrust.authType" .) "joinKey") (not (include "runtrust.clusterUID" .)) -}}
+{{- fail "clusterUID: a join-key enrolment needs the cluster uid up front, and there is no cluster to look it up in (helm template?): set clusterUID to `kubectl get namespace kube-system -o jsonpath='{.metadata.uid}'`" -}}
 {{- end -}}
 {{- end -}}
 
@@ -93,8 +98,17 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - name: RUNTRUST_CLUSTER_TOKEN
   valueFrom:
     secretKeyRef: {name: {{ include "runtrust.auth.secretName" . }}, key: token}
+{{- else }}
+- name: RUNTRUST_JOIN_KEY
+  valueFrom:
+    secretKeyRef: {name: {{ include "runtrust.auth.secretName" . }}, key: join-key}
+- name: RUNTRUST_CLUSTER_UID
+  value: {{ include "runtrust.clusterUID" . | quote }}
 {{- end }}
-{{- if .Values.sensor.enabled }}
+{{- if and .Values.sensor.enabled (eq $auth "token") }}
+{{- /* One shared token is one collector to the service: the controller says impact, so the cluster's mode does
+       not flip with each heartbeat. With a join key each collector reports what it runs (the controller
+       integrity, each sensor impact) and the service derives the cluster's mode from its sensors. */}}
 - name: RUNTRUST_MODE
   value: impact
 {{- end }}

@@ -1,0 +1,450 @@
+package ui_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/runtrust/runtrust/internal/pgtest"
+	"github.com/runtrust/runtrust/internal/records"
+	runtrustv1 "github.com/runtrust/runtrust/proto/runtrust/v1"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// badNamespace is no Kubernetes namespace name; the test sends it to see the page report the API's error.
+const badNamespace = "Not_A_Namespace"
+
+// browser starts Debian's headless Chromium for one test, with a fresh profile. The flags keep it from reaching
+// out (component updates, sync, QUIC): on a closed network those connections are refused and only slow it down.
+func browser(t testing.TB) context.Context {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatalf("Chromium is needed for the UI tests (apt-get install -y chromium; .ci/run installs it): %v", err)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1400, 1000),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 3*time.Minute)
+	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
+	// Start the browser now and collect what the page says on its console: an uncaught exception fails the test.
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("starting Chromium: %v", err)
+	}
+	var mu sync.Mutex
+	var problems []string
+	go func() {
+		for m, err := range chromedp.Console(ctx) {
+			if err != nil {
+				return
+			}
+			// The one error the page causes on purpose: asking the images API for "q" once, to learn that it
+			// does not search yet (the page then narrows the page it shows).
+			if m.Source == "network" && strings.Contains(m.URL, "/api/v1/images?") && strings.Contains(m.URL, "q=") {
+				continue
+			}
+			// And the bad filter the test sends on purpose.
+			if m.Source == "network" && strings.Contains(m.URL, badNamespace) {
+				continue
+			}
+			if m.IsException() || m.Type == "error" {
+				mu.Lock()
+				problems = append(problems, m.String())
+				mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(problems) > 0 {
+			t.Errorf("the page reported errors:\n%s", strings.Join(problems, "\n"))
+		}
+	})
+	return ctx
+}
+
+// artifactsDir is where screenshots go: $RUNTRUST_TEST_ARTIFACTS, else _build/test-artifacts/ui under the
+// repository root (ignored by git).
+func artifactsDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("RUNTRUST_TEST_ARTIFACTS")
+	if dir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for root := wd; ; root = filepath.Dir(root) {
+			if _, err := os.Stat(filepath.Join(root, "go.mod")); err == nil {
+				dir = filepath.Join(root, "_build", "test-artifacts", "ui")
+				break
+			}
+			if filepath.Dir(root) == root {
+				t.Fatalf("no go.mod above %s", wd)
+			}
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	p := filepath.Join(artifactsDir(t), name+".png")
+	if err := os.WriteFile(p, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", p)
+}
+
+// open navigates to a view and waits until it has drawn (main[data-ready] names the view).
+func open(t *testing.T, ctx context.Context, url, view string) {
+	t.Helper()
+	// Through about:blank, so every open is a fresh page load (as a shared link is), never an in-page hash change.
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(url)); err != nil {
+		t.Fatalf("navigate %s: %v", url, err)
+	}
+	// A DOM query rather than a poll of an expression: it survives the page's execution context changing under
+	// it while the navigation settles.
+	if err := chromedp.Do(ctx, chromedp.WaitReady(chromedp.CSS(fmt.Sprintf(`main[data-ready=%q]`, view)))); err != nil {
+		t.Fatalf("waiting for the %s view at %s: %v", view, url, err)
+	}
+}
+
+// redraw runs an action that changes the view in place (a filter, a search) and waits until the page has drawn
+// the view anew: main[data-render] counts the views drawn.
+func redraw(t *testing.T, ctx context.Context, view string, action chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	n := eval[int](t, ctx, `Number(document.querySelector('main').dataset.render)`)
+	if err := chromedp.Do(ctx, action); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, fmt.Sprintf(`Number(document.querySelector('main').dataset.render) > %d && document.querySelector('main').dataset.ready === %q`, n, view))
+}
+
+// redrawFree runs an action that does not change the view.
+func redrawFree(t *testing.T, ctx context.Context, action chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(ctx, action); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitFor waits until a JavaScript expression is true.
+func waitFor(t *testing.T, ctx context.Context, expr string) {
+	t.Helper()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+		body, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('main').innerText.slice(0, 2000)`))
+		t.Fatalf("waiting for %s: %v\npage:\n%s", expr, err, body)
+	}
+}
+
+func eval[T any](t *testing.T, ctx context.Context, expr string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+func apiGet(t testing.TB, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+}
+
+type imageList struct {
+	Total int `json:"total"`
+	Items []struct {
+		Digest   string `json:"digest"`
+		Severity string `json:"severity"`
+		Verdict  string `json:"verdict"`
+	} `json:"items"`
+}
+
+// The seeded estate: two clusters, six images, one of each verdict plus an untrusted registry.
+var (
+	digestMismatch = image{ref: "ghcr.io/acme/payments:2.1", digest: digestOf('c'), expected: digestOf('1'),
+		verdict: records.IntegrityDigestMismatch, severity: records.SeverityCritical, trusted: true,
+		reasons: []string{"digest_mismatch: the registry never held this digest under ghcr.io/acme/payments"}}
+	staleTag = image{ref: "registry.corp.example/platform/web:latest", digest: digestOf('5'), expected: digestOf('e'),
+		verdict: records.IntegrityStaleTag, severity: records.SeverityMedium, trusted: true, pullPolicy: "IfNotPresent",
+		reasons: []string{"stale_tag: registry.corp.example/platform/web:latest now points at " + digestOf('e')}}
+	untrusted = image{ref: "docker.io/evil/miner:1", digest: digestOf('b'), expected: digestOf('b'),
+		verdict: records.IntegrityVerified, severity: records.SeverityHigh, trusted: false,
+		reasons: []string{"untrusted_registry: docker.io is not an approved registry"}}
+	missing = image{ref: "registry.corp.example/platform/legacy:0.9", digest: digestOf('d'),
+		verdict: records.IntegrityArtifactMissing, severity: records.SeverityHigh, trusted: true,
+		reasons: []string{"artifact_missing: the tag 0.9 is gone from registry.corp.example/platform/legacy"}}
+	verified = image{ref: "registry.corp.example/platform/api:1.4", digest: digestOf('a'), expected: digestOf('a'),
+		verdict: records.IntegrityVerified, severity: records.SeverityNone, trusted: true}
+	retired = image{ref: "registry.corp.example/platform/migrate:2024.1", digest: digestOf('7'), expected: digestOf('7'),
+		verdict: records.IntegrityVerified, severity: records.SeverityNone, trusted: true}
+	unverified = image{ref: "quay.io/prometheus/node-exporter:v1.8.0", digest: digestOf('f'),
+		verdict: records.IntegrityUnverified, severity: records.SeverityLow, trusted: true,
+		reasons: []string{"unverified: quay.io did not answer (timeout)"}}
+)
+
+func seedEstate(t *testing.T, s *runningService) {
+	t.Helper()
+	now := time.Now().UTC()
+	prod := s.enrol(t, 0, "uid-prod", "prod", runtrustv1.Mode_MODE_IMPACT, 2)
+	edge := s.enrol(t, 1, "uid-edge", "edge", runtrustv1.Mode_MODE_INTEGRITY, 1)
+
+	// An hour ago prod's web pods were verified: the tag moved since, which the timeline shows.
+	before := staleTag
+	before.expected, before.verdict, before.severity, before.reasons = staleTag.digest, records.IntegrityVerified, records.SeverityNone, nil
+	prod.send(t, containers(now.Add(-time.Hour), before, workload{"Deployment", "web", "shop", []string{"node-a", "node-b"}, 3})...)
+
+	// node-a's sensor reports every minute: 60,000 events in the last one, 1,000/s.
+	prod.send(t, sensorHealth(now.Add(-time.Minute), "node-a", 60_000, 1))
+
+	var recs []rec
+	recs = append(recs, node(now, "node-a"), node(now, "node-b"),
+		sensorHealth(now, "node-a", 120_000, 3),
+		// node-b's sensor last reported 20 minutes ago: stale.
+		sensorHealth(now.Add(-20*time.Minute), "node-b", 50_000, 0))
+	recs = append(recs, containers(now, digestMismatch, workload{"Deployment", "payments", "shop", []string{"node-a", "node-b"}, 2})...)
+	recs = append(recs, containers(now, staleTag, workload{"Deployment", "web", "shop", []string{"node-a", "node-b"}, 3})...)
+	recs = append(recs, containers(now, missing, workload{"CronJob", "report", "batch", []string{"node-b"}, 1})...)
+	recs = append(recs, containers(now, verified, workload{"Deployment", "api", "shop", []string{"node-a"}, 2})...)
+	recs = append(recs,
+		rec{records.EventProcessExec, now, map[string]any{records.AttrContainerID: "cid-shop-web-a", records.AttrProcessPID: 1,
+			records.AttrProcessExecutablePath: "/usr/sbin/nginx", records.AttrProcessExecutableSHA256: strings.Repeat("9", 64)}},
+		rec{records.EventProcessExec, now, map[string]any{records.AttrContainerID: "cid-shop-web-b", records.AttrProcessPID: 7,
+			records.AttrProcessExecutablePath: "/usr/sbin/nginx", records.AttrProcessExecutableSHA256: strings.Repeat("9", 64)}},
+		rec{records.EventFileOpen, now, map[string]any{records.AttrContainerID: "cid-shop-web-a", records.AttrProcessPID: 1,
+			records.AttrFilePath: "/etc/nginx/nginx.conf"}})
+	prod.send(t, recs...)
+
+	// A job that ran two months ago and is gone: its artifact is a cleanup candidate.
+	old := containers(now.Add(-61*24*time.Hour), retired, workload{"Job", "migrate-2024", "batch", []string{"node-b"}, 1})
+	prod.send(t, old...)
+	gone := containers(now.Add(-60*24*time.Hour), retired, workload{"Job", "migrate-2024", "batch", []string{"node-b"}, 1})
+	for _, r := range gone {
+		r.attrs[records.AttrK8sChange] = records.ChangeDeleted
+	}
+	prod.send(t, gone...)
+
+	edge.send(t, append(append(append([]rec{node(now, "edge-1")},
+		containers(now, staleTag, workload{"Deployment", "web", "web", []string{"edge-1"}, 1})...),
+		containers(now, untrusted, workload{"DaemonSet", "miner", "default", []string{"edge-1"}, 1})...),
+		containers(now, unverified, workload{"DaemonSet", "node-exporter", "monitoring", []string{"edge-1"}, 1})...)...)
+}
+
+// TestBrowserLiveAssessment drives the UI in headless Chromium against the real service (real Postgres, data
+// ingested over gRPC): the ranking, a filter, a stale tag's evidence and remediation, a stale sensor.
+func TestBrowserLiveAssessment(t *testing.T) {
+	s := startService(t, 2)
+	seedEstate(t, s)
+	ctx := browser(t)
+
+	// Images: the rows are in the API's ranking order.
+	var api imageList
+	apiGet(t, s.base+"/api/v1/images", &api)
+	if api.Total != 6 {
+		t.Fatalf("the API lists %d images, want the 6 seeded", api.Total)
+	}
+	var want []string
+	for _, i := range api.Items {
+		want = append(want, i.Digest)
+	}
+	open(t, ctx, s.base+"/", "images")
+	got := eval[[]string](t, ctx, `[...document.querySelectorAll('table.images tbody tr')].map(r => r.dataset.digest)`)
+	if !slices.Equal(got, want) {
+		t.Fatalf("rows in the page:\n%v\nthe API's ranking:\n%v", got, want)
+	}
+	if got[0] != digestMismatch.digest {
+		t.Fatalf("the digest mismatch should rank first, got %s", got[0])
+	}
+	// Severity is in words, not colour alone.
+	if txt := eval[string](t, ctx, `document.querySelector('table.images tbody tr .sev').textContent`); !strings.Contains(txt, "critical") {
+		t.Fatalf("severity badge text %q", txt)
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll('[data-verdict="untrusted"]').length`); n != 1 {
+		t.Fatalf("untrusted registry badges: %d, want 1", n)
+	}
+	screenshot(t, ctx, "images")
+
+	// A severity filter narrows the list, lands in the URL, and asks the API the same.
+	redraw(t, ctx, "images", chromedp.Click(chromedp.CSS(`input[name=severity][value=high]`)))
+	if !strings.Contains(eval[string](t, ctx, `location.hash`), "severity=high") {
+		t.Fatalf("the filter is not in the URL: %s", eval[string](t, ctx, `location.href`))
+	}
+	var high imageList
+	apiGet(t, s.base+"/api/v1/images?severity=high", &high)
+	rows := eval[[]string](t, ctx, `[...document.querySelectorAll('table.images tbody tr')].map(r => r.dataset.severity)`)
+	if len(rows) != high.Total || len(rows) != 2 {
+		t.Fatalf("filtered rows %v, the API has %d high images", rows, high.Total)
+	}
+	for _, sev := range rows {
+		if sev != records.SeverityHigh {
+			t.Fatalf("a %s row under the high filter", sev)
+		}
+	}
+	// The view is shareable: loading the URL afresh shows the same.
+	url := eval[string](t, ctx, `location.href`)
+	open(t, ctx, url, "images")
+	if n := eval[int](t, ctx, `document.querySelectorAll('table.images tbody tr').length`); n != 2 {
+		t.Fatalf("the shared URL %s shows %d rows", url, n)
+	}
+	if !eval[bool](t, ctx, `document.querySelector('input[name=severity][value=high]').checked`) {
+		t.Fatal("the shared URL's filter is not shown as checked")
+	}
+	screenshot(t, ctx, "images-filtered-high")
+
+	// A bad filter in a shared URL: the API's error, naming the parameter, and a way out.
+	open(t, ctx, s.base+"/#/images?namespace="+badNamespace, "error")
+	if v := eval[string](t, ctx, `document.querySelector('[role=alert]').textContent`); !strings.Contains(v, `namespace "`+badNamespace+`" is not a Kubernetes namespace name`) {
+		t.Fatalf("error shown for a bad namespace: %q", v)
+	}
+	open(t, ctx, url, "images")
+
+	// Search, from the keyboard: type into the field and press Enter.
+	redraw(t, ctx, "images", chromedp.SendKeys(chromedp.ID("f-q"), "evil\r"))
+	if !strings.Contains(eval[string](t, ctx, `location.hash`), "q=evil") {
+		t.Fatalf("the search is not in the URL: %s", eval[string](t, ctx, `location.href`))
+	}
+	if got := eval[[]string](t, ctx, `[...document.querySelectorAll('table.images tbody tr')].map(r => r.dataset.digest)`); !slices.Equal(got, []string{untrusted.digest}) {
+		t.Fatalf("search for evil under the high filter: %v", got)
+	}
+
+	// Clusters: the stale sensor is marked, in words, and its cluster says how many.
+	open(t, ctx, s.base+"/#/clusters", "clusters")
+	screenshot(t, ctx, "clusters")
+	if !eval[bool](t, ctx, `document.querySelector('tr[data-node="node-b"]').classList.contains('stale')`) {
+		t.Fatal("node-b's stale sensor is not highlighted")
+	}
+	if v := eval[string](t, ctx, `document.querySelector('tr[data-node="node-b"]').textContent`); !strings.Contains(v, "stale") {
+		t.Fatalf("node-b row does not say stale: %q", v)
+	}
+	if eval[bool](t, ctx, `document.querySelector('tr[data-node="node-a"]').classList.contains('stale')`) {
+		t.Fatal("node-a's fresh sensor is highlighted as stale")
+	}
+	if v := eval[string](t, ctx, `document.querySelector('tr[data-node="node-a"]').textContent`); !strings.Contains(v, "1,000") || !strings.Contains(v, "reporting") {
+		t.Fatalf("node-a's sensor row (1,000 events/s, reporting): %q", v)
+	}
+	if v := eval[string](t, ctx, `document.querySelector('[data-cluster="prod"] [data-stale-sensors]').textContent`); !strings.Contains(v, "1 stale sensor") {
+		t.Fatalf("prod's stale sensor count: %q", v)
+	}
+	if v := eval[string](t, ctx, `document.querySelector('[data-cluster="edge"] [data-mode]').dataset.mode`); v != "integrity" {
+		t.Fatalf("edge's mode: %q", v)
+	}
+
+	// Image detail of the stale tag: running vs registry digest, and the pull-policy remediation.
+	open(t, ctx, s.base+"/#/images/"+staleTag.digest, "image")
+	screenshot(t, ctx, "image-stale-tag")
+	if v := eval[string](t, ctx, `document.querySelector('[data-evidence=running]').textContent`); v != staleTag.digest {
+		t.Fatalf("running digest shown: %q", v)
+	}
+	if v := eval[string](t, ctx, `document.querySelector('[data-evidence=expected]').textContent`); v != staleTag.expected {
+		t.Fatalf("registry digest shown: %q", v)
+	}
+	if v := eval[string](t, ctx, `document.querySelector('.compare').textContent`); !strings.Contains(v, "different") {
+		t.Fatalf("comparison: %q", v)
+	}
+	// The copy button copies the running digest (Clipboard API, or the fallback) and says so.
+	redrawFree(t, ctx, chromedp.Click(chromedp.CSS(`.evidence .running button.copy`)))
+	waitFor(t, ctx, `document.querySelector('.evidence .running .copied').textContent === 'copied'`)
+	if v := eval[string](t, ctx, `document.querySelector('.evidence .running button.copy').dataset.copy`); v != staleTag.digest {
+		t.Fatalf("the copy button copies %q", v)
+	}
+	if v := eval[string](t, ctx, `document.querySelector('[data-pull-policy]').dataset.pullPolicy`); v != "IfNotPresent" {
+		t.Fatalf("pull policy shown: %q", v)
+	}
+	if v := eval[string](t, ctx, `document.querySelector('[data-pinned]').dataset.pinned`); v != "registry.corp.example/platform/web@"+staleTag.expected {
+		t.Fatalf("pinned reference: %q", v)
+	}
+	if v := eval[string](t, ctx, `document.querySelector('.meaning').textContent`); !strings.Contains(v, "IfNotPresent") {
+		t.Fatalf("the meaning does not explain the IfNotPresent case: %q", v)
+	}
+	if v := eval[string](t, ctx, `document.querySelector('ul.tree').textContent`); !strings.Contains(v, "prod") || !strings.Contains(v, "edge") || !strings.Contains(v, "node-b") {
+		t.Fatalf("where it runs: %q", v)
+	}
+	if v := eval[string](t, ctx, `[...document.querySelectorAll('li[data-to=stale_tag]')].map(li => li.textContent).filter(t => t.includes('prod')).join('\n')`); !strings.Contains(v, "verified") || !strings.Contains(v, "prod") {
+		t.Fatalf("the timeline does not show prod's verified → stale tag change: %q", v)
+	}
+	if v := eval[string](t, ctx, `document.querySelector('#processes + table').textContent`); !strings.Contains(v, "/usr/sbin/nginx") || !strings.Contains(v, "99999999") {
+		t.Fatalf("processes: %q", v)
+	}
+
+	// Artifacts: the cleanup candidates list the artifact nothing has run for two months, and the CSV export
+	// link carries the same filter and answers with it.
+	open(t, ctx, s.base+"/#/artifacts?usage=unused,never_seen", "artifacts")
+	screenshot(t, ctx, "artifacts-cleanup-candidates")
+	usages := eval[[]string](t, ctx, `[...document.querySelectorAll('table.artifacts tbody tr')].map(r => r.dataset.usage + ' ' + r.dataset.repository + ':' + r.dataset.tag)`)
+	if !slices.Contains(usages, "unused registry.corp.example/platform/migrate:2024.1") && !slices.Contains(usages, "unused platform/migrate:2024.1") {
+		t.Fatalf("artifact rows under usage=unused,never_seen: %v", usages)
+	}
+	for _, u := range usages {
+		if !strings.HasPrefix(u, "unused ") && !strings.HasPrefix(u, "never_seen ") {
+			t.Fatalf("a row that is no cleanup candidate: %q", u)
+		}
+	}
+	csvHref := eval[string](t, ctx, `document.querySelector('[data-csv=link]').href`)
+	if !strings.Contains(csvHref, "/api/v1/artifacts.csv?") || !strings.Contains(csvHref, "usage=unused%2Cnever_seen") {
+		t.Fatalf("CSV link %q", csvHref)
+	}
+	resp, err := http.Get(csvHref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csvBody, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(csvBody), "platform/migrate") || strings.Contains(string(csvBody), "platform/web") {
+		t.Fatalf("CSV export: %s\n%s", resp.Status, csvBody)
+	}
+	// The whole list says in use for what runs now.
+	open(t, ctx, s.base+"/#/artifacts", "artifacts")
+	if n := eval[int](t, ctx, `document.querySelectorAll('table.artifacts tbody tr[data-usage=in_use]').length`); n < 6 {
+		t.Fatalf("in-use artifacts shown: %d, want the 6 running references", n)
+	}
+	screenshot(t, ctx, "artifacts")
+
+	// Large text for a projector: the root font grows, and the choice survives a reload.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("pref-large"))); err != nil {
+		t.Fatal(err)
+	}
+	open(t, ctx, s.base+"/#/images", "images")
+	if v := eval[string](t, ctx, `getComputedStyle(document.documentElement).fontSize`); v != "24px" {
+		t.Fatalf("large text: root font size %s, want 24px", v)
+	}
+	screenshot(t, ctx, "images-large-text")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("pref-large"))); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,882 @@
+// runtrust live assessment. One ES module, no framework, no build step: it reads the JSON API
+// (/api/v1, openapi.yaml) and builds the page with DOM calls. Values from the API only ever become text
+// (textContent, attributes), never markup, so an image reference cannot inject anything.
+//
+// Routing is by the URL's hash (#/images?severity=critical): the server serves one page at "/", a view is
+// shareable and bookmarkable, and Back/Forward work without the server knowing the routes. A view's filters
+// are exactly the API's query parameters, so what the URL says is what the API is asked.
+
+const API = '/api/v1';
+const PAGE = 50;
+const SEVERITIES = ['critical', 'high', 'medium', 'low', 'none'];
+const VERDICTS = ['digest_mismatch', 'artifact_missing', 'stale_tag', 'unverified', 'verified'];
+const VERDICT_LABEL = {
+  verified: 'verified', stale_tag: 'stale tag', digest_mismatch: 'digest mismatch',
+  artifact_missing: 'missing', unverified: 'unverified',
+};
+// Shapes beside the words, so severity reads without colour (and in a greyscale printout).
+const SEVERITY_MARK = { critical: '◆', high: '▲', medium: '●', low: '▽', none: '✓' };
+const UNTRUSTED_CODES = ['untrusted_registry', 'untrusted_by_policy'];
+// A registry artifact not seen running for this long is a cleanup candidate when the API does not say.
+const UNUSED_AFTER_DAYS = 30;
+
+const main = document.getElementById('main');
+const statusEl = document.getElementById('status');
+
+// ---------- DOM helpers ----------
+
+// h builds an element: h('a', {href: '#/x', class: 'y'}, 'text', child, …). Strings become text nodes.
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'dataset') Object.assign(el.dataset, v);
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  append(el, children);
+  return el;
+}
+
+// add appends children to el, skipping null and false (Element.append would print them).
+function add(el, ...children) { append(el, children); }
+
+function append(el, children) {
+  for (const c of children.flat(Infinity)) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+}
+
+const num = (n) => (n === undefined || n === null ? '—' : Number(n).toLocaleString('en-US'));
+
+function ago(iso) {
+  if (!iso) return 'never';
+  const s = Math.round((Date.now() - Date.parse(iso)) / 1000);
+  if (!Number.isFinite(s)) return iso;
+  if (s < 0) return 'just now';
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return `${Math.floor(s / 86400)} d ago`;
+}
+
+function when(iso) {
+  if (!iso) return h('span', { class: 'muted' }, 'never');
+  return h('time', { datetime: iso, title: new Date(iso).toISOString() }, ago(iso));
+}
+
+function shortDigest(d) {
+  if (!d) return '—';
+  const [alg, hex] = d.split(':');
+  return hex ? `${alg}:${hex.slice(0, 12)}…` : d;
+}
+
+function severityBadge(sev) {
+  const s = sev || 'unknown';
+  return h('span', { class: `sev sev-${s}`, 'data-severity': s },
+    h('span', { 'aria-hidden': 'true' }, SEVERITY_MARK[s] || '?'), sev ? sev : 'not assessed');
+}
+
+function verdictBadge(v) {
+  if (!v) return h('span', { class: 'verdict verdict-unverified', 'data-verdict': '' }, 'not assessed');
+  return h('span', { class: `verdict verdict-${v}`, 'data-verdict': v }, VERDICT_LABEL[v] || v);
+}
+
+function isUntrusted(reasons) {
+  return (reasons || []).some((r) => UNTRUSTED_CODES.includes(reasonCode(r)));
+}
+
+function reasonCode(r) {
+  const i = r.indexOf(':');
+  return i < 0 ? r : r.slice(0, i);
+}
+
+function untrustedBadge() {
+  return h('span', { class: 'verdict verdict-untrusted', 'data-verdict': 'untrusted' }, 'untrusted registry');
+}
+
+// copyButton copies text with the Clipboard API, which exists only in secure contexts (https, localhost); over
+// plain http on another host it falls back to a hidden textarea and execCommand, and failing that selects the
+// text so Ctrl+C does it.
+function copyButton(text, label) {
+  const done = h('span', { class: 'copied', role: 'status' });
+  const btn = h('button', {
+    type: 'button', class: 'copy', 'data-copy': text, 'aria-label': `Copy ${label || text}`,
+    onclick: async () => {
+      let ok = false;
+      try {
+        if (navigator.clipboard && window.isSecureContext) {
+          await navigator.clipboard.writeText(text);
+          ok = true;
+        }
+      } catch { /* fall through to the fallback */ }
+      if (!ok) ok = legacyCopy(text);
+      done.textContent = ok ? 'copied' : 'press Ctrl+C';
+      setTimeout(() => { done.textContent = ''; }, 2000);
+    },
+  }, 'copy');
+  return [btn, done];
+}
+
+function legacyCopy(text) {
+  const ta = h('textarea', { readonly: true, 'aria-hidden': 'true', style: 'position:fixed;left:-100vw' });
+  ta.value = text;
+  document.body.append(ta);
+  ta.select();
+  let ok = false;
+  try { ok = document.execCommand('copy'); } catch { ok = false; }
+  ta.remove();
+  return ok;
+}
+
+function digestCell(d) {
+  if (!d) return h('span', { class: 'muted' }, '—');
+  return h('span', { class: 'digest' }, h('code', { title: d }, shortDigest(d)), copyButton(d, 'digest'));
+}
+
+// splitRef takes a normalized reference apart: registry, repository, tag, digest. Docker Hub's implicit
+// registry is spelled out, as the container runtime resolves it.
+function splitRef(ref) {
+  let rest = ref || '';
+  let digest = '';
+  const at = rest.indexOf('@');
+  if (at >= 0) { digest = rest.slice(at + 1); rest = rest.slice(0, at); }
+  let tag = '';
+  const colon = rest.lastIndexOf(':');
+  if (colon > rest.lastIndexOf('/')) { tag = rest.slice(colon + 1); rest = rest.slice(0, colon); }
+  let registry = 'docker.io';
+  const slash = rest.indexOf('/');
+  const first = slash < 0 ? '' : rest.slice(0, slash);
+  if (first && (first.includes('.') || first.includes(':') || first === 'localhost')) {
+    registry = first;
+    rest = rest.slice(slash + 1);
+  } else if (!rest.includes('/')) {
+    rest = `library/${rest}`;
+  }
+  return { registry, repository: rest, tag, digest };
+}
+
+// repos groups an image's references by registry/repository, with their tags.
+function repos(refs) {
+  const by = new Map();
+  for (const r of refs || []) {
+    const p = splitRef(r);
+    const key = `${p.registry}/${p.repository}`;
+    if (!by.has(key)) by.set(key, { registry: p.registry, repository: p.repository, tags: [] });
+    if (p.tag && !by.get(key).tags.includes(p.tag)) by.get(key).tags.push(p.tag);
+  }
+  return [...by.values()];
+}
+
+// ---------- API ----------
+
+class APIError extends Error {
+  constructor(status, message, url) {
+    super(message);
+    this.status = status;
+    this.url = url;
+  }
+}
+
+// Parameters an endpoint answered "unknown query parameter" to, so they are not sent again. The service and
+// this page ship in one binary, but the page degrades rather than breaks against an older or newer API.
+const unsupported = new Set();
+
+// api GETs an endpoint with the parameters that are set. It returns {body, dropped}: dropped lists the
+// parameters the API does not know (asked once, then left out), so a view can say what it could not apply.
+async function api(path, params = {}) {
+  const q = new URLSearchParams();
+  const dropped = [];
+  for (const [k, v] of Object.entries(params)) {
+    if (v === undefined || v === null || v === '') continue;
+    if (unsupported.has(`${path}?${k}`)) { dropped.push(k); continue; }
+    q.set(k, v);
+  }
+  for (;;) {
+    const url = API + path + (q.size ? `?${q}` : '');
+    let res;
+    try {
+      res = await fetch(url, { headers: { Accept: 'application/json' } });
+    } catch (e) {
+      throw new APIError(0, `the service did not answer (${e.message})`, url);
+    }
+    let body = null;
+    try { body = await res.json(); } catch { body = null; }
+    if (res.ok) return { body, dropped };
+    const msg = (body && body.error) || `${res.status} ${res.statusText}`;
+    const m = res.status === 400 ? /unknown query parameter\(s\) ([^;]+);/.exec(msg) : null;
+    const names = m ? [...m[1].matchAll(/"([^"]+)"/g)].map((x) => x[1]).filter((n) => q.has(n)) : [];
+    if (names.length === 0) throw new APIError(res.status, msg, url);
+    for (const n of names) {
+      unsupported.add(`${path}?${n}`);
+      q.delete(n);
+      dropped.push(n);
+    }
+  }
+}
+
+let clusterCache = null;
+async function clusterNames() {
+  if (!clusterCache) {
+    clusterCache = api('/clusters', { limit: 500 }).then((r) => r.body.items).catch(() => []);
+  }
+  return clusterCache;
+}
+
+// ---------- routing ----------
+
+function parseHash() {
+  const raw = location.hash.replace(/^#/, '') || '/images';
+  const qi = raw.indexOf('?');
+  const path = qi < 0 ? raw : raw.slice(0, qi);
+  const params = new URLSearchParams(qi < 0 ? '' : raw.slice(qi + 1));
+  return { path, params };
+}
+
+function hrefFor(path, params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '') q.set(k, v);
+  return `#${path}${q.size ? `?${q}` : ''}`;
+}
+
+let renderSeq = 0;
+let lastPath = null;
+
+async function route() {
+  const seq = ++renderSeq;
+  const { path, params } = parseHash();
+  const segs = path.split('/').filter(Boolean);
+  const view = segs[0] || 'images';
+  for (const a of document.querySelectorAll('[data-nav]')) {
+    if (a.dataset.nav === view) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  let ready = view === 'images' && segs[1] ? 'image' : view;
+  const out = h('div', { 'data-view': ready });
+  const show = (title) => {
+    // Only the newest navigation may draw: a slow answer to an older one is dropped.
+    if (seq !== renderSeq) return false;
+    document.title = `${title} — runtrust`;
+    main.replaceChildren(out);
+    main.dataset.ready = ready;
+    main.dataset.render = String(seq); // counts drawn views, so a test can wait for the next one
+    // A new view (not a filter change) moves focus to it, so keyboard and screen reader users start there.
+    if (lastPath !== null && lastPath !== path) main.focus({ preventScroll: true });
+    lastPath = path;
+    // When the view was drawn, in ms since navigation: what the page-load benchmark reads.
+    main.dataset.readyMs = String(Math.round(performance.now()));
+    statusEl.textContent = `${title} loaded`;
+    return true;
+  };
+  main.dataset.ready = '';
+  main.replaceChildren(h('p', { class: 'loading' }, 'Loading…'));
+  try {
+    if (view === 'images' && segs[1]) await imageView(out, decodeURIComponent(segs[1]), show);
+    else if (view === 'images') await imagesView(out, params, show);
+    else if (view === 'clusters') await clustersView(out, params, show);
+    else if (view === 'artifacts') await artifactsView(out, params, show);
+    else {
+      add(out, h('h1', {}, 'Not found'), h('p', {}, `No view "${path}". `, h('a', { href: '#/images' }, 'Images')));
+      show('Not found');
+    }
+  } catch (e) {
+    out.replaceChildren(h('h1', {}, 'Could not load this view'),
+      h('p', { class: 'error', role: 'alert' }, e.message, e.url ? h('span', { class: 'muted' }, ` (${e.url})`) : ''),
+      h('p', {}, h('a', { href: `#/${view}` }, 'Show this view without filters')));
+    if (seq === renderSeq) ready = 'error';
+    show('Error');
+  }
+}
+
+function go(path, params) {
+  location.hash = hrefFor(path, params);
+}
+
+// ---------- shared pieces ----------
+
+function pager(path, params, page) {
+  const offset = page.offset || 0;
+  const shown = page.items.length;
+  const from = shown ? offset + 1 : 0;
+  const label = `${num(from)}–${num(offset + shown)} of ${num(page.total)}`;
+  const prev = offset > 0 ? hrefFor(path, { ...params, offset: Math.max(0, offset - page.limit) || '' }) : null;
+  const next = page.next_offset !== null && page.next_offset !== undefined
+    ? hrefFor(path, { ...params, offset: page.next_offset }) : null;
+  return h('nav', { class: 'pager', 'aria-label': 'Pages' },
+    prev ? h('a', { class: 'button', href: prev, rel: 'prev' }, '← Previous') : h('button', { disabled: true }, '← Previous'),
+    h('span', { class: 'page-info' }, label),
+    next ? h('a', { class: 'button', href: next, rel: 'next' }, 'Next →') : h('button', { disabled: true }, 'Next →'));
+}
+
+function checkboxGroup(name, legend, values, labels, selected) {
+  return h('fieldset', {},
+    h('legend', {}, legend),
+    values.map((v) => h('label', {},
+      h('input', { type: 'checkbox', name, value: v, checked: selected.includes(v) }), labels ? labels[v] : v)));
+}
+
+async function clusterSelect(selected) {
+  const clusters = await clusterNames();
+  return h('div', {}, h('label', { for: 'f-cluster' }, 'Cluster'),
+    h('select', { id: 'f-cluster', name: 'cluster' },
+      h('option', { value: '' }, 'All clusters'),
+      clusters.map((c) => h('option', { value: c.name, selected: c.name === selected || c.uid === selected }, c.name))));
+}
+
+function textInput(name, label, value, attrs = {}) {
+  return h('div', {}, h('label', { for: `f-${name}` }, label),
+    h('input', { type: 'text', id: `f-${name}`, name, value: value || '', ...attrs }));
+}
+
+// filterForm wires a form so that any change rewrites the URL (and so the view) with the form's values; text
+// fields apply on Enter or when they lose focus.
+function filterForm(path, fields, keep = {}) {
+  const form = h('form', { class: 'filters', role: 'search' }, fields,
+    h('div', {}, h('button', { type: 'submit' }, 'Apply'), ' ', h('a', { href: `#${path}`, class: 'button' }, 'Clear')));
+  const apply = (ev) => {
+    if (ev) ev.preventDefault();
+    const fd = new FormData(form);
+    const p = { ...keep };
+    for (const k of new Set(fd.keys())) p[k] = fd.getAll(k).filter(Boolean).join(',');
+    go(path, p);
+  };
+  form.addEventListener('submit', apply);
+  form.addEventListener('change', (ev) => { if (ev.target.type !== 'text' && ev.target.type !== 'search') apply(); });
+  return form;
+}
+
+function unsupportedNote(dropped, what) {
+  if (!dropped.length) return null;
+  return h('p', { class: 'note', 'data-unsupported': dropped.join(',') },
+    `This service's API does not take ${dropped.map((d) => `"${d}"`).join(', ')}; ${what}`);
+}
+
+// ---------- Images ----------
+
+async function imagesView(out, params, show) {
+  const f = {
+    cluster: params.get('cluster') || '', namespace: params.get('namespace') || '',
+    severity: params.get('severity') || '', verdict: params.get('verdict') || '', q: params.get('q') || '',
+    sort: params.get('sort') || '', offset: params.get('offset') || '', limit: params.get('limit') || '',
+  };
+  const [{ body, dropped }, cs] = await Promise.all([
+    api('/images', { ...f, limit: f.limit || PAGE }),
+    clusterSelect(f.cluster),
+  ]);
+  let items = body.items;
+  let searchNote = null;
+  if (dropped.includes('q') && f.q) {
+    // Until the API searches, the search narrows the page it returned (and says so).
+    const needle = f.q.toLowerCase();
+    items = items.filter((i) => [i.digest, ...i.refs, ...i.reasons].some((s) => s.toLowerCase().includes(needle)));
+    searchNote = unsupportedNote(['q'], 'the search only narrows the page shown.');
+  }
+  const form = filterForm('/images', [
+    cs,
+    textInput('namespace', 'Namespace', f.namespace, { placeholder: 'any', pattern: '[a-z0-9]([-a-z0-9]*[a-z0-9])?', size: 14 }),
+    checkboxGroup('severity', 'Severity', SEVERITIES, null, f.severity.split(',')),
+    checkboxGroup('verdict', 'Verdict', VERDICTS, VERDICT_LABEL, f.verdict.split(',')),
+    h('div', {}, h('label', { for: 'f-q' }, 'Search'),
+      h('input', { type: 'search', id: 'f-q', name: 'q', value: f.q, placeholder: 'repository, tag or digest' })),
+    h('div', {}, h('label', { for: 'f-sort' }, 'Order'),
+      h('select', { id: 'f-sort', name: 'sort' },
+        [['', 'risk (API ranking)'], ['last_seen', 'last seen'], ['digest', 'digest']].map(([v, l]) =>
+          h('option', { value: v, selected: v === f.sort }, l)))),
+  ], f.limit ? { limit: f.limit } : {});
+  const keep = { ...f, offset: '' };
+  add(out,
+    h('h1', {}, 'Images running now', h('span', { class: 'muted' }, ` — ${num(body.total)}`)),
+    form, searchNote,
+    imagesTable(items, body.offset || 0),
+    pager('/images', keep, body));
+  show('Images');
+}
+
+function imagesTable(items, offset) {
+  if (!items.length) return h('p', { class: 'note', 'data-empty': 'images' }, 'No image matches these filters.');
+  return h('table', { class: 'images', 'aria-label': 'Images ranked by risk' },
+    h('thead', {}, h('tr', {},
+      h('th', { class: 'num', scope: 'col' }, '#'), h('th', { scope: 'col' }, 'Severity'), h('th', { scope: 'col' }, 'Verdict'),
+      h('th', { scope: 'col' }, 'Registry / repository · tags'), h('th', { scope: 'col' }, 'Running digest'),
+      h('th', { scope: 'col' }, 'Blast radius'), h('th', { scope: 'col' }, 'Last seen'))),
+    h('tbody', {}, items.map((img, i) => {
+      const rs = repos(img.refs);
+      const link = `#/images/${encodeURIComponent(img.digest)}`;
+      return h('tr', { 'data-digest': img.digest, 'data-severity': img.severity || '', 'data-verdict': img.verdict || '' },
+        h('td', { class: 'num rank' }, String(offset + i + 1)),
+        h('td', {}, severityBadge(img.severity)),
+        h('td', {}, verdictBadge(img.verdict), isUntrusted(img.reasons) ? [' ', untrustedBadge()] : null),
+        h('td', {}, rs.length ? rs.map((r) => h('div', {},
+          h('div', { class: 'registry' }, r.registry),
+          h('a', { class: 'repo', href: link }, r.repository),
+          r.tags.length ? h('div', { class: 'tags' }, r.tags.map((t) => h('span', { class: 'tag' }, t))) : null))
+          : h('a', { class: 'repo', href: link }, '(no reference recorded)')),
+        h('td', {}, digestCell(img.digest)),
+        h('td', { class: 'blast' }, blast(img.blast_radius)),
+        h('td', {}, when(img.last_seen)));
+    })));
+}
+
+function blast(b) {
+  if (!b) return '—';
+  const part = (n, one, many) => h('span', { class: 'nw' }, `${num(n)} ${n === 1 ? one : many}`);
+  return h('span', { title: `${b.containers} containers` },
+    part(b.clusters, 'cluster', 'clusters'), ' · ', part(b.namespaces, 'namespace', 'namespaces'), ' · ',
+    part(b.workloads, 'workload', 'workloads'), ' · ', part(b.pods, 'pod', 'pods'));
+}
+
+// ---------- Image detail ----------
+
+const MEANING = {
+  verified: {
+    what: 'The running digest is what the registry holds for the tag now (or a platform manifest of it).',
+    fix: 'Nothing to do.',
+  },
+  stale_tag: {
+    what: 'The tag has moved in the registry since the nodes pulled it, and the containers still run the old ' +
+      'digest (the registry still has it). This is what a mutable tag such as :latest does with ' +
+      'imagePullPolicy IfNotPresent: a node that pulled before the push keeps the old content, and a new ' +
+      'node pulls the new one, so one workload runs two versions.',
+    fix: 'Pin the digest in the pod spec (below), or set imagePullPolicy: Always and restart the rollout so ' +
+      'every pod pulls what the tag holds now.',
+  },
+  digest_mismatch: {
+    what: 'The registry has never held the running digest under this repository: the image did not come from ' +
+      'the registry it names (built or loaded on the node, or pulled through a mirror that served something else).',
+    fix: 'Treat it as an incident: find how the image reached the nodes below, then redeploy from the registry ' +
+      'by digest.',
+  },
+  artifact_missing: {
+    what: 'The tag or repository is gone from the registry while the image still runs. The next reschedule or ' +
+      'node replacement will fail to pull it.',
+    fix: 'Restore the artifact in the registry, or move the workload to an image that exists, pinned by digest.',
+  },
+  unverified: {
+    what: 'The registry could not be asked (unreachable, refused the credentials, rate-limited, or not ' +
+      'configured), so nothing is known either way. The reasons say which.',
+    fix: 'Give the collector access to the registry (credentials, network, the registry rules), then look again.',
+  },
+};
+
+async function imageView(out, digest, show) {
+  let body;
+  try {
+    ({ body } = await api(`/images/${encodeURIComponent(digest)}`));
+  } catch (e) {
+    if (e.status === 404) {
+      add(out, h('h1', {}, 'Image not found'),
+        h('p', {}, 'No container runs ', h('code', {}, digest), ' now. ', h('a', { href: '#/images' }, 'All images')));
+      show('Image not found');
+      return;
+    }
+    throw e;
+  }
+  const rs = repos(body.refs);
+  const title = rs.length ? rs.map((r) => r.repository).join(', ') : shortDigest(body.digest);
+  add(out,
+    h('p', {}, h('a', { href: '#/images' }, '← Images')),
+    h('h1', {}, title),
+    h('dl', { class: 'summary' },
+      h('div', {}, h('dt', {}, 'Severity'), h('dd', {}, severityBadge(body.severity))),
+      h('div', {}, h('dt', {}, 'Verdict'), h('dd', {}, verdictBadge(body.verdict),
+        isUntrusted(body.reasons) ? [' ', untrustedBadge()] : null)),
+      h('div', {}, h('dt', {}, 'Runs in'), h('dd', {}, blast(body.blast_radius))),
+      h('div', {}, h('dt', {}, 'First seen'), h('dd', {}, when(body.first_seen))),
+      h('div', {}, h('dt', {}, 'Last seen'), h('dd', {}, when(body.last_seen)))),
+    evidence(body),
+    meaning(body),
+    body.reasons.length ? [h('h2', {}, 'Findings'),
+      h('ul', { class: 'reasons' }, body.reasons.map((r) => h('li', {}, h('code', {}, reasonCode(r)), r.slice(reasonCode(r).length))))] : null,
+    h('h2', { id: 'where' }, 'Where it runs'), placementsTree(body),
+    h('h2', { id: 'processes' }, 'Processes it executed'), processesTable(body),
+    h('h2', { id: 'files' }, 'Files it opened'), filesTable(body),
+    h('h2', { id: 'timeline' }, 'Verdict timeline'), timeline(body));
+  show(`Image ${title}`);
+}
+
+// evidence puts, for every reference the image runs under, the digest the nodes run beside the digest the
+// registry holds for that reference now.
+function evidence(body) {
+  const byRef = new Map();
+  for (const p of body.placements) {
+    const ref = p.image_ref || p.image_name;
+    const key = `${ref}\u0000${p.expected_digest || ''}`;
+    if (!byRef.has(key)) byRef.set(key, { ref, running: p.running_digest, expected: p.expected_digest, verdict: p.verdict, n: 0 });
+    byRef.get(key).n++;
+  }
+  if (byRef.size === 0) {
+    byRef.set('', { ref: body.refs[0] || '', running: body.digest, expected: body.expected_digests[0] || null, verdict: body.verdict, n: 0 });
+  }
+  return h('section', { 'aria-labelledby': 'evidence-h' },
+    h('h2', { id: 'evidence-h' }, 'Evidence'),
+    [...byRef.values()].map((e) => {
+      const same = e.expected && e.expected === e.running;
+      return h('div', { class: 'evidence', 'data-ref': e.ref },
+        h('div', { class: 'running' },
+          h('h3', {}, 'Running on the nodes'),
+          h('div', { class: 'ref' }, h('code', {}, e.ref)),
+          h('div', { class: 'value', 'data-evidence': 'running' }, e.running), copyButton(e.running, 'running digest')),
+        h('div', { class: `expected ${e.expected ? (same ? 'same' : 'differs') : ''}` },
+          h('h3', {}, 'In the registry for this reference now'),
+          h('div', { class: 'ref' }, verdictBadge(e.verdict)),
+          e.expected
+            ? [h('div', { class: 'value', 'data-evidence': 'expected' }, e.expected), copyButton(e.expected, 'registry digest')]
+            : h('div', { class: 'value muted', 'data-evidence': 'expected' }, 'not known (the registry was not asked or did not answer)'),
+          e.expected ? h('p', { class: 'compare' }, same ? '= the same digest' : '≠ a different digest') : null,
+          listing(body, e.ref)));
+    }));
+}
+
+// listing shows what the registry correlation last listed for the reference's tag, when a configured registry
+// lists it: a second, independent look at the registry.
+function listing(body, ref) {
+  const rem = (body.remediation || []).find((r) => r.ref === ref);
+  if (!rem || !rem.registry_digest) return null;
+  return h('p', { class: 'muted', 'data-listing': rem.registry_digest },
+    `Registry ${rem.registry} listed ${rem.tag ? `:${rem.tag}` : 'it'} at `, h('code', {}, shortDigest(rem.registry_digest)), ' ',
+    when(rem.listed_at), ' ', copyButton(rem.registry_digest, 'listed digest'));
+}
+
+function meaning(body) {
+  const v = body.verdict;
+  const m = MEANING[v];
+  const parts = [];
+  if (m) {
+    parts.push(h('p', {}, h('strong', {}, `${VERDICT_LABEL[v]}: `), m.what), h('p', {}, h('strong', {}, 'Remediation: '), m.fix));
+  } else {
+    parts.push(h('p', {}, 'No processor judged this image: the collector that reported it runs without the integrity processor.'));
+  }
+  if (v === 'stale_tag' || v === 'artifact_missing') parts.push(remediation(body));
+  if (isUntrusted(body.reasons)) {
+    parts.push(h('p', {}, h('strong', {}, 'untrusted registry: '),
+      'the image comes from a registry no rule approves. Mirror it into an approved registry and deploy it from there, ' +
+      'or approve the registry if it should be.'));
+  }
+  return h('section', { class: 'meaning', 'aria-labelledby': 'meaning-h' }, h('h2', { id: 'meaning-h' }, 'What this means'), parts);
+}
+
+// remediation lists each workload with its imagePullPolicy and the pinned reference that would stop the drift.
+function remediation(body) {
+  const rows = new Map();
+  for (const p of body.placements) {
+    const w = p.workload ? `${p.workload.kind}/${p.workload.name}` : `Pod/${p.pod}`;
+    const key = `${p.cluster.name}/${p.namespace}/${w}`;
+    if (rows.has(key)) continue;
+    const ref = p.image_ref || p.image_name;
+    // The API's remediation for this reference (pinned references, the registry's listing); computed here
+    // from the placement when an older service does not send it.
+    const rem = (body.remediation || []).find((r) => r.ref === ref);
+    const repo = rem ? rem.repository : ref.split('@')[0].replace(/:[^:/]+$/, '');
+    rows.set(key, {
+      cluster: p.cluster.name, namespace: p.namespace, workload: w, ref,
+      policy: p.pull_policy || null,
+      pinned: rem ? rem.pinned_ref : (p.expected_digest ? `${repo}@${p.expected_digest}` : null),
+      frozen: rem ? rem.running_pinned_ref : `${repo}@${p.running_digest}`,
+    });
+  }
+  return h('div', { class: 'remediation' },
+    h('table', { 'aria-label': 'Remediation per workload' },
+      h('thead', {}, h('tr', {}, ['Workload', 'imagePullPolicy', 'Pin what the tag holds now', 'Or freeze what runs'].map((t) => h('th', { scope: 'col' }, t)))),
+      h('tbody', {}, [...rows.values()].map((r) => h('tr', { 'data-workload': r.workload },
+        h('td', {}, h('div', {}, r.workload), h('div', { class: 'muted' }, `${r.cluster} / ${r.namespace}`)),
+        h('td', { 'data-pull-policy': r.policy || '' }, r.policy
+          ? [h('code', {}, r.policy), r.policy === 'IfNotPresent' || r.policy === 'Never'
+            ? h('div', { class: 'muted' }, 'nodes keep what they pulled: the tag\'s moves do not reach them') : null]
+          : h('span', { class: 'muted' }, 'not reported')),
+        h('td', {}, r.pinned ? [h('code', { 'data-pinned': r.pinned }, r.pinned), copyButton(r.pinned, 'pinned reference')] : h('span', { class: 'muted' }, 'registry digest not known')),
+        h('td', {}, h('code', {}, r.frozen), copyButton(r.frozen, 'reference of what runs')))))),
+    h('pre', {}, `# in the pod template: pin the digest\nimage: ${[...rows.values()][0]?.pinned || '<repository>@<digest>'}\n` +
+      '# or keep the tag and make every pod pull it\nimagePullPolicy: Always\n' +
+      `kubectl rollout restart ${([...rows.values()][0]?.workload || 'deployment/<name>').toLowerCase()} -n ${[...rows.values()][0]?.namespace || '<namespace>'}`));
+}
+
+function placementsTree(body) {
+  if (!body.placements.length) return h('p', { class: 'muted' }, 'No live container runs it.');
+  const tree = new Map();
+  for (const p of body.placements) {
+    const c = p.cluster.name || p.cluster.uid;
+    const w = p.workload ? `${p.workload.kind} ${p.workload.name}` : '(bare pods)';
+    if (!tree.has(c)) tree.set(c, new Map());
+    const nss = tree.get(c);
+    if (!nss.has(p.namespace)) nss.set(p.namespace, new Map());
+    const ws = nss.get(p.namespace);
+    if (!ws.has(w)) ws.set(w, []);
+    ws.get(w).push(p);
+  }
+  return [
+    h('ul', { class: 'tree' }, [...tree].map(([c, nss]) => h('li', {}, h('span', { class: 'kind' }, 'cluster'), h('strong', {}, c),
+      h('ul', {}, [...nss].map(([ns, ws]) => h('li', {}, h('span', { class: 'kind' }, 'namespace'), ns,
+        h('ul', {}, [...ws].map(([w, ps]) => h('li', {}, h('span', { class: 'kind' }, 'workload'), w,
+          h('ul', {}, ps.map((p) => h('li', {},
+            h('span', { class: 'kind' }, 'pod'), p.pod, ' · ', h('span', { class: 'kind' }, 'container'), p.container,
+            ' · ', h('span', { class: 'kind' }, 'node'), p.node || '—', ' · ', when(p.last_seen))))))))))))),
+    body.placements_total > body.placements.length
+      ? h('p', { class: 'muted' }, `${num(body.placements.length)} of ${num(body.placements_total)} containers shown.`) : null,
+  ];
+}
+
+function processesTable(body) {
+  if (!body.processes.length) {
+    return h('p', { class: 'muted' }, 'No process executions recorded (integrity mode, or no sensor on these nodes).');
+  }
+  return [
+    h('table', { 'aria-label': 'Processes' },
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Executable'), h('th', { scope: 'col' }, 'SHA-256'),
+        h('th', { scope: 'col', class: 'num' }, 'Runs'), h('th', { scope: 'col' }, 'Last run'))),
+      h('tbody', {}, body.processes.map((p) => h('tr', {},
+        h('td', {}, h('code', {}, p.path)),
+        h('td', {}, p.sha256 ? [h('code', { title: p.sha256 }, `${p.sha256.slice(0, 16)}…`), copyButton(p.sha256, 'SHA-256')] : h('span', { class: 'muted' }, 'not hashed')),
+        h('td', { class: 'num' }, num(p.count)),
+        h('td', {}, when(p.last_seen)))))),
+    body.processes_total > body.processes.length ? h('p', { class: 'muted' }, `${num(body.processes.length)} of ${num(body.processes_total)} shown.`) : null,
+  ];
+}
+
+function filesTable(body) {
+  if (!body.files.length) return h('p', { class: 'muted' }, 'No file opens recorded.');
+  return [
+    h('table', { 'aria-label': 'Files' },
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'File'), h('th', { scope: 'col', class: 'num' }, 'Opens'), h('th', { scope: 'col' }, 'Last opened'))),
+      h('tbody', {}, body.files.map((f) => h('tr', {},
+        h('td', {}, h('code', {}, f.path)), h('td', { class: 'num' }, num(f.count)), h('td', {}, when(f.last_seen)))))),
+    body.files_total > body.files.length ? h('p', { class: 'muted' }, `${num(body.files.length)} of ${num(body.files_total)} shown.`) : null,
+  ];
+}
+
+// timeline lists the verdict changes the service recorded (per cluster and reference), newest first.
+function timeline(body) {
+  const t = body.timeline;
+  if (!Array.isArray(t)) return h('p', { class: 'muted', 'data-timeline': 'absent' }, 'This service does not record verdict changes.');
+  if (!t.length) return h('p', { class: 'muted', 'data-timeline': 'empty' }, 'No verdict change recorded.');
+  return h('ol', { class: 'timeline', 'data-timeline': 'entries' }, t.map((e) => h('li', { 'data-to': e.to?.verdict || '' },
+    h('div', {}, when(e.time), ' ', h('span', { class: 'muted' }, `${fmtTime(e.time)} · ${e.cluster?.name || e.cluster?.uid || ''} · `),
+      h('code', {}, e.ref || '')),
+    h('div', {},
+      e.from ? [verdictBadge(e.from.verdict), ' ', severityBadge(e.from.severity)] : h('span', { class: 'muted' }, 'first assessment'),
+      h('span', { class: 'arrow', 'aria-label': 'became' }, ' → '),
+      verdictBadge(e.to?.verdict), ' ', severityBadge(e.to?.severity)),
+    e.reasons?.length ? h('div', { class: 'muted' }, e.reasons.join('; ')) : null)));
+}
+
+function fmtTime(iso) {
+  return iso ? `${new Date(iso).toISOString().replace('T', ' ').slice(0, 19)} UTC` : '';
+}
+
+// ---------- Clusters ----------
+
+async function clustersView(out, params, show) {
+  const offset = params.get('offset') || '';
+  const { body } = await api('/clusters', { offset, limit: 20 });
+  // The list gives each cluster's sums; the nodes and their sensors come with each cluster's detail.
+  const details = await Promise.all(body.items.map((c) => api(`/clusters/${encodeURIComponent(c.uid)}`).then((r) => r.body, () => null)));
+  add(out, h('h1', {}, 'Clusters', h('span', { class: 'muted' }, ` — ${num(body.total)}`)));
+  if (!body.items.length) add(out, h('p', { class: 'note' }, 'No cluster has enrolled yet.'));
+  body.items.forEach((c, i) => add(out, clusterCard(c, details[i])));
+  if (body.total > body.items.length) add(out, pager('/clusters', {}, body));
+  show('Clusters');
+}
+
+function clusterCard(c, d) {
+  const stale = c.sensors.stale;
+  return h('section', { class: 'cluster', 'data-cluster': c.name },
+    h('h2', {}, c.name,
+      c.mode ? h('span', { class: 'mode', 'data-mode': c.mode }, c.mode === 'impact' ? 'impact · sensors' : 'integrity · controller only')
+        : h('span', { class: 'mode' }, 'mode not reported'),
+      stale ? h('span', { class: 'flag', 'data-stale-sensors': stale }, `⚠ ${stale} stale sensor${stale === 1 ? '' : 's'}`) : null),
+    h('dl', { class: 'summary' },
+      h('div', {}, h('dt', {}, 'Heartbeat'), h('dd', {}, when(c.heartbeat_at))),
+      h('div', {}, h('dt', {}, 'Last data'), h('dd', {}, when(c.last_ingest_at))),
+      h('div', {}, h('dt', {}, 'Collector'), h('dd', {}, c.collector_version || '—')),
+      h('div', {}, h('dt', {}, 'Nodes'), h('dd', {}, `${num(c.nodes)} live · ${num(c.reported_nodes)} reported`)),
+      h('div', {}, h('dt', {}, 'Sensors'), h('dd', {}, `${num(c.sensors.reporting)} reporting · ${num(stale)} stale`)),
+      h('div', {}, h('dt', {}, 'Events dropped'), h('dd', {}, num(c.sensors.events_dropped))),
+      h('div', {}, h('dt', {}, 'UID'), h('dd', {}, h('code', {}, c.uid)))),
+    d ? nodesTable(c, d.node_list) : h('p', { class: 'error' }, 'The cluster\'s nodes could not be loaded.'));
+}
+
+// A few drops a minute are not "0/s": anything above zero shows.
+const rateText = (r) => (r > 0 && r < 0.1 ? '<0.1' : Number(r).toLocaleString('en-US', { maximumFractionDigits: 1 }));
+
+function nodesTable(c, nodes) {
+  if (!nodes.length) return h('p', { class: 'muted' }, 'No node reported.');
+  return h('table', { 'aria-label': `Nodes of ${c.name}` },
+    h('thead', {}, h('tr', {}, ['Node', 'Sensor', 'Programs', 'Kernel', 'Events seen', 'Events/s', 'Dropped', 'Last sensor heartbeat', 'Node last seen']
+      .map((t, i) => h('th', { scope: 'col', class: i >= 4 && i <= 6 ? 'num' : null }, t)))),
+    h('tbody', {}, nodes.map((n) => {
+      const s = n.sensor;
+      const rate = s ? s.events_per_second ?? null : null;
+      const drops = s ? s.drops_per_second ?? null : null;
+      const programs = s && Array.isArray(s.programs) ? s.programs : null;
+      return h('tr', { class: s && s.stale ? 'stale' : null, 'data-node': n.name, 'data-stale': s ? String(!!s.stale) : 'no-sensor' },
+        h('td', {}, n.name),
+        h('td', {}, !s ? h('span', { class: 'muted' }, c.mode === 'integrity' ? 'none (integrity mode)' : 'no sensor reported')
+          : s.stale ? h('span', { class: 'flag' }, '⚠ stale') : h('span', { class: 'flag flag-ok' }, '✓ reporting')),
+        h('td', {}, s ? [s.program_status || '—', programs
+          ? h('div', { class: 'muted', title: programs.join('\n') }, `${programs.length} attached`) : null] : '—'),
+        h('td', {}, s ? s.kernel || '—' : '—'),
+        h('td', { class: 'num' }, s ? num(s.events_seen) : '—'),
+        h('td', { class: 'num' }, rate !== null ? rateText(rate) : '—'),
+        h('td', { class: 'num' }, s ? [num(s.events_dropped), drops ? h('div', { class: 'muted' }, `${rateText(drops)}/s`) : null] : '—'),
+        h('td', {}, s ? when(s.last_seen) : '—'),
+        h('td', {}, when(n.last_seen)));
+    })));
+}
+
+// ---------- Artifacts ----------
+
+const USAGE_LABEL = {
+  in_use: 'in use', recently_used: 'ran recently', unused: 'unused', never_seen: 'never seen running',
+};
+const USAGE_CHOICES = [
+  ['', 'all'], ['unused,never_seen', 'cleanup candidates (unused or never seen)'], ['in_use', 'in use now'],
+  ['recently_used', 'ran recently, not now'], ['unused', 'unused'], ['never_seen', 'never seen running'],
+];
+
+async function artifactsView(out, params, show) {
+  const f = {
+    registry: params.get('registry') || '', usage: params.get('usage') || '', since: params.get('since') || '',
+    cluster: params.get('cluster') || '', namespace: params.get('namespace') || '', sort: params.get('sort') || '',
+    offset: params.get('offset') || '',
+  };
+  const [{ body, dropped }, registries, cs] = await Promise.all([
+    api('/artifacts', { ...f, limit: PAGE }),
+    api('/registries').then((r) => r.body.items || [], () => null),
+    clusterSelect(f.cluster),
+  ]);
+  const extended = !dropped.includes('usage');
+  const usageChoices = USAGE_CHOICES.some(([v]) => v === f.usage) ? USAGE_CHOICES : [...USAGE_CHOICES, [f.usage, f.usage]];
+  const form = filterForm('/artifacts', [
+    registries && registries.length
+      ? h('div', {}, h('label', { for: 'f-registry' }, 'Registry'),
+        h('select', { id: 'f-registry', name: 'registry' }, h('option', { value: '' }, 'All registries'),
+          registries.map((r) => h('option', { value: r.name, selected: r.name === f.registry }, r.name))))
+      : textInput('registry', 'Registry', f.registry, { placeholder: 'host[:port]' }),
+    h('div', {}, h('label', { for: 'f-usage' }, 'Usage'),
+      h('select', { id: 'f-usage', name: 'usage' }, usageChoices.map(([v, l]) => h('option', { value: v, selected: v === f.usage }, l)))),
+    textInput('since', 'Unused after', f.since, { placeholder: '30d', size: 6, title: 'An age (30d, 72h) or an RFC 3339 time' }),
+    cs,
+    textInput('namespace', 'Namespace', f.namespace, { placeholder: 'any', size: 14 }),
+    h('div', {}, h('label', { for: 'f-sort' }, 'Order'),
+      h('select', { id: 'f-sort', name: 'sort' },
+        [['', 'last run first'], ['oldest', 'longest unused first'], ['registry', 'registry, repository, tag'], ['ref', 'reference']]
+          .map(([v, l]) => h('option', { value: v, selected: v === f.sort }, l)))),
+  ]);
+  const csvParams = new URLSearchParams();
+  for (const [k, v] of Object.entries(f)) if (v && k !== 'offset' && !dropped.includes(k)) csvParams.set(k, v);
+  add(out,
+    h('h1', {}, 'Artifacts', h('span', { class: 'muted' }, ` — ${num(body.total)}`)),
+    h('p', { class: 'muted' }, 'The tags each configured registry lists, where their digests run, and when they last ran. ' +
+      'Tags never or not recently seen running are cleanup candidates.'),
+    registriesList(registries),
+    form,
+    unsupportedNote(dropped, 'usage is judged here from when each artifact last ran, and only artifacts seen running are listed.'),
+    h('p', {}, extended
+      ? h('a', { class: 'button', href: `${API}/artifacts.csv${csvParams.size ? `?${csvParams}` : ''}`, 'data-csv': 'link' },
+        'Export as CSV (every row, these filters)')
+      : h('button', { type: 'button', 'data-csv': 'page', onclick: () => downloadCSV(body.items) }, 'Export this page as CSV')),
+    artifactsTable(body.items),
+    pager('/artifacts', { ...f, offset: '' }, body));
+  show('Artifacts');
+}
+
+function registriesList(registries) {
+  if (!registries) return null;
+  if (!registries.length) {
+    return h('p', { class: 'note', 'data-registries': '0' }, 'No registry is configured for listing (-registries-file): ' +
+      'only references seen running are shown, and nothing can be "never seen".');
+  }
+  return h('table', { class: 'registries', 'aria-label': 'Configured registries', 'data-registries': registries.length },
+    h('thead', {}, h('tr', {}, ['Registry', 'Last listing', 'Repositories', 'Tags', 'In use'].map((t, i) => h('th', { scope: 'col', class: i >= 2 ? 'num' : null }, t)))),
+    h('tbody', {}, registries.map((r) => h('tr', { 'data-registry': r.name },
+      h('td', {}, h('strong', {}, r.name), ' ', h('span', { class: 'muted' }, `${r.kind} · ${r.host}`)),
+      h('td', {}, h('span', { class: `flag ${r.status === 'ok' ? 'flag-ok' : r.status === 'pending' ? 'flag-warn' : ''}` }, r.status),
+        ' ', when(r.last_refresh_at), r.error ? h('div', { class: 'muted' }, r.error) : null),
+      h('td', { class: 'num' }, num(r.repositories)), h('td', { class: 'num' }, num(r.tags)), h('td', { class: 'num' }, num(r.in_use))))));
+}
+
+// artifactView normalises one artifact: the API's registry artifact, or an older service's reference seen
+// running (ref, digest, registry_host, last_seen), whose usage is judged here from when it last ran.
+function artifactView(a) {
+  const p = splitRef(a.ref || '');
+  const lastSeen = 'last_seen_in_runtime' in a ? a.last_seen_in_runtime : a.last_seen;
+  let usage = a.usage;
+  if (!usage) {
+    if (!lastSeen) usage = 'never_seen';
+    else usage = Date.now() - Date.parse(lastSeen) > UNUSED_AFTER_DAYS * 86400e3 ? 'unused' : 'in_use';
+  }
+  return {
+    registry: a.registry || a.registry_host || p.registry, host: a.registry_host || p.registry, listed: !!a.registry,
+    repository: a.repository || p.repository, tag: a.tag ?? p.tag, digest: a.digest, lastSeen, usage,
+    listedAt: a.listed_at || null, where: a.where || null, running: a.running || null, verdict: a.verdict, severity: a.severity,
+  };
+}
+
+function whereLines(a) {
+  if (!a.where || !a.where.length) return null;
+  const lines = a.where.map((x) => `${x.cluster.name || x.cluster.uid} / ${x.namespace} / ${x.workload ? `${x.workload.kind} ${x.workload.name}` : 'bare pods'} (${x.pods} pod${x.pods === 1 ? '' : 's'})`);
+  if (a.running && a.running.workloads > a.where.length) lines.push(`… ${num(a.running.workloads - a.where.length)} more workloads`);
+  return lines;
+}
+
+function artifactsTable(items) {
+  if (!items.length) return h('p', { class: 'note', 'data-empty': 'artifacts' }, 'No artifact matches these filters.');
+  return h('table', { class: 'artifacts', 'aria-label': 'Artifacts' },
+    h('thead', {}, h('tr', {}, ['Registry / repository', 'Tag', 'Digest', 'Usage', 'Where it runs', 'Last ran', 'Listed'].map((t) => h('th', { scope: 'col' }, t)))),
+    h('tbody', {}, items.map((raw) => {
+      const a = artifactView(raw);
+      const where = whereLines(a);
+      return h('tr', { 'data-usage': a.usage, 'data-repository': a.repository, 'data-tag': a.tag || '' },
+        h('td', {}, h('div', { class: 'registry' }, a.registry, a.listed ? '' : ' (not a configured registry)'), h('span', { class: 'repo' }, a.repository)),
+        h('td', {}, a.tag ? h('span', { class: 'tag' }, a.tag) : h('span', { class: 'muted' }, '—')),
+        h('td', {}, a.digest ? [
+          a.usage === 'in_use' ? h('a', { href: `#/images/${encodeURIComponent(a.digest)}`, title: a.digest }, h('code', {}, shortDigest(a.digest)))
+            : h('code', { title: a.digest }, shortDigest(a.digest)),
+          copyButton(a.digest, 'digest')] : '—'),
+        h('td', {}, h('span', { class: `flag ${a.usage === 'in_use' ? 'flag-ok' : a.usage === 'recently_used' ? 'flag-warn' : ''}`, 'data-usage-label': a.usage },
+          USAGE_LABEL[a.usage] || a.usage), a.verdict ? [' ', verdictBadge(a.verdict)] : null),
+        h('td', {}, where ? where.map((x) => h('div', {}, x)) : h('span', { class: 'muted' }, 'nowhere now')),
+        h('td', {}, when(a.lastSeen)),
+        h('td', {}, a.listed ? when(a.listedAt) : h('span', { class: 'muted' }, '—')));
+    })));
+}
+
+// downloadCSV exports the artifacts shown when the API has no CSV endpoint.
+function downloadCSV(items) {
+  const cell = (v) => {
+    const s = v === null || v === undefined ? '' : String(v);
+    return /[",\n\r]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+  };
+  const rows = [['registry', 'repository', 'tag', 'digest', 'usage', 'last_seen_in_runtime']];
+  for (const raw of items) {
+    const a = artifactView(raw);
+    rows.push([a.registry, a.repository, a.tag, a.digest, a.usage, a.lastSeen]);
+  }
+  const blob = new Blob([`${rows.map((r) => r.map(cell).join(',')).join('\r\n')}\r\n`], { type: 'text/csv' });
+  const link = h('a', { href: URL.createObjectURL(blob), download: 'artifacts.csv' });
+  document.body.append(link);
+  link.click();
+  link.remove();
+}
+
+// ---------- preferences and start ----------
+
+function initPrefs() {
+  const btn = document.getElementById('pref-large');
+  const apply = (on) => {
+    document.documentElement.classList.toggle('large', on);
+    btn.setAttribute('aria-pressed', String(on));
+  };
+  let on = false;
+  try { on = localStorage.getItem('runtrust.large') === '1'; } catch { on = false; }
+  apply(on);
+  btn.addEventListener('click', () => {
+    on = !on;
+    apply(on);
+    try { localStorage.setItem('runtrust.large', on ? '1' : '0'); } catch { /* private mode: the choice lasts this page */ }
+  });
+}
+
+initPrefs();
+window.addEventListener('hashchange', route);
+route();
