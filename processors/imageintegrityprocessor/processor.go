@@ -175,8 +175,16 @@ func (p *integrityProcessor) queryOf(attrs, resource pcommon.Map) (q query, o *o
 		return q, &bad, true
 	}
 	q.running = running.Digest
-	// docker:// marks docker's own image id, whatever follows.
-	q.bareID = running.IsImageID() || strings.HasPrefix(rawRunning, "docker://")
+	q.bareID = isBareImageID(rawRunning, running)
+	// The inventory receiver writes running_digest as the bare digest of a repository digest and keeps what the
+	// runtime reported in container.image.id; bare ids never reach running_digest from it (running_digest_missing
+	// says local_image_id instead). So where container.image.id is there, it decides: a repo@sha256 there means a
+	// digest the repository must hold, and one it does not hold is a mismatch, not an unverifiable image id.
+	if iv, has := attrs.Get(records.AttrContainerImageID); has && iv.Type() == pcommon.ValueTypeStr && iv.Str() != "" {
+		if id, err := imageref.ParseImageID(iv.Str()); err == nil && id.Digest == running.Digest {
+			q.bareID = isBareImageID(iv.Str(), id)
+		}
+	}
 
 	ref, err := referenceOf(attrs, resource)
 	if err != nil {
@@ -203,6 +211,12 @@ func (p *integrityProcessor) queryOf(attrs, resource pcommon.Map) (q query, o *o
 		q.shown += ":latest"
 	}
 	return q, nil, true
+}
+
+// isBareImageID says whether raw, as parsed into id, is a runtime's bare image id (the config digest) rather than
+// a repository digest: no repository before the digest, or docker:// (docker's own image id, whatever follows).
+func isBareImageID(raw string, id imageref.Reference) bool {
+	return id.IsImageID() || strings.HasPrefix(raw, "docker://")
 }
 
 // referenceOf returns the image reference of a record: runtrust.image.ref when the registrytrust processor

@@ -202,6 +202,14 @@ func TestDigestNeverHeld(t *testing.T) {
 		assert.Contains(t, reasons(got), "never held")
 		assert.Contains(t, got[records.AttrImageRemediation], "compromised")
 	}
+	// As the inventory receiver writes it: running_digest is the bare digest, container.image.id what the
+	// runtime reported. A repo@digest there makes the bare digest a repository digest, so: a mismatch.
+	for _, imageID := range []string{reg.Ref("shop/cart@" + forged), "docker-pullable://" + reg.Ref("shop/cart@"+forged)} {
+		got := h.one(container{image: reg.Host + "/shop/cart:1.0", running: forged, policy: "IfNotPresent",
+			extra: map[string]any{records.AttrContainerImageID: imageID}})
+		assertVerdict(t, got, records.IntegrityDigestMismatch, records.SeverityCritical, v1)
+		assert.Contains(t, reasons(got), "never held")
+	}
 }
 
 // TestTagDeleted: the tag is deleted from the registry while the image still runs.
@@ -290,8 +298,12 @@ func TestBareImageID(t *testing.T) {
 		assert.Equal(t, records.IntegrityReasonImageID, got[records.AttrImageIntegrityReason])
 		assert.Contains(t, reasons(got), "bare image id")
 	}
+	// container.image.id that is itself a bare id keeps it one.
+	got := h.one(container{image: reg.Host + "/shop/cart:1", running: configDigest,
+		extra: map[string]any{records.AttrContainerImageID: configDigest}})
+	assert.Equal(t, records.IntegrityReasonImageID, got[records.AttrImageIntegrityReason])
 	// A bare digest that is the repository's manifest digest is compared as one.
-	got := h.one(container{image: reg.Host + "/shop/cart:1", running: v1})
+	got = h.one(container{image: reg.Host + "/shop/cart:1", running: v1})
 	assertVerdict(t, got, records.IntegrityVerified, records.SeverityNone, v1)
 }
 
