@@ -32,7 +32,7 @@ HELM_LDFLAGS    := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
 	-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$(HELM_K8S_MINOR) \
 	-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$(HELM_K8S_MINOR)
 
-.PHONY: all build test unit e2e generate dist run bench lint fmt vet staticcheck clean kube-apiserver kubectl helm
+.PHONY: all build test unit e2e load generate dist run bench lint fmt vet staticcheck clean kube-apiserver kubectl helm
 
 all: build
 
@@ -45,6 +45,25 @@ build:
 test: lint dist kube-apiserver kubectl helm
 	RUNTRUST_OTELCOL=$(CURDIR)/$(DIST_BIN) RUNTRUST_KUBE_APISERVER=$(KUBE_APISERVER) \
 		RUNTRUST_KUBECTL=$(KUBECTL) RUNTRUST_HELM=$(HELM) $(GO) test -count=1 ./...
+
+## e2e: the testbed's end-to-end scenarios (testbed/, docs/testbed.md) on real parts — PostgreSQL, the runtime
+## service, OCI registries, etcd + kube-apiserver, the built collector as controller and sensor, containerd + runc,
+## Chromium — plus the testbed's other tests and its load smoke run. Installs from Debian what a fresh machine
+## lacks (as .ci/run does), builds the distribution and the apiserver, then runs the package (~3 min once built).
+E2E_APT := etcd:etcd-server containerd:containerd runc:runc chromium:chromium
+e2e: dist kube-apiserver
+	@need=""; for p in $(E2E_APT); do command -v $${p%%:*} >/dev/null || need="$$need $${p#*:}"; done; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$$need postgresql-15"; \
+	if [ -n "$$need" ]; then echo "installing$$need"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; fi
+	RUNTRUST_OTELCOL=$(CURDIR)/$(DIST_BIN) RUNTRUST_KUBE_APISERVER=$(KUBE_APISERVER) \
+		$(GO) test -count=1 -timeout 30m -v ./testbed/...
+
+## load: the testbed's load test at 5k, 10k and 20k records/s, three 30 s runs each, each on a fresh stack
+## (~7 min on 2 shared cores); the table goes to _build/load/results.md (docs/performance.md, "Testbed load").
+LOAD_ARGS ?= -load.rates=5000,10000,20000 -load.runs=3 -load.duration=30s
+load: dist
+	RUNTRUST_OTELCOL=$(CURDIR)/$(DIST_BIN) $(GO) test -count=1 -timeout 90m -run '^TestLoad$$' -v ./testbed/ \
+		-args $(LOAD_ARGS) -load.out=$(CURDIR)/_build/load/results.md
 
 ## unit: the Go tests alone (the end-to-end test fails without `make dist` first).
 unit:

@@ -2,16 +2,10 @@ package deploy
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -37,10 +31,10 @@ func TestControllerChartEndToEnd(t *testing.T) {
 	ctx := context.Background()
 
 	// The runtime service, as its chart runs it: an external database URL, the join key.
-	grpcAddr, httpAddr := freeAddr(t), freeAddr(t)
-	svc := startProcess(t, "runtime-service", serviceBinary(t), nil,
+	grpcAddr, httpAddr := testbed.FreeAddr(t), testbed.FreeAddr(t)
+	svc := testbed.StartProcess(t, "runtime-service", testbed.ServiceBinary(t), nil,
 		"-database-url", pgtest.DB(t), "-grpc-listen", grpcAddr, "-http-listen", httpAddr, "-join-key", e2eJoinKey)
-	waitHTTP(t, "http://"+httpAddr+"/readyz", svc)
+	testbed.WaitHTTP(t, "http://"+httpAddr+"/readyz", svc)
 
 	values := []string{testdata("values-minimal.yaml")}
 	// No registry lookups: the image names a public registry, and tests here talk to loopback only.
@@ -114,11 +108,11 @@ func TestControllerChartEndToEnd(t *testing.T) {
 	writeTestFile(t, quiet, "service:\n  telemetry:\n    metrics:\n      level: none\n")
 	env, cargs := podCommand(t, installed, dep.Spec.Template.Spec, map[string]string{
 		"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port,
-		"RUNTRUST_HEALTH_ENDPOINT": freeAddr(t),
+		"RUNTRUST_HEALTH_ENDPOINT": testbed.FreeAddr(t),
 	})
 	script := `mount -t tmpfs tmpfs /run && mkdir -p /run/secrets/kubernetes.io/serviceaccount && ` +
 		`cp "$SA_DIR"/* /run/secrets/kubernetes.io/serviceaccount/ && exec "$@"`
-	col := startProcess(t, "collector", "unshare", append(env, "SA_DIR="+saDir),
+	col := testbed.StartProcess(t, "collector", "unshare", append(env, "SA_DIR="+saDir),
 		append([]string{"--mount", "--propagation", "private", "/bin/sh", "-c", script, "sh", testbed.CollectorBinary(t)},
 			append(cargs, "--config="+quiet)...)...)
 
@@ -128,11 +122,11 @@ func TestControllerChartEndToEnd(t *testing.T) {
 		LastIngestAt *time.Time `json:"last_ingest_at"`
 	}
 	var clusters struct{ Items []cluster }
-	waitFor(t, 90*time.Second, func() bool {
-		getJSON(t, "http://"+httpAddr+"/api/v1/clusters", &clusters)
+	testbed.WaitFor(t, 90*time.Second, func() bool {
+		testbed.GetJSON(t, "http://"+httpAddr+"/api/v1/clusters", &clusters)
 		return len(clusters.Items) == 1 && clusters.Items[0].LastIngestAt != nil
 	}, func() string {
-		return fmt.Sprintf("clusters %+v\ncollector:\n%s\nservice:\n%s", clusters, col.output(), svc.output())
+		return fmt.Sprintf("clusters %+v\ncollector:\n%s\nservice:\n%s", clusters, col.Output(), svc.Output())
 	})
 	if got := clusters.Items[0]; got.UID != string(ks.UID) || got.Name != "test-cluster" {
 		t.Errorf("cluster %+v, want uid %s (kube-system's) and name test-cluster", got, ks.UID)
@@ -144,139 +138,26 @@ func TestControllerChartEndToEnd(t *testing.T) {
 		Refs     []string
 	}
 	var images struct{ Items []image }
-	waitFor(t, 60*time.Second, func() bool {
-		getJSON(t, "http://"+httpAddr+"/api/v1/images", &images)
+	testbed.WaitFor(t, 60*time.Second, func() bool {
+		testbed.GetJSON(t, "http://"+httpAddr+"/api/v1/images", &images)
 		return len(images.Items) == 1 && images.Items[0].Severity != nil
-	}, func() string { return fmt.Sprintf("images %+v\ncollector:\n%s", images, col.output()) })
+	}, func() string { return fmt.Sprintf("images %+v\ncollector:\n%s", images, col.Output()) })
 	img := images.Items[0]
 	if img.Digest != digest || *img.Severity != "high" || !strings.Contains(strings.Join(img.Reasons, " "), "untrusted_registry") {
 		t.Errorf("image %+v, want %s, severity high, an untrusted_registry reason", img, digest)
 	}
-	if !strings.Contains(col.output(), "cluster enrolled") {
-		t.Errorf("the collector did not log its enrolment:\n%s", col.output())
+	if !strings.Contains(col.Output(), "cluster enrolled") {
+		t.Errorf("the collector did not log its enrolment:\n%s", col.Output())
+	}
+	// It enrolled as the cluster's collector "controller" (the chart's RUNTRUST_COLLECTOR_ID), with a token of
+	// its own that the sensors' enrolments with the same key leave alone.
+	var detail struct {
+		Collectors []struct{ ID string }
+	}
+	testbed.GetJSON(t, "http://"+httpAddr+"/api/v1/clusters/"+string(ks.UID), &detail)
+	if len(detail.Collectors) != 1 || detail.Collectors[0].ID != "controller" {
+		t.Errorf("collectors %+v; want the one the chart named controller", detail.Collectors)
 	}
 }
 
 func ptr[T any](v T) *T { return &v }
-
-var (
-	serviceBinOnce sync.Once
-	serviceBin     string
-	serviceBinErr  error
-)
-
-// serviceBinary builds the runtime service from this tree once per test run (the build cache makes it a link
-// step), as the image's Dockerfile builds it.
-func serviceBinary(t *testing.T) string {
-	t.Helper()
-	serviceBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "deploy-runtime-service-")
-		if err != nil {
-			serviceBinErr = err
-			return
-		}
-		serviceBin = filepath.Join(dir, "runtime-service")
-		cmd := exec.Command("go", "build", "-o", serviceBin, "./runtime-service/cmd/runtime-service")
-		cmd.Dir = repoRoot(t)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			serviceBinErr = fmt.Errorf("go build runtime-service: %v\n%s", err, out)
-		}
-	})
-	if serviceBinErr != nil {
-		t.Fatal(serviceBinErr)
-	}
-	return serviceBin
-}
-
-type process struct {
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  strings.Builder
-	done chan error
-}
-
-func (p *process) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
-}
-
-func (p *process) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
-
-// startProcess starts bin; env nil means the test's environment. It is stopped (SIGTERM, then SIGKILL) at the
-// end of the test.
-func startProcess(t *testing.T, name, bin string, env []string, args ...string) *process {
-	t.Helper()
-	p := &process{done: make(chan error, 1)}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = env
-	p.cmd.Stdout, p.cmd.Stderr = p, p
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(20 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-			t.Errorf("%s did not stop within 20s of SIGTERM", name)
-		}
-	})
-	return p
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func waitHTTP(t *testing.T, url string, p *process) {
-	t.Helper()
-	waitFor(t, time.Minute, func() bool {
-		resp, err := http.Get(url)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, p.output)
-}
-
-func waitFor(t *testing.T, d time.Duration, ok func() bool, why func() string) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s:\n%s", d, why())
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-}
-
-func getJSON(t *testing.T, url string, into any) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s", url, resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-}
