@@ -41,7 +41,7 @@ var listParams = map[string]struct {
 	params []string
 	sorts  []string
 }{
-	"images":    {[]string{"cluster", "namespace", "severity", "verdict", "sort", "limit", "offset"}, []string{store.SortRisk, store.SortLastSeen, store.SortDigest}},
+	"images":    {[]string{"cluster", "namespace", "severity", "verdict", "q", "sort", "limit", "offset"}, []string{store.SortRisk, store.SortLastSeen, store.SortDigest}},
 	"workloads": {[]string{"cluster", "namespace", "severity", "verdict", "sort", "limit", "offset"}, []string{store.SortRisk, store.SortName}},
 	"artifacts": {[]string{"cluster", "namespace", "severity", "verdict", "registry", "usage", "since", "sort", "limit", "offset"},
 		[]string{store.SortLastSeen, store.SortRef, store.SortRegistry, store.SortOldest}},
@@ -114,6 +114,12 @@ func ParseList(endpoint string, q url.Values) (store.Filter, error) {
 			return store.Filter{}, paramErr("namespace %q is not a Kubernetes namespace name (lower-case letters, digits and '-', at most 63)", clip(v))
 		}
 		f.Namespace = v
+	}
+	if v, ok := get(q, "q"); ok {
+		if err := checkSearch(v); err != nil {
+			return store.Filter{}, err
+		}
+		f.Search = v
 	}
 	if v, ok := get(q, "registry"); ok {
 		if !registryRE.MatchString(v) {
@@ -234,4 +240,23 @@ func ParseDigest(v string) (string, error) {
 		return "", paramErr("digest %q is not an image digest (sha256:<64 lower-case hex>)", clip(v))
 	}
 	return v, nil
+}
+
+// MaxSearch bounds the q parameter: a reference is at most a few hundred bytes, and a longer pattern only costs.
+const MaxSearch = 256
+
+// checkSearch: q is a substring of a reference or a digest, so printable text without control characters.
+func checkSearch(v string) error {
+	if v == "" || len(v) > MaxSearch {
+		return paramErr("q must be 1 to %d bytes (a part of an image reference or digest)", MaxSearch)
+	}
+	if !utf8.ValidString(v) {
+		return paramErr("q is not valid UTF-8")
+	}
+	for _, r := range v {
+		if unicode.IsControl(r) {
+			return paramErr("q %q holds a control character", clip(v))
+		}
+	}
+	return nil
 }

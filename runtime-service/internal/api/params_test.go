@@ -58,6 +58,12 @@ func TestParseList(t *testing.T) {
 		{"artifacts", "since=%2B5d", store.Filter{}, "since"},
 		{"artifacts", "since=yesterday", store.Filter{}, "since"},
 		{"images", "usage=in_use", store.Filter{}, `unknown query parameter(s) "usage"`},
+		{"images", "q=acme%2Fpay&cluster=a", store.Filter{Limit: 50, Search: "acme/pay", Cluster: "a"}, ""},
+		{"images", "q=", store.Filter{}, "q must be 1 to 256 bytes"},
+		{"images", "q=" + strings.Repeat("a", 257), store.Filter{}, "q must be"},
+		{"images", "q=a%0Ab", store.Filter{}, "control character"},
+		{"images", "q=%ff", store.Filter{}, "q is not valid UTF-8"},
+		{"workloads", "q=x", store.Filter{}, `unknown query parameter(s) "q"`},
 	}
 	for _, c := range cases {
 		q, err := url.ParseQuery(c.query)
@@ -104,7 +110,7 @@ var endpoints = []string{"images", "workloads", "artifacts", "clusters", "artifa
 func FuzzParseList(f *testing.F) {
 	for _, s := range []string{"", "limit=10&offset=5", "severity=high,critical", "verdict=stale_tag", "namespace=a-b",
 		"cluster=%E2%9C%93", "registry=ghcr.io:443", "sort=risk", "limit=1&limit=1", "x=%zz", "offset=+1",
-		"usage=unused,never_seen&since=30d", "since=2026-01-02T03:04:05Z", "usage=all", "since=1h30m", "sort=oldest"} {
+		"usage=unused,never_seen&since=30d", "since=2026-01-02T03:04:05Z", "usage=all", "since=1h30m", "sort=oldest", "q=nginx", "q=%25_%5C", "q=sha256%3Aab"} {
 		for i := range endpoints {
 			f.Add(uint8(i), s)
 		}
@@ -159,7 +165,7 @@ func FuzzAPIQuery(f *testing.F) {
 	for _, s := range []string{"", "cluster=prod&namespace=shop&severity=critical&verdict=digest_mismatch&limit=1&offset=1",
 		"cluster=%27%3B%20DROP%20TABLE%20images%3B--", "cluster=%E2%9C%93", "namespace=a", "sort=last_seen", "registry=ghcr.io",
 		"offset=1000000", "severity=none,low,medium,high,critical", "usage=unused,never_seen&since=1d&sort=oldest",
-		"registry=corp&usage=in_use", "since=1970-01-01T00:00:00Z"} {
+		"registry=corp&usage=in_use", "since=1970-01-01T00:00:00Z", "q=%27%3B--", "q=%25&cluster=prod", "q=a&namespace=shop&cluster=prod"} {
 		for i := range endpoints {
 			f.Add(uint8(i), s)
 		}

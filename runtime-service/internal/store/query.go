@@ -17,6 +17,7 @@ type Filter struct {
 	Namespace  string   // a Kubernetes namespace
 	Severities []string // any of these runtrust.risk.severity values
 	Verdicts   []string // any of these runtrust.image.integrity values
+	Search     string   // images: a substring of one of the image's references, or a prefix of its digest
 	Registry   string   // artifacts: a configured registry's name, or a registry host
 	Usage      []string // artifacts: any of these usages (UsageInUse, …)
 	// Since: artifacts not running now but seen in runtime after it are "recently_used", before it "unused".
@@ -89,6 +90,13 @@ func riskConditions(where []string, a *args, f Filter, alias string) []string {
 	}
 	if len(f.Verdicts) > 0 {
 		where = append(where, alias+"verdict = ANY("+a.add(f.Verdicts)+")")
+	}
+	if f.Search != "" {
+		// Matched on the images row whatever the scope: its refs are every reference the image runs under. The
+		// pattern's own % and _ are literal.
+		like := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(strings.ToLower(f.Search))
+		where = append(where, alias+"digest IN (SELECT m.digest FROM images m WHERE m.digest LIKE "+a.add(like+"%")+
+			" OR lower(array_to_string(m.refs, ' ')) LIKE "+a.add("%"+like+"%")+")")
 	}
 	return where
 }

@@ -336,10 +336,12 @@ func TestListFiltersAndSortOrders(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t, store.Options{Now: func() time.Time { return t0 }})
 	a, b := enrol(t, s, "a"), enrol(t, s, "b")
+	pay := container("1a", "app", digest('1'), records.SeverityHigh, records.IntegrityArtifactMissing, t0)
+	pay.ImageName, pay.ImageRef, pay.RegistryHost = "ghcr.io/acme/pay_ments:2.1", "ghcr.io/acme/pay_ments:2.1", "ghcr.io"
 	if _, err := s.Apply(ctx, a, "", &store.Batch{
 		Workloads: []store.Workload{{UID: "wl-1", Kind: "Deployment", Name: "web-1", Namespace: "ns-1", Time: t0}, {UID: "wl-2", Kind: "Deployment", Name: "web-2", Namespace: "ns-2", Time: t0}},
 		Containers: []store.Container{
-			container("1a", "app", digest('1'), records.SeverityHigh, records.IntegrityArtifactMissing, t0),
+			pay,
 			container("2a", "app", digest('2'), records.SeverityLow, records.IntegrityUnverified, t0),
 		},
 	}); err != nil {
@@ -362,6 +364,16 @@ func TestListFiltersAndSortOrders(t *testing.T) {
 		{store.Filter{Limit: 10, Cluster: "b"}, []string{digest('2')}},
 		{store.Filter{Limit: 10, Cluster: "name-a", Namespace: "ns-2"}, []string{digest('2')}},
 		{store.Filter{Limit: 10, Namespace: "ns-9"}, nil},
+		// Search: a reference's substring, case-insensitive, % and _ literal; or a digest's prefix; in every scope.
+		{store.Filter{Limit: 10, Search: "ACME/PAY_m"}, []string{digest('1')}},
+		{store.Filter{Limit: 10, Search: "acme/pay%"}, nil},
+		{store.Filter{Limit: 10, Search: "acme/payXments"}, nil},
+		{store.Filter{Limit: 10, Search: "nginx"}, []string{digest('2')}},
+		{store.Filter{Limit: 10, Search: digest('2')[:12]}, []string{digest('2')}},
+		{store.Filter{Limit: 10, Search: "nginx", Cluster: "b"}, []string{digest('2')}},
+		{store.Filter{Limit: 10, Search: "acme", Cluster: "b"}, nil},
+		{store.Filter{Limit: 10, Search: "acme", Cluster: "name-a", Namespace: "ns-1"}, []string{digest('1')}},
+		{store.Filter{Limit: 10, Search: "acme", Namespace: "ns-1", Sort: store.SortLastSeen}, []string{digest('1')}},
 	}
 	for _, c := range cases {
 		page, err := s.ListImages(ctx, c.f)
