@@ -4,18 +4,16 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/runtrust/runtrust/internal/browsertest"
 )
 
-// The runtime service's own browser helpers live in an internal package the testbed cannot import; these are
-// the few the scenarios need, driving Debian's headless Chromium as those tests do.
+// The few page helpers the scenarios need; the runtime service's UI tests have their own, richer ones.
 
 // page is one headless Chromium tab for a test.
 type page struct {
@@ -23,52 +21,11 @@ type page struct {
 	ctx context.Context
 }
 
-// startBrowser starts Chromium with a fresh profile and no outbound connections of its own; an uncaught
-// exception or console error on any page fails the test.
+// startBrowser starts Debian's headless Chromium (internal/browsertest); an uncaught exception or console error
+// on any page fails the test.
 func startBrowser(t *testing.T) *page {
 	t.Helper()
-	path, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatalf("Chromium is needed for the UI assertions (apt-get install -y chromium; .ci/run installs it): %v", err)
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1400, 1000),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("starting Chromium: %v", err)
-	}
-	var mu sync.Mutex
-	var problems []string
-	go func() {
-		for m, err := range chromedp.Console(ctx) {
-			if err != nil {
-				return
-			}
-			// The page asks the images API for "q" once to learn whether it searches; that 400 is expected.
-			if m.Source == "network" && strings.Contains(m.URL, "q=") {
-				continue
-			}
-			if m.IsException() || m.Type == "error" {
-				mu.Lock()
-				problems = append(problems, m.String())
-				mu.Unlock()
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if len(problems) > 0 {
-			t.Errorf("the page reported errors:\n%s", strings.Join(problems, "\n"))
-		}
-	})
-	return &page{t: t, ctx: ctx}
+	return &page{t: t, ctx: browsertest.Start(t, 10*time.Minute, nil)}
 }
 
 // open loads url afresh and waits until the view has drawn (main[data-ready] names it).

@@ -7,16 +7,15 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/runtrust/runtrust/internal/browsertest"
 	"github.com/runtrust/runtrust/internal/pgtest"
 	"github.com/runtrust/runtrust/internal/records"
 	runtrustv1 "github.com/runtrust/runtrust/proto/runtrust/v1"
@@ -27,59 +26,13 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // badNamespace is no Kubernetes namespace name; the test sends it to see the page report the API's error.
 const badNamespace = "Not_A_Namespace"
 
-// browser starts Debian's headless Chromium for one test, with a fresh profile. The flags keep it from reaching
-// out (component updates, sync, QUIC): on a closed network those connections are refused and only slow it down.
+// browser starts Debian's headless Chromium for one test (internal/browsertest). The one error the test provokes
+// on purpose is the bad namespace filter, which the page must report as the API's error.
 func browser(t testing.TB) context.Context {
 	t.Helper()
-	path, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatalf("Chromium is needed for the UI tests (apt-get install -y chromium; .ci/run installs it): %v", err)
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1400, 1000),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 3*time.Minute)
-	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
-	// Start the browser now and collect what the page says on its console: an uncaught exception fails the test.
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("starting Chromium: %v", err)
-	}
-	var mu sync.Mutex
-	var problems []string
-	go func() {
-		for m, err := range chromedp.Console(ctx) {
-			if err != nil {
-				return
-			}
-			// The one error the page causes on purpose: asking the images API for "q" once, to learn that it
-			// does not search yet (the page then narrows the page it shows).
-			if m.Source == "network" && strings.Contains(m.URL, "/api/v1/images?") && strings.Contains(m.URL, "q=") {
-				continue
-			}
-			// And the bad filter the test sends on purpose.
-			if m.Source == "network" && strings.Contains(m.URL, badNamespace) {
-				continue
-			}
-			if m.IsException() || m.Type == "error" {
-				mu.Lock()
-				problems = append(problems, m.String())
-				mu.Unlock()
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if len(problems) > 0 {
-			t.Errorf("the page reported errors:\n%s", strings.Join(problems, "\n"))
-		}
+	return browsertest.Start(t, 3*time.Minute, func(m chromedp.ConsoleMessage) bool {
+		return m.Source == "network" && strings.Contains(m.URL, badNamespace)
 	})
-	return ctx
 }
 
 // artifactsDir is where screenshots go: $RUNTRUST_TEST_ARTIFACTS, else _build/test-artifacts/ui under the
