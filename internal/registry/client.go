@@ -534,7 +534,7 @@ func (c *Client) newHost(registry string, cfg HostConfig) (*host, error) {
 	if cfg.TLS.CAFile != "" || cfg.TLS.InsecureSkipVerify {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.TLS.InsecureSkipVerify} //nolint:gosec // only when configured
 		if cfg.TLS.CAFile != "" {
-			pool, err := loadCAPool(cfg.TLS.CAFile)
+			pool, err := LoadCAPool(cfg.TLS.CAFile)
 			if err != nil {
 				return nil, fmt.Errorf("tls.ca_file: %w", err)
 			}
@@ -565,7 +565,9 @@ func (c *Client) newHost(registry string, cfg HostConfig) (*host, error) {
 	return h, nil
 }
 
-func loadCAPool(path string) (*x509.CertPool, error) {
+// LoadCAPool reads a PEM file of CAs to trust beside the system's (the collector's registry hosts and the
+// runtime service's correlated registries both take a tls.ca_file).
+func LoadCAPool(path string) (*x509.CertPool, error) {
 	pem, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err

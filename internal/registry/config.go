@@ -153,7 +153,7 @@ func (h HostConfig) Validate() error {
 		errs = append(errs, fmt.Errorf("host: %q names a repository path; settings apply to a whole registry", h.Host))
 	}
 	if h.TLS.CAFile != "" {
-		if _, err := loadCAPool(h.TLS.CAFile); err != nil {
+		if _, err := LoadCAPool(h.TLS.CAFile); err != nil {
 			errs = append(errs, fmt.Errorf("tls.ca_file: %w", err))
 		}
 	}

@@ -232,7 +232,7 @@ func (fr fileRegistry) validate(getenv func(string) string) (Registry, error) {
 	r.Auth = creds
 	r.TLS = registry.TLSConfig{CAFile: fr.TLS.CAFile, Insecure: fr.TLS.Insecure, InsecureSkipVerify: fr.TLS.InsecureSkipVerify}
 	if r.TLS.CAFile != "" {
-		if _, err := loadCAPool(r.TLS.CAFile); err != nil {
+		if _, err := registry.LoadCAPool(r.TLS.CAFile); err != nil {
 			bad("tls.ca_file: %v", err)
 		}
 	}

@@ -2,27 +2,11 @@ package correlate
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net/http"
-	"os"
-)
 
-// loadCAPool reads a PEM file of CAs to trust beside the system's.
-func loadCAPool(path string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s: no PEM certificate in it", path)
-	}
-	return pool, nil
-}
+	"github.com/runtrust/runtrust/internal/registry"
+)
 
 // baseTransport is the HTTP transport for one registry: its TLS settings and a connection pool sized to its
 // concurrency.
@@ -32,7 +16,7 @@ func baseTransport(r Registry) (*http.Transport, error) {
 	if r.TLS.CAFile != "" || r.TLS.InsecureSkipVerify {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: r.TLS.InsecureSkipVerify} //nolint:gosec // only when configured
 		if r.TLS.CAFile != "" {
-			pool, err := loadCAPool(r.TLS.CAFile)
+			pool, err := registry.LoadCAPool(r.TLS.CAFile)
 			if err != nil {
 				return nil, fmt.Errorf("tls.ca_file: %w", err)
 			}
