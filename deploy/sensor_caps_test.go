@@ -6,14 +6,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -92,13 +89,16 @@ func TestSensorRunsWithChartCapabilities(t *testing.T) {
 			cg, id := containerCgroup(t)
 			col := startCappedSensor(t, caps)
 			if c.startErr != "" {
-				err := col.wait(60 * time.Second)
+				exited, err := col.Wait(60 * time.Second)
+				if !exited {
+					t.Fatalf("the sensor still runs 60s after starting without %s:\n%s", c.drop, col.Output())
+				}
 				if err == nil {
-					t.Fatalf("the sensor started without %s:\n%s", c.drop, col.output())
+					t.Fatalf("the sensor started without %s:\n%s", c.drop, col.Output())
 				}
 				for _, w := range []string{"not privileged", c.startErr} {
-					if !strings.Contains(col.output(), w) {
-						t.Errorf("the collector's output lacks %q:\n%s", w, col.output())
+					if !strings.Contains(col.Output(), w) {
+						t.Errorf("the collector's output lacks %q:\n%s", w, col.Output())
 					}
 				}
 				return
@@ -120,7 +120,7 @@ func TestSensorRunsWithChartCapabilities(t *testing.T) {
 			sum, hashed := rec.Attrs[records.AttrProcessExecutableSHA256]
 			switch {
 			case c.wantHash && sum != wantSum:
-				t.Errorf("%s = %v, want %s\n%s", records.AttrProcessExecutableSHA256, sum, wantSum, col.output())
+				t.Errorf("%s = %v, want %s\n%s", records.AttrProcessExecutableSHA256, sum, wantSum, col.Output())
 			case !c.wantHash && hashed:
 				t.Errorf("hashed %s without %s: the capability is not needed for it", bin, c.drop)
 			}
@@ -128,25 +128,11 @@ func TestSensorRunsWithChartCapabilities(t *testing.T) {
 	}
 }
 
+// cappedCollector is the collector running under setpriv, with where its records and health endpoint are.
 type cappedCollector struct {
-	cmd    *exec.Cmd
-	mu     sync.Mutex
-	out    strings.Builder
-	done   chan error
+	*testbed.Process
 	file   string
 	health string
-}
-
-func (c *cappedCollector) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.out.Write(p)
-}
-
-func (c *cappedCollector) output() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.out.String()
 }
 
 // startCappedSensor starts the collector with the sensor → file pipeline under setpriv: uid 0 with the bounding
@@ -154,8 +140,7 @@ func (c *cappedCollector) output() string {
 func startCappedSensor(t *testing.T, caps []string) *cappedCollector {
 	t.Helper()
 	dir := t.TempDir()
-	c := &cappedCollector{done: make(chan error, 1), file: filepath.Join(dir, "records.jsonl"),
-		health: "127.0.0.1:" + strconv.Itoa(loopback.TestPort(t))}
+	c := &cappedCollector{file: filepath.Join(dir, "records.jsonl"), health: "127.0.0.1:" + strconv.Itoa(loopback.TestPort(t))}
 	config := fmt.Sprintf(`
 receivers:
   runtimesensor:
@@ -186,63 +171,19 @@ service:
 	for _, cp := range caps {
 		bounding += ",+" + strings.ToLower(cp)
 	}
-	c.cmd = exec.Command("setpriv", "--no-new-privs", "--inh-caps=-all", "--bounding-set="+bounding, "--",
-		testbed.CollectorBinary(t), "--config", cfg)
-	c.cmd.Stdout, c.cmd.Stderr = c, c
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { c.done <- c.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = c.cmd.Process.Signal(syscall.SIGTERM)
-		if c.wait(20*time.Second) == errTimeout {
-			_ = c.cmd.Process.Kill()
-			<-c.done
-		}
-	})
+	c.Process = testbed.StartProcess(t, "collector", "setpriv", nil, "--no-new-privs", "--inh-caps=-all",
+		"--bounding-set="+bounding, "--", testbed.CollectorBinary(t), "--config", cfg)
 	return c
 }
 
-var errTimeout = fmt.Errorf("timeout")
-
-func (c *cappedCollector) wait(d time.Duration) error {
-	select {
-	case err := <-c.done:
-		c.done <- err
-		return err
-	case <-time.After(d):
-		return errTimeout
-	}
-}
-
 func (c *cappedCollector) waitHealthy(t *testing.T) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		select {
-		case err := <-c.done:
-			c.done <- err
-			t.Fatalf("the collector exited: %v\n%s", err, c.output())
-		default:
-		}
-		if resp, err := http.Get("http://" + c.health + "/"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the collector is not healthy after 60s:\n%s", c.output())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testbed.WaitHTTP(t, "http://"+c.health+"/", c.Process)
 }
 
 // effectiveCaps reads the collector process's CapEff.
 func (c *cappedCollector) effectiveCaps(t *testing.T) uint64 {
 	t.Helper()
-	status := readFile(t, fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
+	status := readFile(t, fmt.Sprintf("/proc/%d/status", c.PID()))
 	for _, l := range strings.Split(status, "\n") {
 		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
 			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
@@ -266,7 +207,7 @@ func (c *cappedCollector) waitExec(t *testing.T, path string) testbed.Record {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no exec record of %s after 30s:\n%s", path, c.output())
+			t.Fatalf("no exec record of %s after 30s:\n%s", path, c.Output())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -3,16 +3,18 @@ package testbed
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/runtrust/runtrust/internal/loopback"
 )
 
 // Process is a child process a test started, with its output kept for failure messages.
@@ -83,6 +85,17 @@ func (p *Process) Stop(grace time.Duration) error {
 	}
 }
 
+// Wait waits up to d for the process to end and reports how; exited is false when it still runs after d.
+func (p *Process) Wait(d time.Duration) (exited bool, err error) {
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return true, err
+	case <-time.After(d):
+		return false, nil
+	}
+}
+
 // Exited reports whether the process has ended, and how.
 func (p *Process) Exited() (bool, error) {
 	select {
@@ -101,10 +114,14 @@ var (
 )
 
 // ServiceBinary builds the runtime service from this tree once per test binary (the build cache makes it a link
-// step), as the image's Dockerfile builds it.
+// step), as the image's Dockerfile builds it, or takes $RUNTRUST_SERVICE_BIN.
 func ServiceBinary(t testing.TB) string {
 	t.Helper()
 	serviceBinOnce.Do(func() {
+		if bin := os.Getenv("RUNTRUST_SERVICE_BIN"); bin != "" { // a prebuilt service instead of this tree's
+			serviceBin = bin
+			return
+		}
 		dir, err := os.MkdirTemp("", "testbed-runtime-service-")
 		if err != nil {
 			serviceBinErr = err
@@ -124,15 +141,7 @@ func ServiceBinary(t testing.TB) string {
 }
 
 // FreeAddr returns a 127.0.0.1:port that was free a moment ago.
-func FreeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func FreeAddr(t testing.TB) string { return "127.0.0.1:" + strconv.Itoa(loopback.TestPort(t)) }
 
 // WaitHTTP waits up to a minute until url answers 200; p's output explains a timeout.
 func WaitHTTP(t testing.TB, url string, p *Process) {

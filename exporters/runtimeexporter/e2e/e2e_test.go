@@ -3,14 +3,9 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -36,46 +31,12 @@ import (
 	"github.com/runtrust/runtrust/internal/pgtest"
 	"github.com/runtrust/runtrust/internal/records"
 	runtrustv1 "github.com/runtrust/runtrust/proto/runtrust/v1"
+	"github.com/runtrust/runtrust/testbed"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 const testJoinKey = "runtime-exporter-test-join-key"
-
-var (
-	serviceBinOnce sync.Once
-	serviceBin     string
-	serviceBinErr  error
-)
-
-// serviceBinary builds the runtime service from this tree once per test run (the build cache makes it a link
-// step), or takes $RUNTRUST_SERVICE_BIN.
-func serviceBinary(t testing.TB) string {
-	t.Helper()
-	serviceBinOnce.Do(func() {
-		if bin := os.Getenv("RUNTRUST_SERVICE_BIN"); bin != "" { // a prebuilt service instead of this tree's
-			serviceBin = bin
-			return
-		}
-		_, file, _, _ := runtime.Caller(0)
-		root := filepath.Join(filepath.Dir(file), "..", "..", "..")
-		dir, err := os.MkdirTemp("", "runtimeexporter-bin-")
-		if err != nil {
-			serviceBinErr = err
-			return
-		}
-		serviceBin = filepath.Join(dir, "runtime-service")
-		cmd := exec.Command("go", "build", "-o", serviceBin, "./runtime-service/cmd/runtime-service")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			serviceBinErr = fmt.Errorf("go build runtime-service: %v\n%s", err, out)
-		}
-	})
-	if serviceBinErr != nil {
-		t.Fatal(serviceBinErr)
-	}
-	return serviceBin
-}
 
 // service is the runtime service binary on a fixed loopback port and database, so it can be killed and
 // started again in place.
@@ -88,18 +49,8 @@ type service struct {
 	args []string
 }
 
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func startService(t testing.TB, dsn string, extra ...string) *service {
-	s := &service{t: t, dsn: dsn, addr: freeAddr(t), args: extra}
+	s := &service{t: t, dsn: dsn, addr: testbed.FreeAddr(t), args: extra}
 	s.start()
 	t.Cleanup(func() {
 		if s.cmd != nil {
@@ -114,7 +65,7 @@ func (s *service) start() {
 	s.out = &bytes.Buffer{}
 	args := append([]string{"-database-url", s.dsn, "-grpc-listen", s.addr, "-http-listen", "127.0.0.1:0",
 		"-join-key", testJoinKey, "-log-level", "warn"}, s.args...)
-	s.cmd = exec.Command(serviceBinary(s.t), args...)
+	s.cmd = exec.Command(testbed.ServiceBinary(s.t), args...)
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
