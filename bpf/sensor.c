@@ -54,6 +54,9 @@ enum sensor_stat {
 // Set by the loader before load.
 volatile const u8 filter_containers = 0; // 1: only cgroups under a "container_cgroups" entry are captured
 volatile const u64 dedup_ttl_ns = 0;     // 0: an open is reported once per (cgroup, inode, device, access mode)
+// 1: never wake the reader (BPF_RB_NO_WAKEUP); it drains the ring buffer on a timer instead. A wake-up per event
+// cost the receiver an epoll round trip and a goroutine hand-off each, most of its CPU in an exec storm.
+volatile const u8 no_wakeup = 0;
 
 struct event_exec {
 	u32 type;
@@ -380,7 +383,8 @@ static __always_inline u32 put_path(u8 *buf, u32 off, struct pathbuf *pb, u32 n)
 
 static __always_inline void send(void *ev, u32 size, u32 stat)
 {
-	if (bpf_ringbuf_output(&events, ev, MASKED(size, SCRATCH_SIZE - 1), 0) == 0)
+	u64 flags = no_wakeup ? BPF_RB_NO_WAKEUP : 0;
+	if (bpf_ringbuf_output(&events, ev, MASKED(size, SCRATCH_SIZE - 1), flags) == 0)
 		count(stat);
 	else
 		count(STAT_DROPPED);

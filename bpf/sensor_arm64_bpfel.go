@@ -94,6 +94,7 @@ const (
 	SensorProgProcessExec     = "process_exec"
 	SensorVarDedupTtlNs       = "dedup_ttl_ns"
 	SensorVarFilterContainers = "filter_containers"
+	SensorVarNoWakeup         = "no_wakeup"
 	SensorVarUnusedDedup      = "unused_dedup"
 	SensorVarUnusedExec       = "unused_exec"
 	SensorVarUnusedFilter     = "unused_filter"
@@ -164,6 +165,7 @@ type SensorMapSpecs struct {
 type SensorVariableSpecs struct {
 	DedupTtlNs       *ebpf.VariableSpec `ebpf:"dedup_ttl_ns"`
 	FilterContainers *ebpf.VariableSpec `ebpf:"filter_containers"`
+	NoWakeup         *ebpf.VariableSpec `ebpf:"no_wakeup"`
 	UnusedDedup      *ebpf.VariableSpec `ebpf:"unused_dedup"`
 	UnusedExec       *ebpf.VariableSpec `ebpf:"unused_exec"`
 	UnusedFilter     *ebpf.VariableSpec `ebpf:"unused_filter"`
@@ -215,6 +217,7 @@ func (m *SensorMaps) Close() error {
 type SensorVariables struct {
 	DedupTtlNs       *ebpf.Variable `ebpf:"dedup_ttl_ns"`
 	FilterContainers *ebpf.Variable `ebpf:"filter_containers"`
+	NoWakeup         *ebpf.Variable `ebpf:"no_wakeup"`
 	UnusedDedup      *ebpf.Variable `ebpf:"unused_dedup"`
 	UnusedExec       *ebpf.Variable `ebpf:"unused_exec"`
 	UnusedFilter     *ebpf.Variable `ebpf:"unused_filter"`

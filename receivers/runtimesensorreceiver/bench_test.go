@@ -206,6 +206,9 @@ func startBenchSensor(b *testing.B) *sensorRun {
 	cfg := createDefaultConfig().(*Config)
 	cfg.NodeName = "bench"
 	cfg.HealthInterval = time.Hour
+	if d, err := time.ParseDuration(os.Getenv("RUNTRUST_STORM_POLL")); err == nil {
+		cfg.PollInterval = d
+	}
 	if err := sensor.Preflight(true); err != nil {
 		b.Skipf("the runtime sensor cannot load on this machine: %v", err)
 	}

@@ -26,12 +26,18 @@ type Config struct {
 	DedupEntries int `mapstructure:"dedup_entries"`
 	// RingBufferSize is the kernel ring buffer in bytes: a power of two, at least 64 KiB.
 	RingBufferSize int `mapstructure:"ring_buffer_size"`
+	// PollInterval is how often the ring buffer is drained: the most an event waits in the kernel. The kernel
+	// never wakes the reader (one wake-up per event was most of the receiver's CPU in an exec storm). Keep it
+	// short enough that a short-lived process's /proc entry (for the executable's hash) is usually still there,
+	// and that the ring buffer cannot fill between two drains.
+	PollInterval time.Duration `mapstructure:"poll_interval"`
 	// HealthInterval is how often a runtrust.sensor.health record is sent.
 	HealthInterval time.Duration `mapstructure:"health_interval"`
 	// CgroupRescanInterval is how often, with containers_only, the cgroup trees are scanned for new container
 	// cgroups outside the kubepods trees (which are allowed as a whole).
 	CgroupRescanInterval time.Duration `mapstructure:"cgroup_rescan_interval"`
-	// FlushInterval bounds how long a record waits before it is handed to the pipeline.
+	// FlushInterval bounds how long a record waits, once read from the kernel, before it is handed to the
+	// pipeline (checked at every poll, so it is at least PollInterval).
 	FlushInterval time.Duration `mapstructure:"flush_interval"`
 	// Hash configures the SHA-256 of executed files.
 	Hash HashConfig `mapstructure:"hash"`
@@ -73,6 +79,7 @@ func createDefaultConfig() component.Config {
 		FileOpens:            true,
 		DedupEntries:         65536,
 		RingBufferSize:       16 << 20,
+		PollInterval:         100 * time.Millisecond,
 		HealthInterval:       time.Minute,
 		CgroupRescanInterval: 5 * time.Second,
 		FlushInterval:        200 * time.Millisecond,
@@ -94,6 +101,11 @@ func (cfg *Config) Validate() error {
 	}
 	if n := cfg.RingBufferSize; n < 64<<10 || n > 1<<30 || n&(n-1) != 0 {
 		errs = append(errs, fmt.Errorf("ring_buffer_size: %d is not a power of two between 65536 and 1073741824", n))
+	}
+	if cfg.PollInterval <= 0 || cfg.PollInterval > time.Second {
+		errs = append(errs, fmt.Errorf("poll_interval: %v must be positive and at most 1s", cfg.PollInterval))
+	} else if cfg.FlushInterval > 0 && cfg.PollInterval > cfg.FlushInterval {
+		errs = append(errs, fmt.Errorf("poll_interval: %v is longer than flush_interval (%v); records are flushed at a poll", cfg.PollInterval, cfg.FlushInterval))
 	}
 	if cfg.HealthInterval <= 0 {
 		errs = append(errs, fmt.Errorf("health_interval: %v must be positive", cfg.HealthInterval))

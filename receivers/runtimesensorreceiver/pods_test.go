@@ -52,7 +52,7 @@ func (f fakePods) PodFor(id string) (Pod, bool) { p, ok := f[id]; return p, ok }
 func (fakePods) Shutdown()                      {}
 
 func TestAttributionWithPods(t *testing.T) {
-	r := &sensorReceiver{pods: fakePods{cid: {Name: "web", Namespace: "shop", UID: puid}}, attrs: map[string]attribution{}}
+	r := &sensorReceiver{pods: fakePods{cid: {Name: "web", Namespace: "shop", UID: puid}}, attrs: map[cgroupTails]attribution{}}
 	a := r.attribute("/kubepods-pod"+"x.slice/cri-containerd-"+cid+".scope", "")
 	assert.False(t, a.host)
 	assert.Equal(t, cid, a.c.ID)

@@ -32,6 +32,7 @@ func startSensor(t testing.TB, mutate func(*Config)) (*sensorReceiver, *consumer
 	t.Helper()
 	cfg := createDefaultConfig().(*Config)
 	cfg.NodeName = "test-node"
+	cfg.PollInterval = 10 * time.Millisecond
 	cfg.FlushInterval = 20 * time.Millisecond
 	if mutate != nil {
 		mutate(cfg)

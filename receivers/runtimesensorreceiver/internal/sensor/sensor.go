@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -23,6 +24,10 @@ type Options struct {
 	DedupTTLNanos    uint64 // 0: report an open once per (cgroup, inode, device, access mode) while it stays in the map
 	FilterContainers bool   // capture only cgroups below an entry of the filter map (see AllowCgroup)
 	CaptureOpens     bool
+	// Polled: the kernel never wakes the reader; it calls Drain on a timer instead of blocking in Read. A
+	// wake-up per event costs an epoll round trip and a thread hand-off each, which in an exec storm was most of
+	// the receiver's CPU; a timed drain costs one non-blocking epoll_wait per tick, however many events wait.
+	Polled bool
 }
 
 // Hierarchies of the filter map.
@@ -41,6 +46,7 @@ type Sensor struct {
 	objs     bpf.SensorObjects
 	links    []link.Link
 	reader   *ringbuf.Reader
+	rec      ringbuf.Record // Drain's, reused
 	attached []string
 }
 
@@ -165,6 +171,13 @@ func Open(opts Options) (*Sensor, error) {
 	if err := spec.Variables["dedup_ttl_ns"].Set(opts.DedupTTLNanos); err != nil {
 		return nil, err
 	}
+	var noWakeup uint8
+	if opts.Polled {
+		noWakeup = 1
+	}
+	if err := spec.Variables["no_wakeup"].Set(noWakeup); err != nil {
+		return nil, err
+	}
 	var filter uint8
 	if opts.FilterContainers {
 		filter = 1
@@ -219,6 +232,25 @@ func (s *Sensor) AllowCgroup(hierarchy uint32, id uint64) error {
 
 // Read blocks for the next record and returns its raw bytes in rec (reused). ErrClosed after Close.
 func (s *Sensor) Read(rec *ringbuf.Record) error { return s.reader.ReadInto(rec) }
+
+// Drain hands every record waiting in the ring buffer to fn, without blocking, and returns how many it read.
+// raw is only valid during the call. It is how a Polled sensor is read; do not mix it with a blocked Read.
+func (s *Sensor) Drain(fn func(raw []byte)) (int, error) {
+	// A deadline in the past makes ReadInto look once (epoll_wait with a zero timeout), return what waits, then
+	// report the deadline.
+	s.reader.SetDeadline(time.Unix(1, 0))
+	n := 0
+	for {
+		if err := s.reader.ReadInto(&s.rec); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return n, nil
+			}
+			return n, err
+		}
+		n++
+		fn(s.rec.RawSample)
+	}
+}
 
 // ErrClosed is returned by Read once the sensor is closed.
 var ErrClosed = ringbuf.ErrClosed

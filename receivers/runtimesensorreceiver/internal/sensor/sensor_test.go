@@ -84,3 +84,60 @@ func TestSensorExecAndOpen(t *testing.T) {
 	oe := collect(t, s, func(e any) bool { x, ok := e.(*OpenEvent); return ok && x.Path == f }).(*OpenEvent)
 	t.Logf("%+v", oe)
 }
+
+// A Polled sensor never wakes its reader: a blocked Read sees nothing, Drain finds the event.
+func TestSensorPolledDrain(t *testing.T) {
+	s := openForTest(t, Options{RingBufferBytes: 1 << 20, Polled: true})
+
+	cmd := exec.Command("/bin/true", "polled")
+	require.NoError(t, cmd.Run())
+	pid := uint32(cmd.Process.Pid)
+
+	// No wake-up reaches a blocked reader: it must time out although the event waits in the ring buffer.
+	start := time.Now()
+	s.reader.SetDeadline(start.Add(300 * time.Millisecond))
+	var rec ringbuf.Record
+	var found bool
+	for first := true; ; first = false {
+		err := s.reader.ReadInto(&rec)
+		if first {
+			// Woken, it would have returned at once; unwoken, it returns what waits only at the deadline.
+			require.GreaterOrEqual(t, time.Since(start), 250*time.Millisecond, "the kernel woke the reader")
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			break
+		}
+		require.NoError(t, err)
+		if ev, err := Decode(rec.RawSample); err == nil {
+			if x, ok := ev.(*ExecEvent); ok && x.TGID == pid {
+				found = true
+			}
+		}
+	}
+	require.True(t, found, "the exec event was not in the ring buffer at the deadline")
+
+	cmd = exec.Command("/bin/true", "drained")
+	require.NoError(t, cmd.Run())
+	pid = uint32(cmd.Process.Pid)
+	var got *ExecEvent
+	for i := 0; i < 50 && got == nil; i++ {
+		n, err := s.Drain(func(raw []byte) {
+			if ev, err := Decode(raw); err == nil {
+				if x, ok := ev.(*ExecEvent); ok && x.TGID == pid {
+					got = x
+				}
+			}
+		})
+		require.NoError(t, err)
+		if got == nil {
+			t.Logf("drain %d: %d records, not yet", i, n)
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	require.NotNil(t, got, "Drain never returned the exec event")
+	require.Equal(t, []string{"/bin/true", "drained"}, got.Args)
+
+	require.NoError(t, s.Close())
+	_, err := s.Drain(func([]byte) {})
+	require.ErrorIs(t, err, ErrClosed)
+}
