@@ -21,6 +21,12 @@ type SensorDedupKey struct {
 	Acc      uint32
 }
 
+type SensorDedupSlot struct {
+	_    structs.HostLayout
+	Key  SensorDedupKey
+	Seen uint64
+}
+
 type SensorEventExec struct {
 	_         structs.HostLayout
 	Type      uint32
@@ -88,6 +94,7 @@ const (
 	SensorMapDedup            = "dedup"
 	SensorMapEvents           = "events"
 	SensorMapPathMap          = "path_map"
+	SensorMapRecent           = "recent"
 	SensorMapScratchMap       = "scratch_map"
 	SensorMapStats            = "stats"
 	SensorProgFileOpen        = "file_open"
@@ -155,6 +162,7 @@ type SensorMapSpecs struct {
 	Dedup            *ebpf.MapSpec `ebpf:"dedup"`
 	Events           *ebpf.MapSpec `ebpf:"events"`
 	PathMap          *ebpf.MapSpec `ebpf:"path_map"`
+	Recent           *ebpf.MapSpec `ebpf:"recent"`
 	ScratchMap       *ebpf.MapSpec `ebpf:"scratch_map"`
 	Stats            *ebpf.MapSpec `ebpf:"stats"`
 }
@@ -196,6 +204,7 @@ type SensorMaps struct {
 	Dedup            *ebpf.Map `ebpf:"dedup"`
 	Events           *ebpf.Map `ebpf:"events"`
 	PathMap          *ebpf.Map `ebpf:"path_map"`
+	Recent           *ebpf.Map `ebpf:"recent"`
 	ScratchMap       *ebpf.Map `ebpf:"scratch_map"`
 	Stats            *ebpf.Map `ebpf:"stats"`
 }
@@ -206,6 +215,7 @@ func (m *SensorMaps) Close() error {
 		m.Dedup,
 		m.Events,
 		m.PathMap,
+		m.Recent,
 		m.ScratchMap,
 		m.Stats,
 	)

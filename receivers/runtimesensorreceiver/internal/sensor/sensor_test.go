@@ -10,6 +10,7 @@ import (
 
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // openForTest loads the real programs, or skips with the precise reason when this machine cannot.
@@ -140,4 +141,51 @@ func TestSensorPolledDrain(t *testing.T) {
 	require.NoError(t, s.Close())
 	_, err := s.Drain(func([]byte) {})
 	require.ErrorIs(t, err, ErrClosed)
+}
+
+// Dedup, through the per-CPU slots and the LRU: a re-open within the TTL is a hit, one after it is reported
+// again, and another access mode is another key.
+func TestSensorDedupTTL(t *testing.T) {
+	const ttl = time.Second // long enough that a loaded CI machine still re-opens within it
+	s := openForTest(t, Options{CaptureOpens: true, RingBufferBytes: 1 << 20, Polled: true, DedupTTLNanos: uint64(ttl)})
+	f := filepath.Join(t.TempDir(), "ttl.txt")
+	require.NoError(t, os.WriteFile(f, []byte("x"), 0o644))
+
+	// opens counts the open events for f that the next drains find.
+	opens := func() (n int) {
+		time.Sleep(50 * time.Millisecond)
+		_, err := s.Drain(func(raw []byte) {
+			if ev, err := Decode(raw); err == nil {
+				if o, ok := ev.(*OpenEvent); ok && o.Path == f {
+					n++
+				}
+			}
+		})
+		require.NoError(t, err)
+		return n
+	}
+	reopen := func(n, flag int) {
+		for range n {
+			fd, err := unix.Open(f, flag, 0)
+			require.NoError(t, err)
+			require.NoError(t, unix.Close(fd))
+		}
+	}
+	require.Equal(t, 1, opens(), "the write that made the file")
+	before, err := s.Stats()
+	require.NoError(t, err)
+	reopen(1, unix.O_RDONLY)
+	require.Equal(t, 1, opens(), "first open")
+	reopen(200, unix.O_RDONLY)
+	require.Equal(t, 0, opens(), "re-opens within the TTL")
+	after, err := s.Stats()
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, after.DedupHits-before.DedupHits, uint64(200))
+
+	reopen(1, unix.O_RDWR)
+	require.Equal(t, 1, opens(), "another access mode is another key")
+
+	time.Sleep(ttl)
+	reopen(5, unix.O_RDONLY)
+	require.Equal(t, 1, opens(), "an open after the TTL is reported again, once")
 }
