@@ -192,31 +192,34 @@ func (r *sensorReceiver) readLoop(ctx context.Context) {
 
 // drain turns every waiting event into a record.
 func (r *sensorReceiver) drain(ctx context.Context) {
-	_, err := r.sensor.Drain(func(raw []byte) {
-		ev, err := sensor.Decode(raw)
-		if err != nil {
-			r.decodeErrors.Add(1)
-			r.set.Logger.Warn("undecodable sensor event", zap.Error(err))
-			return
-		}
-		r.mu.Lock()
-		if r.lrs.Len() == 0 {
-			r.batchStart = time.Now()
-		}
-		switch e := ev.(type) {
-		case *sensor.ExecEvent:
-			r.appendExec(e)
-		case *sensor.OpenEvent:
-			r.appendOpen(e)
-		}
-		full := r.lrs.Len() >= maxBatch
-		r.mu.Unlock()
-		if full {
-			r.flush(ctx)
-		}
-	})
+	_, err := r.sensor.Drain(func(raw []byte) { r.handle(ctx, raw) })
 	if err != nil && !errors.Is(err, sensor.ErrClosed) {
 		r.set.Logger.Warn("reading the ring buffer", zap.Error(err))
+	}
+}
+
+// handle turns one raw event into a record, and hands the batch on when it is full.
+func (r *sensorReceiver) handle(ctx context.Context, raw []byte) {
+	ev, err := sensor.Decode(raw)
+	if err != nil {
+		r.decodeErrors.Add(1)
+		r.set.Logger.Warn("undecodable sensor event", zap.Error(err))
+		return
+	}
+	r.mu.Lock()
+	if r.lrs.Len() == 0 {
+		r.batchStart = time.Now()
+	}
+	switch e := ev.(type) {
+	case *sensor.ExecEvent:
+		r.appendExec(e)
+	case *sensor.OpenEvent:
+		r.appendOpen(e)
+	}
+	full := r.lrs.Len() >= maxBatch
+	r.mu.Unlock()
+	if full {
+		r.flush(ctx)
 	}
 }
 
@@ -352,11 +355,12 @@ func (r *sensorReceiver) exeOf(tgid uint32) string {
 	if ok {
 		return p
 	}
-	p, err := os.Readlink(filepath.Join(r.cfg.ProcPath, strconv.Itoa(int(tgid)), "exe"))
-	if err != nil {
-		return ""
-	}
+	// A process that has exited has no link: remember that too, or each of its opens costs a failing readlink.
+	p, _ = os.Readlink(filepath.Join(r.cfg.ProcPath, strconv.Itoa(int(tgid)), "exe"))
 	r.exeMu.Lock()
+	if len(r.exes) > 65536 {
+		clear(r.exes)
+	}
 	r.exes[tgid] = p
 	r.exeMu.Unlock()
 	return p

@@ -212,7 +212,7 @@ func TestHealthRecord(t *testing.T) {
 
 // containerdCgroup makes a cgroup named like a containerd container's (systemd driver) in the v2 hierarchy and
 // returns its directory and the container id.
-func containerdCgroup(t *testing.T) (string, string) {
+func containerdCgroup(t testing.TB) (string, string) {
 	t.Helper()
 	root := "/sys/fs/cgroup/unified"
 	if _, err := os.Stat(filepath.Join(root, "cgroup.procs")); err != nil {
@@ -234,7 +234,7 @@ func containerdCgroup(t *testing.T) (string, string) {
 	return dir, id
 }
 
-func runInCgroup(t *testing.T, cgroup string, argv ...string) int64 {
+func runInCgroup(t testing.TB, cgroup string, argv ...string) int64 {
 	t.Helper()
 	script := fmt.Sprintf(`echo $$ > %s/cgroup.procs && exec "$@"`, cgroup)
 	cmd := exec.Command("/bin/sh", append([]string{"-c", script, "sh"}, argv...)...)
