@@ -72,7 +72,7 @@ unit:
 ## generate: bpf2go for bpf/ (needs clang, llvm and libbpf-dev: `apt-get install -y clang llvm libbpf-dev`; the
 ## generated .go and .o are committed, so nothing else needs clang), then mdatagen for every component.
 generate:
-	cd bpf && $(GO) generate .
+	$(GO) generate ./bpf/...
 	@for c in $(COMPONENTS); do echo "mdatagen $$c"; (cd $$c && $(GO) tool -modfile=$(CURDIR)/tools/go.mod mdatagen metadata.yaml) || exit 1; done
 	@# runtrust.v1 protobuf (needs protoc: `apt-get install -y protobuf-compiler`; the .pb.go files are committed).
 	protoc --plugin=protoc-gen-go="$$(cd tools && $(GO) tool -n protoc-gen-go)" \

@@ -252,6 +252,9 @@ func (s *Sensor) Drain(fn func(raw []byte)) (int, error) {
 	}
 }
 
+// RingBuffer is the events ring buffer map; a benchmark feeds it through package bpf/inject.
+func (s *Sensor) RingBuffer() *ebpf.Map { return s.objs.Events }
+
 // ErrClosed is returned by Read once the sensor is closed.
 var ErrClosed = ringbuf.ErrClosed
 
