@@ -32,7 +32,10 @@ import (
 //	go test -run='^$' -bench=Storm -benchtime=1x ./receivers/runtimesensorreceiver/
 //
 // RUNTRUST_STORM_EXECS (default 20000), RUNTRUST_STORM_OPENS (default 200000) and RUNTRUST_STORM_ROUNDS
-// (default 3) size them.
+// (default 3) size them; RUNTRUST_STORM_POLL overrides poll_interval. BenchmarkReaderStorm
+// (reader_storm_bench_test.go) drives the reader at rates real execs cannot reach here, and BenchmarkPipeline
+// (pipeline_bench_test.go) is the user-space cost per event without the kernel. docs/performance.md has the
+// numbers.
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
