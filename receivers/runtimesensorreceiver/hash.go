@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -64,9 +65,11 @@ func (h *hasher) store(k fileKey, sum string) {
 
 var errNotSameFile = errors.New("the file at that path is not the one executed")
 
-// sum returns the executable's SHA-256. It tries the process's root, then its parent's (the process may have
-// exited already; a parent in the same container shares the root), then, for host processes, the host's.
-func (h *hasher) sum(ev *sensor.ExecEvent, host bool) (string, error) {
+// sum returns the executable's SHA-256, read through /proc/<pid>/root of the first of pids that shows the
+// executed file (the inode is checked): the process itself, then processes that share its root filesystem, for
+// when it has exited by the time its event is read (see sensorReceiver.rootPIDs). pids is only walked on a
+// cache miss, and only as far as needed.
+func (h *hasher) sum(ev *sensor.ExecEvent, pids iter.Seq[uint32]) (string, error) {
 	k := fileKey{dev: uint64(ev.Device), ino: ev.Inode, size: ev.Size, mtimeSec: ev.MtimeSec, mtimeNsec: ev.MtimeNsec}
 	if s, ok := h.lookup(k); ok {
 		return s, nil
@@ -74,13 +77,9 @@ func (h *hasher) sum(ev *sensor.ExecEvent, host bool) (string, error) {
 	if int64(ev.Size) > h.maxSize {
 		return "", fmt.Errorf("%s is %d bytes, over hash.max_file_size", ev.Path, ev.Size)
 	}
-	roots := []string{strconv.Itoa(int(ev.TGID)), strconv.Itoa(int(ev.PPID))}
-	if host {
-		roots = append(roots, "1")
-	}
 	var errs []error
-	for _, pid := range roots {
-		s, err := h.hashAt(filepath.Join(h.procPath, pid, "root", ev.Path), ev.Inode)
+	for pid := range pids {
+		s, err := h.hashAt(filepath.Join(h.procPath, strconv.Itoa(int(pid)), "root", ev.Path), ev.Inode)
 		if err == nil {
 			h.store(k, s)
 			return s, nil

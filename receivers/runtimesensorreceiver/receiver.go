@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"iter"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -58,6 +59,8 @@ type sensorReceiver struct {
 	attrMu sync.Mutex
 	attrs  map[cgroupTails]attribution
 
+	roots *containerRoots // live processes per container, for hashing an exited process's executable
+
 	decodeErrors, hashErrors atomic.Uint64
 	monoOffset               time.Duration // wall clock − CLOCK_MONOTONIC
 }
@@ -76,7 +79,7 @@ type attribution struct {
 func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs, pods PodLookup) (*sensorReceiver, error) {
 	host, _ := os.Hostname()
 	r := &sensorReceiver{cfg: cfg, set: set, next: next, pods: pods, host: host,
-		exes: map[uint32]string{}, attrs: map[cgroupTails]attribution{}}
+		exes: map[uint32]string{}, attrs: map[cgroupTails]attribution{}, roots: newContainerRoots(cfg.ProcPath)}
 	if cfg.Hash.Enabled {
 		r.hasher = newHasher(cfg.ProcPath, cfg.Hash.MaxFileSize, cfg.Hash.CacheEntries)
 	}
@@ -333,7 +336,7 @@ func (r *sensorReceiver) appendExec(e *sensor.ExecEvent) {
 	at := r.attribute(e.CgroupV2, e.CgroupV1)
 	r.putAttribution(a, e.CgroupID, at)
 	if r.hasher != nil {
-		if sum, err := r.hasher.sum(e, at.host); err == nil {
+		if sum, err := r.hasher.sum(e, r.rootPIDs(e, at)); err == nil {
 			a.PutStr(records.AttrProcessExecutableSHA256, sum)
 		} else {
 			r.hashErrors.Add(1)
@@ -346,6 +349,29 @@ func (r *sensorReceiver) appendExec(e *sensor.ExecEvent) {
 	}
 	r.exes[e.TGID] = e.Path
 	r.exeMu.Unlock()
+	if !at.host {
+		r.roots.seen(at.c.ID, e.TGID)
+	}
+}
+
+// rootPIDs are the processes whose /proc/<pid>/root may show the file an exec event names, in the order to try:
+// the process; for a container process, a live process of the same container (same root filesystem: the
+// event is read up to poll_interval late, and a short-lived process, such as a shell run by `kubectl exec`, has
+// often exited by then, its parent being the runtime's shim on the host); the parent; for a host process, init.
+func (r *sensorReceiver) rootPIDs(e *sensor.ExecEvent, at attribution) iter.Seq[uint32] {
+	return func(yield func(uint32) bool) {
+		if !yield(e.TGID) {
+			return
+		}
+		if at.host {
+			_ = yield(e.PPID) && yield(1)
+			return
+		}
+		if pid, ok := r.roots.live(at.c.ID, e.TGID); ok && !yield(pid) {
+			return
+		}
+		yield(e.PPID)
+	}
 }
 
 func (r *sensorReceiver) exeOf(tgid uint32) string {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -284,4 +285,44 @@ func mustStat(t *testing.T, p string) uint64 {
 	fi, err := os.Stat(p)
 	require.NoError(t, err)
 	return fi.Sys().(*syscall.Stat_t).Ino
+}
+
+// TestHashOfExitedContainerProcess: a short-lived process in a container whose parent has exited too by the
+// time the event is read (here: a poll every 500 ms) is hashed through another live process of the container.
+func TestHashOfExitedContainerProcess(t *testing.T) {
+	for _, seenBefore := range []bool{true, false} {
+		name := "sensor saw the container's other exec"
+		if !seenBefore {
+			name = "container started before the sensor"
+		}
+		t.Run(name, func(t *testing.T) {
+			cg, id := containerdCgroup(t)
+			var r *sensorReceiver
+			var sink *consumertest.LogsSink
+			if seenBefore {
+				r, sink = startSensor(t, func(c *Config) { c.PollInterval, c.FlushInterval = 500*time.Millisecond, time.Second })
+			}
+			// The container's long-lived process.
+			keep := exec.Command("/bin/sh", "-c", fmt.Sprintf(`echo $$ > %s/cgroup.procs && exec sleep 60`, cg))
+			require.NoError(t, keep.Start())
+			t.Cleanup(func() { _ = keep.Process.Kill(); _ = keep.Wait() })
+			require.Eventually(t, func() bool {
+				b, err := os.ReadFile(filepath.Join(cg, "cgroup.procs"))
+				return err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(keep.Process.Pid)
+			}, 10*time.Second, 10*time.Millisecond)
+			if !seenBefore {
+				r, sink = startSensor(t, func(c *Config) { c.PollInterval, c.FlushInterval = 500*time.Millisecond, time.Second })
+			}
+			_ = r
+			// A shell in the container starts tac in the background and exits; tac exits at once too.
+			runInCgroup(t, cg, "/bin/sh", "-c", "/usr/bin/tac /dev/null &")
+			tac, err := filepath.EvalSymlinks("/usr/bin/tac")
+			require.NoError(t, err)
+			lr := waitRecords(t, sink, func(lr plog.LogRecord) bool {
+				return lr.EventName() == records.EventProcessExec && strAttr(lr, records.AttrProcessExecutablePath) == tac &&
+					strAttr(lr, records.AttrContainerID) == id
+			})[0]
+			assert.Equal(t, sha256File(t, tac), strAttr(lr, records.AttrProcessExecutableSHA256))
+		})
+	}
 }
