@@ -194,6 +194,35 @@ func TestVerdictTimeline(t *testing.T) {
 	}
 }
 
+// TestVerdictTimelineMergesContainers: one entry per (cluster, digest, reference) carries the worst verdict and
+// severity of its live containers and the sorted, distinct union of their reasons; a container without reasons
+// adds none.
+func TestVerdictTimelineMergesContainers(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, store.Options{})
+	c := enrol(t, s, "c1")
+	d := digest('3')
+	a := container("a1", "app", d, records.SeverityLow, records.IntegrityVerified, t0)
+	a.Reasons = []string{"b: second", "a: first"}
+	b := container("b1", "app", d, records.SeverityHigh, records.IntegrityStaleTag, t0.Add(time.Minute))
+	b.Reasons = []string{"a: first", "c: third"}
+	n := container("c1", "app", d, records.SeverityNone, records.IntegrityVerified, t0)
+	n.Reasons = nil
+	if _, err := s.Apply(ctx, c, "", &store.Batch{Containers: []store.Container{a, b, n}}); err != nil {
+		t.Fatal(err)
+	}
+	img, err := s.GetImage(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := img.Timeline
+	if len(tl) != 1 || tl[0].OldVerdict != nil || tl[0].NewVerdict != records.IntegrityStaleTag ||
+		tl[0].NewSeverity != records.SeverityHigh || !slices.Equal(tl[0].Reasons, []string{"a: first", "b: second", "c: third"}) ||
+		!tl[0].Time.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("timeline: %+v", tl)
+	}
+}
+
 // TestSensorRatesAndStaleness: events/s comes from the last two health records; a sensor is stale after three
 // of its intervals without a record, or after the configured threshold.
 func TestSensorRatesAndStaleness(t *testing.T) {

@@ -30,21 +30,20 @@ func recordVerdictChanges(ctx context.Context, tx pgx.Tx, clusterID int64, diges
 		return nil
 	}
 	_, err := tx.Exec(ctx, `
-		WITH live AS (
-			SELECT k.running_digest AS digest, CASE WHEN k.image_ref <> '' THEN k.image_ref ELSE k.image_name END AS ref, k.*
-			FROM containers k
-			WHERE k.cluster_id = $1 AND k.running_digest = ANY($2) AND k.deleted_at IS NULL),
-		cur AS (
-			SELECT digest, ref, (array_agg(integrity ORDER BY verdict_rank DESC))[1] AS verdict,
-				(array_agg(severity ORDER BY severity_rank DESC))[1] AS severity, max(last_seen) AS at
-			FROM live GROUP BY digest, ref),
-		rs AS (
-			SELECT digest, ref, array_agg(DISTINCT r ORDER BY r) AS reasons
-			FROM live, unnest(live.reasons) r GROUP BY digest, ref),
+		WITH cur AS (
+			-- One grouped pass: the reasons are unnested in the same pass, not gathered by a second aggregate
+			-- joined back, which PostgreSQL (misjudging the batch's rows before an ANALYZE) ran as a nested loop
+			-- re-sorting that aggregate once per (digest, reference): 1 s for an 800-image batch.
+			SELECT k.running_digest AS digest, CASE WHEN k.image_ref <> '' THEN k.image_ref ELSE k.image_name END AS ref,
+				(array_agg(k.integrity ORDER BY k.verdict_rank DESC))[1] AS verdict,
+				(array_agg(k.severity ORDER BY k.severity_rank DESC))[1] AS severity, max(k.last_seen) AS at,
+				coalesce(array_agg(DISTINCT r ORDER BY r) FILTER (WHERE r IS NOT NULL), '{}') AS reasons
+			FROM containers k LEFT JOIN LATERAL unnest(k.reasons) r ON true
+			WHERE k.cluster_id = $1 AND k.running_digest = ANY($2) AND k.deleted_at IS NULL
+			GROUP BY 1, 2),
 		changed AS (
-			SELECT cur.*, coalesce(rs.reasons, '{}') AS reasons, v.verdict AS old_verdict, v.severity AS old_severity
-			FROM cur LEFT JOIN rs USING (digest, ref)
-			LEFT JOIN image_verdicts v ON v.cluster_id = $1 AND v.digest = cur.digest AND v.ref = cur.ref
+			SELECT cur.*, v.verdict AS old_verdict, v.severity AS old_severity
+			FROM cur LEFT JOIN image_verdicts v ON v.cluster_id = $1 AND v.digest = cur.digest AND v.ref = cur.ref
 			WHERE CASE WHEN v.cluster_id IS NULL THEN cur.verdict <> '' OR cur.severity <> ''
 				ELSE v.verdict <> cur.verdict OR v.severity <> cur.severity END),
 		log AS (
