@@ -48,9 +48,8 @@ func TestScenarios(t *testing.T) {
 		ui.eventually(t, s.API+"/#/images", "images",
 			fmt.Sprintf(`!!document.querySelector('tr[data-digest=%q] [data-verdict="untrusted"]')`, digest))
 	})
-	// Fails today: the inventory receiver sends the running digest without its repository and the integrity
-	// processor takes that for a bare image id, so the verdict is unverified (image_id). docs/testbed.md, "A
-	// product bug the testbed found".
+	// This scenario found a product bug (the running digest without its repository was taken for a bare image
+	// id): docs/testbed.md, "A product bug the testbed found, and fixed".
 	t.Run("a digest the registry never held", func(t *testing.T) {
 		s.Registry.PushImage(t, "shop/api:1.0")
 		forged := "sha256:" + strings.Repeat("0bad", 16)
@@ -193,6 +192,26 @@ func sensorStops(t *testing.T, s *Stack, ui *page) {
 		})
 	ui.eventually(t, s.API+"/#/clusters", "clusters", fmt.Sprintf(
 		`!!document.querySelector('tr[data-node=%q]') && !document.querySelector('tr[data-node=%q]').classList.contains('stale')`, NodeName, NodeName))
+
+	// Each collector enrolled with the one join key as its own collector, and both are live.
+	var cl struct {
+		Collectors []struct {
+			ID   string  `json:"id"`
+			Mode *string `json:"mode"`
+			Live bool    `json:"live"`
+		} `json:"collectors"`
+	}
+	s.Get(t, "/api/v1/clusters/"+ClusterName, &cl)
+	var ids []string
+	for _, c := range cl.Collectors {
+		ids = append(ids, c.ID)
+		if !c.Live {
+			t.Errorf("collector %s is not live: %s", c.ID, js(cl.Collectors))
+		}
+	}
+	if slices.Sort(ids); !slices.Equal(ids, []string{"controller", NodeName}) {
+		t.Errorf("collectors %v, want controller and %s, each enrolled with the join key", ids, NodeName)
+	}
 
 	if err := s.Sensor.Stop(20 * time.Second); err != nil {
 		t.Fatal(err)

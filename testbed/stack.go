@@ -40,8 +40,10 @@ const (
 
 // Stack is runtrust as a platform team installs it, on loopback: the runtime service on Postgres, a trusted OCI
 // registry and an untrusted one, a kube-apiserver with etcd, and the built otelcol-runtrust as the controller
-// (distributions/controller/config.yaml) and as a node's sensor (distributions/sensor/config.yaml), both with
-// the cluster token from `runtime-service enrol`, as docs/install.md's Impact mode says.
+// (distributions/controller/config.yaml) and as a node's sensor (distributions/sensor/config.yaml), each enrolling
+// with the one join key as its own collector (the controller as "controller", the sensor as its node name), as
+// docs/install.md's Impact mode says. The load stack uses the documented alternative instead: one cluster token
+// from `runtime-service enrol`, shared by its collectors (Token).
 type Stack struct {
 	API        string // the service's HTTP base, http://127.0.0.1:port
 	GRPC       string // the service's gRPC address
@@ -51,7 +53,7 @@ type Stack struct {
 	Kube       *kubetest.Cluster
 	Client     kubernetes.Interface
 	ClusterUID string
-	Token      string
+	Token      string // set: the collectors use this shared token; empty: they enrol with the join key
 	Controller *Process
 	Sensor     *Process
 
@@ -84,7 +86,6 @@ func StartStack(t testing.TB, opts StackOptions) *Stack {
 		t.Fatal(err)
 	}
 	s.ClusterUID = string(ks.UID)
-	s.Token = s.enrol(t)
 
 	s.Controller = s.startCollector(t, "controller", map[string]string{
 		"RUNTRUST_CLUSTER_UID":        s.ClusterUID,
@@ -130,7 +131,7 @@ processors:
 	return s
 }
 
-// enrol runs `runtime-service enrol` as docs/install.md says for Impact mode, and returns the token.
+// enrol runs `runtime-service enrol`, docs/install.md's shared-token alternative, and returns the token.
 func (s *Stack) enrol(t testing.TB) string {
 	t.Helper()
 	tokenFile := filepath.Join(s.dir, "cluster.token")
@@ -156,9 +157,14 @@ func (s *Stack) startCollector(t testing.TB, mode string, env map[string]string,
 		"RUNTRUST_CLUSTER_NAME":     ClusterName,
 		"RUNTRUST_SERVICE_ENDPOINT": s.GRPC,
 		"RUNTRUST_SERVICE_INSECURE": "true",
-		"RUNTRUST_CLUSTER_TOKEN":    s.Token,
 		"RUNTRUST_QUEUE_DIR":        filepath.Join(s.dir, mode+"-queue"),
 		"RUNTRUST_HEALTH_ENDPOINT":  health,
+		"RUNTRUST_CLUSTER_UID":      s.ClusterUID,
+	}
+	if s.Token != "" {
+		base["RUNTRUST_CLUSTER_TOKEN"] = s.Token
+	} else {
+		base["RUNTRUST_JOIN_KEY"] = stackJoin
 	}
 	if s.Kube != nil {
 		base["KUBECONFIG"] = s.Kube.Kubeconfig
