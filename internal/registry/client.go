@@ -44,6 +44,9 @@ type Options struct {
 	UserAgent string
 	// Now is the clock (tests); nil for time.Now.
 	Now func() time.Time
+	// CredentialsReloaded is told when the credentials files changed on disk and were read again (err nil), or
+	// could not be (the credentials read before stay in use); nil for none.
+	CredentialsReloaded func(err error)
 }
 
 // Observer receives the client's self-metrics. Methods are called concurrently.
@@ -184,6 +187,7 @@ func New(opts Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	kc.now, kc.reloaded = c.now, opts.CredentialsReloaded
 	c.keychain = kc
 	for i, h := range opts.Hosts {
 		if err := h.Validate(); err != nil {
@@ -363,7 +367,11 @@ func (c *Client) resolve(ctx context.Context, h *host, repo Repo, ident string, 
 	} else {
 		ref = r.Digest(ident)
 	}
-	desc, err := h.puller.Head(ctx, ref)
+	puller, err := h.pullerFor(c.keychain)
+	if err != nil {
+		return Answer{}, &Error{Kind: KindRegistryError, Registry: repo.Registry, Detail: err.Error()}
+	}
+	desc, err := puller.Head(ctx, ref)
 	var ans Answer
 	switch {
 	case err == nil:
@@ -371,7 +379,7 @@ func (c *Client) resolve(ctx context.Context, h *host, repo Repo, ident string, 
 	case headNeedsGet(err):
 		// The HEAD answered 200 without Docker-Content-Digest or Content-Type: a GET tells (and counts as a pull
 		// on registries that count them).
-		d, gerr := h.puller.Get(ctx, ref)
+		d, gerr := puller.Get(ctx, ref)
 		if gerr != nil {
 			return Answer{}, gerr
 		}
@@ -389,7 +397,7 @@ func (c *Client) resolve(ctx context.Context, h *host, repo Repo, ident string, 
 	if ans.IsIndex() {
 		ps, ok := c.getContent(ans.Digest)
 		if !ok {
-			d, err := h.puller.Get(ctx, r.Digest(ans.Digest))
+			d, err := puller.Get(ctx, r.Digest(ans.Digest))
 			if err != nil {
 				return Answer{}, err
 			}
@@ -557,11 +565,10 @@ func (c *Client) newHost(registry string, cfg HostConfig) (*host, error) {
 	if c.opts.UserAgent != "" {
 		opts = append(opts, remote.WithUserAgent(c.opts.UserAgent))
 	}
-	p, err := remote.NewPuller(opts...)
-	if err != nil {
+	h.pullerOpts = opts
+	if _, err := h.pullerFor(c.keychain); err != nil {
 		return nil, err
 	}
-	h.puller = p
 	return h, nil
 }
 
@@ -583,13 +590,56 @@ func LoadCAPool(path string) (*x509.CertPool, error) {
 }
 
 // keychain resolves credentials: per-registry auth first, then the credentials files, most specific first.
+// The files are read again when they change on disk: Kubernetes updates a mounted pull secret in place (an
+// atomic symlink swap), and a rotated registry password must not need a collector restart. At most one check per
+// credentialsCheckEvery, on a lookup; a file that no longer parses keeps the credentials read before.
 type keychain struct {
 	explicit []Credential
-	files    []Credential
+	paths    []credentialsPath
+	now      func() time.Time
+	reloaded func(error)
+
+	mu      sync.RWMutex
+	files   []Credential
+	stamps  []fileStamp
+	checked time.Time
+	failed  []fileStamp // the stamps whose read failed: not retried until they change again
+	gen     uint64      // counts successful reloads: a host's puller built before one is rebuilt
 }
 
+func (k *keychain) generation() uint64 {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.gen
+}
+
+type credentialsPath struct{ field, path string }
+
+// fileStamp is what a change of a credentials file changes: its identity (a symlink swap gives another file),
+// size and modification time. nil: the file could not be found.
+type fileStamp os.FileInfo
+
+func sameStamps(a, b []fileStamp) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		switch {
+		case a[i] == nil || b[i] == nil:
+			if a[i] != b[i] {
+				return false
+			}
+		case !os.SameFile(a[i], b[i]) || a[i].Size() != b[i].Size() || !a[i].ModTime().Equal(b[i].ModTime()):
+			return false
+		}
+	}
+	return true
+}
+
+const credentialsCheckEvery = 10 * time.Second
+
 func newKeychain(hosts []HostConfig, creds CredentialsConfig) (*keychain, error) {
-	k := &keychain{}
+	k := &keychain{now: time.Now}
 	for i, h := range hosts {
 		rule, err := registryrule.Parse(h.Host, true)
 		if err != nil {
@@ -604,21 +654,76 @@ func newKeychain(hosts []HostConfig, creds CredentialsConfig) (*keychain, error)
 		}
 	}
 	for i, f := range creds.DockerConfigFiles {
-		cs, err := loadCredentialsFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("docker_config_files[%d]: %w", i, err)
-		}
-		k.files = append(k.files, cs...)
+		k.paths = append(k.paths, credentialsPath{fmt.Sprintf("docker_config_files[%d]", i), f})
 	}
 	for i, f := range creds.PullSecretFiles {
-		cs, err := loadCredentialsFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("pull_secret_files[%d]: %w", i, err)
-		}
-		k.files = append(k.files, cs...)
+		k.paths = append(k.paths, credentialsPath{fmt.Sprintf("pull_secret_files[%d]", i), f})
 	}
-	sortCredentials(k.files)
+	stamps := k.stat()
+	files, err := k.load()
+	if err != nil {
+		return nil, err
+	}
+	k.files, k.stamps, k.checked = files, stamps, k.now()
 	return k, nil
+}
+
+func (k *keychain) stat() []fileStamp {
+	out := make([]fileStamp, len(k.paths))
+	for i, p := range k.paths {
+		if fi, err := os.Stat(p.path); err == nil {
+			out[i] = fi
+		}
+	}
+	return out
+}
+
+func (k *keychain) load() ([]Credential, error) {
+	var files []Credential
+	for _, p := range k.paths {
+		cs, err := loadCredentialsFile(p.path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p.field, err)
+		}
+		files = append(files, cs...)
+	}
+	sortCredentials(files)
+	return files, nil
+}
+
+// refresh reads the files again if one changed since the last read (checked at most every
+// credentialsCheckEvery).
+func (k *keychain) refresh() {
+	if len(k.paths) == 0 {
+		return
+	}
+	now := k.now()
+	k.mu.RLock()
+	due := now.Sub(k.checked) >= credentialsCheckEvery
+	k.mu.RUnlock()
+	if !due {
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if now.Sub(k.checked) < credentialsCheckEvery { // another lookup did it meanwhile
+		return
+	}
+	k.checked = now
+	stamps := k.stat()
+	if sameStamps(stamps, k.stamps) || sameStamps(stamps, k.failed) {
+		return
+	}
+	files, err := k.load()
+	if err != nil {
+		k.failed = stamps
+	} else {
+		k.files, k.stamps, k.failed = files, stamps, nil
+		k.gen++
+	}
+	if k.reloaded != nil {
+		k.reloaded(err)
+	}
 }
 
 // Resolve implements authn.Keychain.
@@ -640,7 +745,11 @@ func (k *keychain) lookup(registry, repository string) (authn.AuthConfig, bool) 
 		return authn.AuthConfig{}, false
 	}
 	host = strings.ToLower(host)
-	for _, list := range [][]Credential{k.explicit, k.files} {
+	k.refresh()
+	k.mu.RLock()
+	files := k.files
+	k.mu.RUnlock()
+	for _, list := range [][]Credential{k.explicit, files} {
 		for _, c := range list {
 			if c.Rule.Matches(host, port, repository) {
 				return c.Auth, true

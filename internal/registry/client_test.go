@@ -3,7 +3,10 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -358,5 +361,99 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		if _, err := New(tt.opts); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 			t.Errorf("New(%+v) = %v, want an error naming %s", tt.opts, err, tt.wantErr)
 		}
+	}
+}
+
+// TestPullSecretRotation: a pull secret mounted the Kubernetes way (a symlink swapped to a new directory) is read
+// again once it changes, so a lookup refused with the old password succeeds with the new one without a new
+// client; a secret that stops parsing keeps the last good credentials, and the failure is reported once.
+func TestPullSecretRotation(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.WithBasicAuth("ci", "new-password"))
+	d := reg.PushImage(t, "app/one:1")
+	reg.PushImage(t, "app/one:2")
+	reg.PushImage(t, "app/one:3")
+
+	dir := t.TempDir()
+	version := 0
+	mount := func(content string) { // what the kubelet does on a secret update
+		version++
+		data := filepath.Join(dir, fmt.Sprintf("..v%d", version))
+		if err := os.Mkdir(data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(data, ".dockerconfigjson"), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		tmp := filepath.Join(dir, "..data_tmp")
+		if err := os.Symlink(filepath.Base(data), tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	secret := func(password string) string {
+		return fmt.Sprintf(`{"auths":{%q:{"username":"ci","password":%q}}}`, reg.Host, password)
+	}
+	mount(secret("old-password"))
+	file := filepath.Join(dir, ".dockerconfigjson")
+	if err := os.Symlink("..data/.dockerconfigjson", file); err != nil {
+		t.Fatal(err)
+	}
+
+	clock := time.Unix(1_800_000_000, 0)
+	var mu sync.Mutex
+	var reloads []error
+	c := newClient(t, Options{
+		Credentials: CredentialsConfig{PullSecretFiles: []string{file}},
+		Now:         func() time.Time { mu.Lock(); defer mu.Unlock(); return clock },
+		CredentialsReloaded: func(err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			reloads = append(reloads, err)
+		},
+	})
+	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
+	kindOf := func(err error) Kind {
+		var re *Error
+		if errors.As(err, &re) {
+			return re.Kind
+		}
+		return ""
+	}
+	lookup := func(tag string) (Answer, error) {
+		return c.Tag(context.Background(), repoOn(reg, "app/one"), tag)
+	}
+
+	if _, err := lookup("1"); kindOf(err) != KindUnauthorized {
+		t.Fatalf("with the old password: %v, want %s", err, KindUnauthorized)
+	}
+	mount(secret("new-password"))
+	advance(time.Second) // within the check interval: not read yet
+	if _, err := lookup("2"); kindOf(err) != KindUnauthorized {
+		t.Fatalf("1 s after the rotation: %v, want %s (the files are checked every %v)", err, KindUnauthorized, credentialsCheckEvery)
+	}
+	advance(credentialsCheckEvery)
+	a, err := lookup("3")
+	if err != nil || a.Digest == "" {
+		t.Fatalf("after the rotation: %v", err)
+	}
+	mu.Lock()
+	if len(reloads) != 1 || reloads[0] != nil {
+		t.Fatalf("reloads %v, want one without error", reloads)
+	}
+	mu.Unlock()
+
+	mount(`{"auths": not json`)
+	advance(credentialsCheckEvery)
+	if a, err := c.Digest(context.Background(), repoOn(reg, "app/one"), d); err != nil || a.Digest != d {
+		t.Fatalf("with a broken secret the last good credentials should stay: %v", err)
+	}
+	advance(credentialsCheckEvery)
+	_, _ = lookup("1")
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reloads) != 2 || reloads[1] == nil || !strings.Contains(reloads[1].Error(), "pull_secret_files[0]") {
+		t.Fatalf("reloads %v, want a second one naming pull_secret_files[0], reported once", reloads)
 	}
 }

@@ -21,10 +21,32 @@ type host struct {
 	limiter     *rate.Limiter
 	defaultWait time.Duration
 	now         func() time.Time
-	puller      *remote.Puller
+	pullerOpts  []remote.Option
+
+	// The puller caches an authenticated transport per repository, so it is rebuilt when the credentials files
+	// were read again (keychain generation).
+	pmu       sync.Mutex
+	puller    *remote.Puller
+	pullerGen uint64
 
 	mu      sync.Mutex
 	blocked time.Time
+}
+
+// pullerFor returns the host's puller, rebuilt if the credentials changed since it was built.
+func (h *host) pullerFor(k *keychain) (*remote.Puller, error) {
+	k.refresh()
+	gen := k.generation()
+	h.pmu.Lock()
+	defer h.pmu.Unlock()
+	if h.puller == nil || h.pullerGen != gen {
+		p, err := remote.NewPuller(h.pullerOpts...)
+		if err != nil {
+			return nil, err
+		}
+		h.puller, h.pullerGen = p, gen
+	}
+	return h.puller, nil
 }
 
 func newHostState(registry string, l LimitsConfig, defaultWait time.Duration, now func() time.Time) *host {

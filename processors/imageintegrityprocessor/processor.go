@@ -64,6 +64,13 @@ func newIntegrityProcessor(cfg *Config, set processor.Settings) (*integrityProce
 		SkipUnlisted:   !cfg.CheckUnlistedRegistries,
 		Observer:       observer{tb: tb},
 		UserAgent:      "runtrust-imageintegrity/" + set.BuildInfo.Version,
+		CredentialsReloaded: func(err error) {
+			if err != nil {
+				set.Logger.Warn("a registry credentials file changed but cannot be read; the credentials read before stay in use", zap.Error(err))
+				return
+			}
+			set.Logger.Info("registry credentials files changed; read them again")
+		},
 	})
 	if err != nil {
 		tb.Shutdown()
