@@ -172,11 +172,20 @@ var (
 		reasons: []string{"unverified: quay.io did not answer (timeout)"}}
 )
 
+// markupCollector is a collector id that is HTML: the page renders every API string as text, never markup.
+const markupCollector = "<b>edge-2</b>"
+
 func seedEstate(t *testing.T, s *runningService) {
 	t.Helper()
 	now := time.Now().UTC()
-	prod := s.enrol(t, 0, "uid-prod", "prod", runtrustv1.Mode_MODE_IMPACT, 2)
+	// prod's collectors each hold their own token: the controller and node-a's sensor heartbeat now; node-b's
+	// sensor, a release behind, last heartbeat 20 minutes ago, past the 5-minute live window.
+	prod := s.collector(t, 0, "uid-prod", "prod", "controller", "v0.161.0", runtrustv1.Mode_MODE_INTEGRITY, 2, time.Time{})
+	s.collector(t, 0, "uid-prod", "prod", "node-a", "v0.161.0", runtrustv1.Mode_MODE_IMPACT, 0, time.Time{})
+	s.collector(t, 0, "uid-prod", "prod", "node-b", "v0.160.0", runtrustv1.Mode_MODE_IMPACT, 0, now.Add(-20*time.Minute))
 	edge := s.enrol(t, 1, "uid-edge", "edge", runtrustv1.Mode_MODE_INTEGRITY, 1)
+	// A collector id is any printable ASCII: this one is markup, which the page must show as text.
+	s.collector(t, 1, "uid-edge", "edge", markupCollector, "v0.161.0", runtrustv1.Mode_MODE_INTEGRITY, 1, time.Time{})
 
 	// An hour ago prod's web pods were verified: the tag moved since, which the timeline shows.
 	before := staleTag
@@ -316,6 +325,88 @@ func TestBrowserLiveAssessment(t *testing.T) {
 	}
 	if v := eval[string](t, ctx, `document.querySelector('[data-cluster="edge"] [data-mode]').dataset.mode`); v != "integrity" {
 		t.Fatalf("edge's mode: %q", v)
+	}
+
+	// prod's collectors: the stale sensor first, marked in words and by class, then the live ones by id, each
+	// with its mode and version as the API reports them.
+	var prodDetail struct {
+		Collectors []struct {
+			ID          string    `json:"id"`
+			Live        bool      `json:"live"`
+			HeartbeatAt time.Time `json:"heartbeat_at"`
+		} `json:"collectors"`
+	}
+	apiGet(t, s.base+"/api/v1/clusters/uid-prod", &prodDetail)
+	if len(prodDetail.Collectors) != 3 {
+		t.Fatalf("the API lists %d collectors of prod, want the 3 seeded: %+v", len(prodDetail.Collectors), prodDetail.Collectors)
+	}
+	type collectorRow struct {
+		ID, Live, Class, Mode, Version, State, Heartbeat, HeartbeatTitle, Text string
+	}
+	collectorRows := eval[[]collectorRow](t, ctx, `[...document.querySelectorAll('[data-cluster="prod"] table.collectors tbody tr')].map(r => ({
+		ID: r.dataset.collector, Live: r.dataset.live, Class: r.className,
+		Mode: r.querySelector('[data-collector-mode]').textContent, Version: r.querySelector('[data-version]').dataset.version,
+		State: r.cells[5].textContent, Heartbeat: r.cells[4].textContent,
+		HeartbeatTitle: r.cells[4].querySelector('time') ? r.cells[4].querySelector('time').title : '', Text: r.textContent}))`)
+	wantRows := []collectorRow{
+		{ID: "node-b", Live: "false", Class: "stale", Mode: "impact · sensor", Version: "v0.160.0", State: "⚠ stale"},
+		{ID: "controller", Live: "true", Class: "", Mode: "integrity · controller", Version: "v0.161.0", State: "✓ live"},
+		{ID: "node-a", Live: "true", Class: "", Mode: "impact · sensor", Version: "v0.161.0", State: "✓ live"},
+	}
+	if len(collectorRows) != len(wantRows) {
+		t.Fatalf("collector rows %+v, want %d", collectorRows, len(wantRows))
+	}
+	for i, w := range wantRows {
+		g := collectorRows[i]
+		if g.ID != w.ID || g.Live != w.Live || g.Class != w.Class || g.Mode != w.Mode || g.Version != w.Version || g.State != w.State {
+			t.Errorf("collector row %d: %+v\nwant %+v", i, g, w)
+		}
+		if !strings.Contains(g.Text, w.Version) {
+			t.Errorf("collector row %s does not show its version %s: %q", g.ID, w.Version, g.Text)
+		}
+		// The last heartbeat reads relative, with the absolute time in its title.
+		if !strings.Contains(g.Heartbeat, "ago") && g.Heartbeat != "just now" {
+			t.Errorf("collector %s's last heartbeat %q is not relative", g.ID, g.Heartbeat)
+		}
+		title, err := time.Parse(time.RFC3339, g.HeartbeatTitle)
+		if err != nil {
+			t.Errorf("collector %s's last heartbeat title %q is no absolute time: %v", g.ID, g.HeartbeatTitle, err)
+		}
+		for _, k := range prodDetail.Collectors {
+			// The title is the API's time to the millisecond (Date.toISOString).
+			if k.ID == g.ID && !title.Equal(k.HeartbeatAt.Truncate(time.Millisecond)) {
+				t.Errorf("collector %s's last heartbeat title %s, the API says %s", g.ID, title, k.HeartbeatAt)
+			}
+		}
+	}
+	// node-b's sensor heartbeat 20 minutes before seeding; a slow machine may take the page past the next minute.
+	if g := collectorRows[0].Heartbeat; g != "20 min ago" && g != "21 min ago" {
+		t.Errorf("node-b's sensor heartbeat 20 minutes ago, the page says %q", g)
+	}
+	// The older release is called out against the cluster's version (the live controller's).
+	if !strings.Contains(collectorRows[0].Text, "≠ v0.161.0") || strings.Contains(collectorRows[2].Text, "≠") {
+		t.Errorf("version difference: node-b %q, node-a %q", collectorRows[0].Text, collectorRows[2].Text)
+	}
+	if v := eval[string](t, ctx, `document.querySelector('[data-cluster="prod"] table.collectors').previousElementSibling.textContent`); v != "Collectors — 3 · 1 stale" {
+		t.Errorf("prod's collectors heading: %q", v)
+	}
+	// Stale is marked by more than colour: the row's background differs from a live row's, and the text says so.
+	if bg := eval[[]string](t, ctx, `['node-b', 'node-a'].map(id => getComputedStyle(document.querySelector('[data-cluster="prod"] tr[data-collector="'+id+'"]')).backgroundColor)`); bg[0] == bg[1] {
+		t.Errorf("the stale collector row looks like a live one: %v", bg)
+	}
+	// edge's collectors: one enrolled without a collector id ("legacy"), and one whose id is markup, shown as
+	// the text it is.
+	if v := eval[string](t, ctx, `[...document.querySelectorAll('[data-cluster="edge"] table.collectors tbody tr')].map(r => r.dataset.collector + ':' + r.dataset.live).join(',')`); v != markupCollector+":true,legacy:true" {
+		t.Errorf("edge's collectors: %q", v)
+	}
+	if v := eval[string](t, ctx, `document.querySelector('[data-cluster="edge"] table.collectors tbody tr td').textContent`); v != markupCollector {
+		t.Errorf("the markup collector id reads %q, want the text %q", v, markupCollector)
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll('[data-cluster="edge"] table.collectors b').length`); n != 0 {
+		t.Errorf("a collector id became %d <b> element(s)", n)
+	}
+	if t.Failed() {
+		t.FailNow()
 	}
 
 	// Image detail of the stale tag: running vs registry digest, and the pull-policy remediation.

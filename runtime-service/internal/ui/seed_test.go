@@ -21,6 +21,7 @@ import (
 	"github.com/runtrust/runtrust/runtime-service/internal/config"
 	"github.com/runtrust/runtrust/runtime-service/internal/ingest"
 	"github.com/runtrust/runtrust/runtime-service/internal/service"
+	"github.com/runtrust/runtrust/runtime-service/internal/store"
 )
 
 const joinKeyPrefix = "ui-browser-test-join-key-"
@@ -30,6 +31,7 @@ const joinKeyPrefix = "ui-browser-test-join-key-"
 type runningService struct {
 	base string // http://127.0.0.1:port
 	grpc *grpc.ClientConn
+	dsn  string // its database, for seeding what only a moved clock can (an old heartbeat)
 }
 
 // startService starts the service with joinKeys one-time join keys and any further flags.
@@ -39,8 +41,9 @@ func startService(t testing.TB, joinKeys int, flags ...string) *runningService {
 	for i := range keys {
 		keys[i] = joinKeyPrefix + string(rune('a'+i))
 	}
+	dsn := pgtest.DB(t)
 	cfg, err := config.Parse(append([]string{"-grpc-listen", "127.0.0.1:0", "-http-listen", "127.0.0.1:0",
-		"-database-url", pgtest.DB(t), "-join-key", strings.Join(keys, ","), "-shutdown-timeout", "5s"}, flags...),
+		"-database-url", dsn, "-join-key", strings.Join(keys, ","), "-shutdown-timeout", "5s"}, flags...),
 		func(string) string { return "" }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +74,7 @@ func startService(t testing.TB, joinKeys int, flags ...string) *runningService {
 			t.Errorf("service shutdown: %v", err)
 		}
 	})
-	return &runningService{base: "http://" + addrs.HTTP, grpc: conn}
+	return &runningService{base: "http://" + addrs.HTTP, grpc: conn, dsn: dsn}
 }
 
 // cluster is an enrolled cluster: its token in ctx, its identity on every resource it sends.
@@ -92,6 +95,41 @@ func (s *runningService) enrol(t testing.TB, key int, uid, name string, mode run
 	ctx := metadata.AppendToOutgoingContext(context.Background(), ingest.AuthorizationHeader, "Bearer "+resp.GetToken())
 	if _, err := cs.Heartbeat(ctx, &runtrustv1.HeartbeatRequest{CollectorVersion: "v0.161.0", Mode: mode, NodeCount: nodes}); err != nil {
 		t.Fatalf("heartbeat %s: %v", name, err)
+	}
+	return &cluster{ctx: ctx, uid: uid, name: name, svc: s}
+}
+
+// collector enrols one collector of a cluster under its own id (per-collector tokens) and heartbeats as it
+// with version, mode and node count. A zero heartbeatAt heartbeats now, over gRPC as the exporter does; any
+// other time is written through the real store with its clock set to that time, since the service stamps a
+// heartbeat with its own clock and a test cannot wait the live window out.
+func (s *runningService) collector(t testing.TB, key int, uid, name, id, version string, mode runtrustv1.Mode, nodes uint32, heartbeatAt time.Time) *cluster {
+	t.Helper()
+	cs := runtrustv1.NewClusterServiceClient(s.grpc)
+	resp, err := cs.Enrol(context.Background(), &runtrustv1.EnrolRequest{JoinKey: joinKeyPrefix + string(rune('a'+key)),
+		ClusterUid: uid, ClusterName: name, CollectorId: id, Mode: mode})
+	if err != nil {
+		t.Fatalf("enrol %s's collector %s: %v", name, id, err)
+	}
+	ctx := metadata.AppendToOutgoingContext(context.Background(), ingest.AuthorizationHeader, "Bearer "+resp.GetToken())
+	if heartbeatAt.IsZero() {
+		if _, err := cs.Heartbeat(ctx, &runtrustv1.HeartbeatRequest{CollectorVersion: version, Mode: mode, NodeCount: nodes}); err != nil {
+			t.Fatalf("heartbeat %s's collector %s: %v", name, id, err)
+		}
+		return &cluster{ctx: ctx, uid: uid, name: name, svc: s}
+	}
+	st, err := store.Open(context.Background(), s.dsn, store.Options{Now: func() time.Time { return heartbeatAt }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c, err := st.ClusterByToken(context.Background(), resp.GetToken())
+	if err != nil {
+		t.Fatalf("%s's collector %s: %v", name, id, err)
+	}
+	modes := map[runtrustv1.Mode]string{runtrustv1.Mode_MODE_INTEGRITY: "integrity", runtrustv1.Mode_MODE_IMPACT: "impact"}
+	if err := st.Heartbeat(context.Background(), c, version, modes[mode], int(nodes)); err != nil {
+		t.Fatalf("heartbeat %s's collector %s at %s: %v", name, id, heartbeatAt, err)
 	}
 	return &cluster{ctx: ctx, uid: uid, name: name, svc: s}
 }

@@ -692,7 +692,57 @@ function clusterCard(c, d) {
       h('div', {}, h('dt', {}, 'Sensors'), h('dd', {}, `${num(c.sensors.reporting)} reporting · ${num(stale)} stale`)),
       h('div', {}, h('dt', {}, 'Events dropped'), h('dd', {}, num(c.sensors.events_dropped))),
       h('div', {}, h('dt', {}, 'UID'), h('dd', {}, h('code', {}, c.uid)))),
-    d ? nodesTable(c, d.node_list) : h('p', { class: 'error' }, 'The cluster\'s nodes could not be loaded.'));
+    d ? [h('h3', {}, 'Nodes'), nodesTable(c, d.node_list), collectorsTable(c, d.collectors)]
+      : h('p', { class: 'error' }, 'The cluster\'s nodes and collectors could not be loaded.'));
+}
+
+// collectorRole says which part a collector plays. The mode alone does not: a controller reports impact mode
+// once its cluster has sensors. The chart enrols the controller as "controller"; a sensor reports no nodes (only
+// the controller counts them) and runs impact mode.
+function collectorRole(k) {
+  if (k.id === 'controller') return 'controller';
+  if (k.mode === 'impact' && !k.node_count) return 'sensor';
+  return k.node_count ? 'controller' : '';
+}
+
+// byId orders collector ids by code point, as the same ids compare anywhere (no locale).
+const byId = (a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+// collectorsTable lists every enrolled collector of the cluster, each holding its own token. Stale is the API's
+// live flag negated (no heartbeat within 5 minutes of the cluster's newest one), never recomputed here from the
+// browser's clock, so the page and the cluster's derived mode and version agree. Stale rows come first: a
+// sensor that stopped reporting, or a decommissioned node's collector whose token still works, is on top.
+function collectorsTable(c, collectors) {
+  const head = h('h3', {}, 'Collectors');
+  if (!Array.isArray(collectors)) {
+    return [head, h('p', { class: 'muted', 'data-collectors': 'absent' }, 'This service does not list its collectors.')];
+  }
+  if (!collectors.length) return [head, h('p', { class: 'muted', 'data-collectors': 'empty' }, 'No collector has enrolled.')];
+  const rows = [...collectors].sort((a, b) => Number(!!a.live) - Number(!!b.live) || byId(a, b));
+  const stale = rows.filter((k) => !k.live).length;
+  add(head, h('span', { class: 'muted' }, ` — ${num(rows.length)}${stale ? ` · ${num(stale)} stale` : ''}`));
+  return [head, h('table', { class: 'collectors', 'aria-label': `Collectors of ${c.name}`, 'data-collectors': rows.length },
+    h('thead', {}, h('tr', {}, ['Collector', 'Mode', 'Version', 'Enrolled', 'Last heartbeat', 'State']
+      .map((t) => h('th', { scope: 'col' }, t)))),
+    h('tbody', {}, rows.map((k) => {
+      // A version other than the cluster's (its live controller's) is what an operator upgrading looks for.
+      const differs = k.version && c.collector_version && k.version !== c.collector_version;
+      return h('tr', { class: k.live ? null : 'stale', 'data-collector': k.id, 'data-live': String(!!k.live) },
+        h('td', {}, h('code', {}, k.id),
+          k.id === 'legacy' ? h('div', { class: 'muted' }, 'enrolled without a collector id (an older exporter)') : null),
+        h('td', {}, k.mode ? h('span', { class: 'mode', 'data-collector-mode': k.mode }, collectorRole(k) ? `${k.mode} · ${collectorRole(k)}` : k.mode)
+          : h('span', { class: 'muted', 'data-collector-mode': '' }, 'not reported')),
+        h('td', { 'data-version': k.version || '' }, k.version ? h('code', {}, k.version) : h('span', { class: 'muted' }, '—'),
+          differs ? [' ', h('span', { class: 'flag flag-warn version-differs', title: `The cluster's collector version is ${c.collector_version}` },
+            `≠ ${c.collector_version}`)] : null),
+        h('td', {}, k.enrolled_at ? h('time', { datetime: k.enrolled_at, title: ago(k.enrolled_at) }, fmtTime(k.enrolled_at)) : '—'),
+        h('td', {}, when(k.heartbeat_at)),
+        h('td', {}, k.live ? h('span', { class: 'flag flag-ok', 'data-state': 'live' }, '✓ live')
+          : h('span', { class: 'flag', 'data-state': 'stale' }, '⚠ stale')));
+    }))),
+  stale ? h('p', { class: 'muted', 'data-collectors-note': '' },
+    'Stale: no heartbeat within 5 minutes of the cluster\'s newest. A collector of a node that is gone keeps a valid ' +
+    'token: nothing revokes it yet.') : null];
 }
 
 // A few drops a minute are not "0/s": anything above zero shows.
