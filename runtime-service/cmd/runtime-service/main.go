@@ -4,12 +4,14 @@
 //
 // `runtime-service enrol` is the client side of enrolment, for scripts (make run uses it): it enrols one collector
 // of a cluster (-collector-id) with a join key and writes its token to a file, or keeps the file when the token in
-// it still works.
+// it still works. `runtime-service revoke` deletes one collector of a cluster from the database (a node that is
+// gone, a token that leaked), so its token stops working.
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,6 +24,16 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "revoke" {
+		if err := revoke(os.Args[2:], os.Getenv, os.Stdout); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				os.Exit(0)
+			}
+			fmt.Fprintln(os.Stderr, "runtime-service revoke:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "enrol" {
 		if err := enrol(os.Args[2:], os.Getenv, os.Stderr); err != nil {
 			if errors.Is(err, config.ErrHelp) {

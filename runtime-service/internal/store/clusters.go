@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -166,3 +167,68 @@ func (s *Store) Heartbeat(ctx context.Context, c Cluster, collectorVersion, mode
 
 // now is the store's clock, as UTC.
 func (s *Store) now() time.Time { return s.opts.Now().UTC() }
+
+// RevokedCollector is what RevokeCollector removed.
+type RevokedCollector struct {
+	ClusterUID, ClusterName, CollectorID string
+	HeartbeatAt                          *time.Time
+}
+
+// RevokeCollector deletes one collector of a cluster, given by uid, or by name when no other cluster has it, so
+// its token stops working: for the next lookup at once, within the ingest's token cache (10 s) on a running
+// service. What the collector sent stays. A collector that still holds the cluster's join key can enrol again;
+// revoking is for a node that is gone or a token that leaked.
+func (s *Store) RevokeCollector(ctx context.Context, cluster, collectorID string) (RevokedCollector, error) {
+	var out RevokedCollector
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT id, uid, name FROM clusters WHERE uid = $1 OR name = $1 ORDER BY uid = $1 DESC, uid`, cluster)
+		if err != nil {
+			return err
+		}
+		type match struct {
+			id        int64
+			uid, name string
+		}
+		ms, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (match, error) {
+			var m match
+			return m, r.Scan(&m.id, &m.uid, &m.name)
+		})
+		if err != nil {
+			return err
+		}
+		switch {
+		case len(ms) == 0:
+			return fmt.Errorf("%w: no cluster has the uid or name %q", ErrNotFound, cluster)
+		case len(ms) > 1 && ms[0].uid != cluster:
+			uids := make([]string, len(ms))
+			for i, m := range ms {
+				uids[i] = m.uid
+			}
+			return fmt.Errorf("%w: clusters %s are all named %q: give the uid", ErrAmbiguousCluster, strings.Join(uids, ", "), cluster)
+		}
+		c := ms[0]
+		out = RevokedCollector{ClusterUID: c.uid, ClusterName: c.name, CollectorID: collectorID}
+		err = tx.QueryRow(ctx, `DELETE FROM collectors WHERE cluster_id = $1 AND collector_id = $2 RETURNING heartbeat_at`,
+			c.id, collectorID).Scan(&out.HeartbeatAt)
+		if errors.Is(err, pgx.ErrNoRows) {
+			var ids []string
+			if err := tx.QueryRow(ctx, `SELECT coalesce(array_agg(collector_id ORDER BY collector_id), '{}') FROM collectors WHERE cluster_id = $1`,
+				c.id).Scan(&ids); err != nil {
+				return err
+			}
+			return fmt.Errorf("%w: cluster %s (%s) has no collector %q (it has: %s)", ErrNotFound, c.name, c.uid, collectorID,
+				strings.Join(ids, ", "))
+		}
+		return err
+	})
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrAmbiguousCluster) {
+		return RevokedCollector{}, err
+	}
+	if err != nil {
+		return RevokedCollector{}, classify(err)
+	}
+	return out, nil
+}
+
+// ErrAmbiguousCluster: a cluster was named where several clusters share the name.
+var ErrAmbiguousCluster = errors.New("ambiguous cluster name")

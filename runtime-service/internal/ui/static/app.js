@@ -742,7 +742,7 @@ function collectorsTable(c, collectors) {
     }))),
   stale ? h('p', { class: 'muted', 'data-collectors-note': '' },
     'Stale: no heartbeat within 5 minutes of the cluster\'s newest. A collector of a node that is gone keeps a valid ' +
-    'token: nothing revokes it yet.') : null];
+    'token until it is revoked (runtime-service revoke).') : null];
 }
 
 // A few drops a minute are not "0/s": anything above zero shows.
