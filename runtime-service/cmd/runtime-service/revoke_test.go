@@ -60,4 +60,18 @@ func TestRevokeSubcommand(t *testing.T) {
 	if err := revoke([]string{"-cluster", "edge"}, env, &out); err == nil || !strings.Contains(err.Error(), "-collector-id") {
 		t.Fatalf("without -collector-id: %v", err)
 	}
+	if err := revoke([]string{"-join-key", "revoke-test-key", "-cluster", "edge"}, env, &out); err == nil || !strings.Contains(err.Error(), "one or the other") {
+		t.Fatalf("-join-key with -cluster: %v", err)
+	}
+
+	out.Reset()
+	if err := revoke([]string{"-join-key", "revoke-test-key"}, env, &out); err != nil {
+		t.Fatal(err)
+	}
+	if s := out.String(); !strings.Contains(s, "retired the join key") || !strings.Contains(s, "bound to cluster uid-r") {
+		t.Fatalf("output %q", s)
+	}
+	if _, _, err := st.EnrolCollector(ctx, store.Enrolment{JoinKey: "revoke-test-key", ClusterUID: "uid-r", ClusterName: "edge", CollectorID: "node-8"}); !errors.Is(err, store.ErrJoinKeyInvalid) {
+		t.Fatalf("enrolling with the retired key: %v", err)
+	}
 }

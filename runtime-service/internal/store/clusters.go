@@ -232,3 +232,23 @@ func (s *Store) RevokeCollector(ctx context.Context, cluster, collectorID string
 
 // ErrAmbiguousCluster: a cluster was named where several clusters share the name.
 var ErrAmbiguousCluster = errors.New("ambiguous cluster name")
+
+// RetireJoinKey removes a join key, so it enrols nothing any more; the tokens it issued keep working (revoke
+// those collectors one by one). It returns the uid of the cluster it was bound to, "" when it never enrolled.
+// A key still in the service's configuration is seeded again at the next start: remove it there too.
+func (s *Store) RetireJoinKey(ctx context.Context, key string) (boundUID string, err error) {
+	var uid *string
+	err = s.pool.QueryRow(ctx, `
+		DELETE FROM join_keys k WHERE k.key_hash = $1
+		RETURNING (SELECT c.uid FROM clusters c WHERE c.id = k.used_by)`, Hash(key)).Scan(&uid)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", fmt.Errorf("%w: no such join key (it was never configured, or is retired already)", ErrNotFound)
+	}
+	if err != nil {
+		return "", classify(err)
+	}
+	if uid == nil {
+		return "", nil
+	}
+	return *uid, nil
+}

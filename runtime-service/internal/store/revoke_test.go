@@ -76,3 +76,34 @@ func TestRevokeCollector(t *testing.T) {
 		t.Fatalf("the other twin's token stopped working: %v", err)
 	}
 }
+
+// TestRetireJoinKey: a retired key enrols nothing, not even its own cluster's collectors; the tokens it issued
+// keep working; retiring it again, or a key never seen, says so.
+func TestRetireJoinKey(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, store.Options{})
+	if err := s.SeedJoinKeys(ctx, []string{"leaked", "unused"}); err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := s.EnrolCollector(ctx, store.Enrolment{JoinKey: "leaked", ClusterUID: "uid-1", ClusterName: "prod", CollectorID: "controller"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uid, err := s.RetireJoinKey(ctx, "leaked"); err != nil || uid != "uid-1" {
+		t.Fatalf("retire: %q, %v", uid, err)
+	}
+	if _, _, err := s.EnrolCollector(ctx, store.Enrolment{JoinKey: "leaked", ClusterUID: "uid-1", ClusterName: "prod", CollectorID: "node-a"}); !errors.Is(err, store.ErrJoinKeyInvalid) {
+		t.Fatalf("enrolling with the retired key: %v, want %v", err, store.ErrJoinKeyInvalid)
+	}
+	if _, err := s.ClusterByToken(ctx, tok); err != nil {
+		t.Fatalf("a token the key issued stopped working: %v", err)
+	}
+	if uid, err := s.RetireJoinKey(ctx, "unused"); err != nil || uid != "" {
+		t.Fatalf("retiring an unused key: %q, %v", uid, err)
+	}
+	for _, k := range []string{"leaked", "never-seen"} {
+		if _, err := s.RetireJoinKey(ctx, k); !errors.Is(err, store.ErrNotFound) || !strings.Contains(err.Error(), "no such join key") {
+			t.Fatalf("retiring %q: %v", k, err)
+		}
+	}
+}
