@@ -29,6 +29,8 @@ char __license[] SEC("license") = "Dual MIT/GPL";
 #define FLAG_PATH_TRUNCATED 1 // the path was deeper or longer than the walk allows: its leading part is missing
 #define FLAG_ARGS_TRUNCATED 2 // the arguments were longer than ARGS_CAP
 #define FLAG_CWD_TRUNCATED 4  // exec: the working directory is truncated like a path
+#define FLAG_PATH_DETACHED 8  // the file is reachable from no directory: a memfd or another pseudo file, or a
+			      // disconnected dentry; the path is "/" and its own name, as d_path shows a memfd
 
 #define PBUF 4096      // a path's room (PATH_MAX)
 #define NAME_CAP 256   // one path component (NAME_MAX + 1)
@@ -318,6 +320,7 @@ struct walk {
 	u64 mnt_off;
 	u32 pos;
 	u32 truncated;
+	u32 detached;
 	u32 done;
 };
 
@@ -345,7 +348,7 @@ static long walk_step(u32 i, void *data)
 		return 0;
 	}
 	struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
-	if (!parent || parent == dentry)
+	if (!parent)
 		goto done;
 	u32 len = BPF_CORE_READ(dentry, d_name.len);
 	const unsigned char *name = BPF_CORE_READ(dentry, d_name.name);
@@ -359,6 +362,13 @@ static long walk_step(u32 i, void *data)
 	pos -= 1;
 	pb->buf[MASKED(pos, PBUF - 1)] = '/';
 	w->pos = pos;
+	if (parent == dentry) {
+		// A root that is not its mount's root: a pseudo file such as a memfd (executed from memory, the
+		// classic fileless payload: d_path shows "/memfd:<name> (deleted)") or a disconnected dentry. Its
+		// own name is all the path there is; without it the path would read "/".
+		w->detached = 1;
+		goto done;
+	}
 	w->dentry = parent;
 	return 0;
 done:
@@ -369,7 +379,7 @@ done:
 // resolve_path writes the absolute path of (mnt, dentry) as the task sees it (relative to its root, crossing
 // mounts) into path_map, ending at buf[PBUF], and returns its length (at least 1: "/").
 static __always_inline u32 resolve_path(struct pathbuf *pb, struct vfsmount *vfsmnt, struct dentry *dentry,
-					struct task_struct *task, u32 *truncated)
+					struct task_struct *task, u32 *flags)
 {
 	struct fs_struct *fs = BPF_CORE_READ(task, fs);
 	struct walk w = {
@@ -384,7 +394,7 @@ static __always_inline u32 resolve_path(struct pathbuf *pb, struct vfsmount *vfs
 	bpf_loop(PATH_DEPTH, walk_step, &w, 0);
 	if (!w.done)
 		w.truncated = 1;
-	*truncated = w.truncated;
+	*flags = (w.truncated ? FLAG_PATH_TRUNCATED : 0) | (w.detached ? FLAG_PATH_DETACHED : 0);
 	u32 pos = w.pos;
 	if (pos >= PBUF || pos == 0) {
 		pos = PBUF - 1;
@@ -495,10 +505,9 @@ int file_open(struct trace_event_raw_sys_exit *ctx)
 	ev->_pad = 0;
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 
-	u32 trunc = 0;
-	u32 n = resolve_path(pb, BPF_CORE_READ(file, f_path.mnt), BPF_CORE_READ(file, f_path.dentry), task, &trunc);
-	if (trunc)
-		ev->flags |= FLAG_PATH_TRUNCATED;
+	u32 pflags = 0;
+	u32 n = resolve_path(pb, BPF_CORE_READ(file, f_path.mnt), BPF_CORE_READ(file, f_path.dentry), task, &pflags);
+	ev->flags |= pflags;
 	u8 *buf = s->buf + sizeof(*ev);
 	n = put_path(buf, 0, pb, n);
 	ev->path_len = n;
@@ -565,18 +574,17 @@ int BPF_PROG(process_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 
 	u8 *buf = s->buf + sizeof(*ev);
-	u32 trunc = 0;
-	u32 n = resolve_path(pb, BPF_CORE_READ(file, f_path.mnt), BPF_CORE_READ(file, f_path.dentry), p, &trunc);
-	if (trunc)
-		ev->flags |= FLAG_PATH_TRUNCATED;
+	u32 pflags = 0;
+	u32 n = resolve_path(pb, BPF_CORE_READ(file, f_path.mnt), BPF_CORE_READ(file, f_path.dentry), p, &pflags);
+	ev->flags |= pflags;
 	n = put_path(buf, 0, pb, n);
 	ev->path_len = n;
 	u32 off = n + 1;
 
-	trunc = 0;
+	pflags = 0;
 	struct fs_struct *fs = BPF_CORE_READ(p, fs);
-	n = resolve_path(pb, BPF_CORE_READ(fs, pwd.mnt), BPF_CORE_READ(fs, pwd.dentry), p, &trunc);
-	if (trunc)
+	n = resolve_path(pb, BPF_CORE_READ(fs, pwd.mnt), BPF_CORE_READ(fs, pwd.dentry), p, &pflags);
+	if (pflags & FLAG_PATH_TRUNCATED)
 		ev->flags |= FLAG_CWD_TRUNCATED;
 	n = put_path(buf, off, pb, n);
 	ev->cwd_len = n;

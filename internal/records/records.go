@@ -47,6 +47,7 @@ const (
 	AttrFileInode                   = "file.inode"
 	AttrFileDevice                  = "runtrust.file.device"
 	AttrFilePathTruncated           = "runtrust.file.path_truncated"
+	AttrFilePathDetached            = "runtrust.file.path_detached"
 )
 
 // Kubernetes object attributes (inventory records, and sensor records once attributed).

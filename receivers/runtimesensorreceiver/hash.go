@@ -8,8 +8,6 @@ import (
 	"io"
 	"iter"
 	"os"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"syscall"
 
@@ -65,11 +63,9 @@ func (h *hasher) store(k fileKey, sum string) {
 
 var errNotSameFile = errors.New("the file at that path is not the one executed")
 
-// sum returns the executable's SHA-256, read through /proc/<pid>/root of the first of pids that shows the
-// executed file (the inode is checked): the process itself, then processes that share its root filesystem, for
-// when it has exited by the time its event is read (see sensorReceiver.rootPIDs). pids is only walked on a
-// cache miss, and only as far as needed.
-func (h *hasher) sum(ev *sensor.ExecEvent, pids iter.Seq[uint32]) (string, error) {
+// sum returns the executable's SHA-256, read through the first of paths that shows the executed file (the inode
+// is checked). paths is only walked on a cache miss, and only as far as needed: see sensorReceiver.hashPaths.
+func (h *hasher) sum(ev *sensor.ExecEvent, paths iter.Seq[string]) (string, error) {
 	k := fileKey{dev: uint64(ev.Device), ino: ev.Inode, size: ev.Size, mtimeSec: ev.MtimeSec, mtimeNsec: ev.MtimeNsec}
 	if s, ok := h.lookup(k); ok {
 		return s, nil
@@ -78,8 +74,8 @@ func (h *hasher) sum(ev *sensor.ExecEvent, pids iter.Seq[uint32]) (string, error
 		return "", fmt.Errorf("%s is %d bytes, over hash.max_file_size", ev.Path, ev.Size)
 	}
 	var errs []error
-	for pid := range pids {
-		s, err := h.hashAt(filepath.Join(h.procPath, strconv.Itoa(int(pid)), "root", ev.Path), ev.Inode)
+	for path := range paths {
+		s, err := h.hashAt(path, ev.Inode)
 		if err == nil {
 			h.store(k, s)
 			return s, nil

@@ -333,10 +333,13 @@ func (r *sensorReceiver) appendExec(e *sensor.ExecEvent) {
 	if e.Flags&sensor.FlagPathTruncated != 0 {
 		a.PutBool(records.AttrFilePathTruncated, true)
 	}
+	if e.Flags&sensor.FlagPathDetached != 0 {
+		a.PutBool(records.AttrFilePathDetached, true)
+	}
 	at := r.attribute(e.CgroupV2, e.CgroupV1)
 	r.putAttribution(a, e.CgroupID, at)
 	if r.hasher != nil {
-		if sum, err := r.hasher.sum(e, r.rootPIDs(e, at)); err == nil {
+		if sum, err := r.hasher.sum(e, r.hashPaths(e, at)); err == nil {
 			a.PutStr(records.AttrProcessExecutableSHA256, sum)
 		} else {
 			r.hashErrors.Add(1)
@@ -358,6 +361,22 @@ func (r *sensorReceiver) appendExec(e *sensor.ExecEvent) {
 // the process; for a container process, a live process of the same container (same root filesystem: the
 // event is read up to poll_interval late, and a short-lived process, such as a shell run by `kubectl exec`, has
 // often exited by then, its parent being the runtime's shim on the host); the parent; for a host process, init.
+// hashPaths are where the executable of an exec event may be read: through the roots of rootPIDs, or, for an
+// executable run from memory (a memfd, no directory holds it), through /proc/<pid>/exe, its only name.
+func (r *sensorReceiver) hashPaths(e *sensor.ExecEvent, at attribution) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		if e.Flags&sensor.FlagPathDetached != 0 {
+			yield(filepath.Join(r.cfg.ProcPath, strconv.Itoa(int(e.TGID)), "exe"))
+			return
+		}
+		for pid := range r.rootPIDs(e, at) {
+			if !yield(filepath.Join(r.cfg.ProcPath, strconv.Itoa(int(pid)), "root", e.Path)) {
+				return
+			}
+		}
+	}
+}
+
 func (r *sensorReceiver) rootPIDs(e *sensor.ExecEvent, at attribution) iter.Seq[uint32] {
 	return func(yield func(uint32) bool) {
 		if !yield(e.TGID) {
@@ -406,6 +425,9 @@ func (r *sensorReceiver) appendOpen(e *sensor.OpenEvent) {
 	a.PutStr(records.AttrFileDevice, sensor.DeviceString(e.Device))
 	if e.EvFlags&sensor.FlagPathTruncated != 0 {
 		a.PutBool(records.AttrFilePathTruncated, true)
+	}
+	if e.EvFlags&sensor.FlagPathDetached != 0 {
+		a.PutBool(records.AttrFilePathDetached, true)
 	}
 	a.PutInt(records.AttrProcessPID, int64(e.TGID))
 	if exe := r.exeOf(e.TGID); exe != "" {

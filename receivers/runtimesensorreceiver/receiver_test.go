@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/receiver/receivertest"
+	"golang.org/x/sys/unix"
 
 	"github.com/runtrust/runtrust/internal/records"
 	"github.com/runtrust/runtrust/receivers/runtimesensorreceiver/internal/metadata"
@@ -325,4 +326,33 @@ func TestHashOfExitedContainerProcess(t *testing.T) {
 			assert.Equal(t, sha256File(t, tac), strAttr(lr, records.AttrProcessExecutableSHA256))
 		})
 	}
+}
+
+// TestExecFromMemory: a program run from a memfd (the classic fileless payload) is reported by its memfd name,
+// flagged detached, and hashed through /proc/<pid>/exe; before, its path read "/".
+func TestExecFromMemory(t *testing.T) {
+	_, sink := startSensor(t, nil)
+	sleepBin, err := filepath.EvalSymlinks("/bin/sleep")
+	require.NoError(t, err)
+	code, err := os.ReadFile(sleepBin)
+	require.NoError(t, err)
+	fd, err := unix.MemfdCreate("runtrust-fileless", 0)
+	require.NoError(t, err)
+	mem := os.NewFile(uintptr(fd), "memfd")
+	defer mem.Close()
+	_, err = mem.Write(code)
+	require.NoError(t, err)
+
+	cmd := exec.Command(fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), fd), "1")
+	require.NoError(t, cmd.Start())
+	pid := int64(cmd.Process.Pid)
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+
+	lr := waitRecords(t, sink, func(lr plog.LogRecord) bool {
+		return lr.EventName() == records.EventProcessExec && intAttr(lr, records.AttrProcessPID) == pid
+	})[0]
+	assert.Equal(t, "/memfd:runtrust-fileless", strAttr(lr, records.AttrProcessExecutablePath))
+	detached, ok := lr.Attributes().Get(records.AttrFilePathDetached)
+	assert.True(t, ok && detached.Bool(), "runtrust.file.path_detached")
+	assert.Equal(t, sha256File(t, sleepBin), strAttr(lr, records.AttrProcessExecutableSHA256))
 }

@@ -23,6 +23,9 @@ const (
 	FlagPathTruncated uint32 = 1
 	FlagArgsTruncated uint32 = 2
 	FlagCwdTruncated  uint32 = 4
+	// FlagPathDetached: the file is reachable from no directory (a memfd or another pseudo file): the path is "/"
+	// and its own name, as /proc/<pid>/exe shows a memfd ("/memfd:<name>", there with " (deleted)").
+	FlagPathDetached uint32 = 8
 )
 
 // The headers end where their flexible data member starts (Go pads a struct with a trailing zero-size field, so
