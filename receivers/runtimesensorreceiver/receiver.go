@@ -357,10 +357,6 @@ func (r *sensorReceiver) appendExec(e *sensor.ExecEvent) {
 	}
 }
 
-// rootPIDs are the processes whose /proc/<pid>/root may show the file an exec event names, in the order to try:
-// the process; for a container process, a live process of the same container (same root filesystem: the
-// event is read up to poll_interval late, and a short-lived process, such as a shell run by `kubectl exec`, has
-// often exited by then, its parent being the runtime's shim on the host); the parent; for a host process, init.
 // hashPaths are where the executable of an exec event may be read: through the roots of rootPIDs, or, for an
 // executable run from memory (a memfd, no directory holds it), through /proc/<pid>/exe, its only name.
 func (r *sensorReceiver) hashPaths(e *sensor.ExecEvent, at attribution) iter.Seq[string] {
@@ -377,6 +373,10 @@ func (r *sensorReceiver) hashPaths(e *sensor.ExecEvent, at attribution) iter.Seq
 	}
 }
 
+// rootPIDs are the processes whose /proc/<pid>/root may show the file an exec event names, in the order to try:
+// the process; for a container process, a live process of the same container (same root filesystem: the
+// event is read up to poll_interval late, and a short-lived process, such as a shell run by `kubectl exec`, has
+// often exited by then, its parent being the runtime's shim on the host); the parent; for a host process, init.
 func (r *sensorReceiver) rootPIDs(e *sensor.ExecEvent, at attribution) iter.Seq[uint32] {
 	return func(yield func(uint32) bool) {
 		if !yield(e.TGID) {
