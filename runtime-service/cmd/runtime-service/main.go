@@ -11,7 +11,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,26 +22,28 @@ import (
 	"github.com/runtrust/runtrust/runtime-service/internal/service"
 )
 
+// subcommands run instead of the service; each parses its own flags. enrol reports on stderr (its output is the
+// token file), revoke on stdout.
+var subcommands = map[string]struct {
+	run func(args []string, getenv func(string) string, out io.Writer) error
+	out io.Writer
+}{
+	"enrol":  {enrol, os.Stderr},
+	"revoke": {revoke, os.Stdout},
+}
+
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "revoke" {
-		if err := revoke(os.Args[2:], os.Getenv, os.Stdout); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				os.Exit(0)
+	if len(os.Args) > 1 {
+		if sc, ok := subcommands[os.Args[1]]; ok {
+			if err := sc.run(os.Args[2:], os.Getenv, sc.out); err != nil {
+				if errors.Is(err, config.ErrHelp) {
+					os.Exit(0)
+				}
+				fmt.Fprintf(os.Stderr, "runtime-service %s: %v\n", os.Args[1], err)
+				os.Exit(1)
 			}
-			fmt.Fprintln(os.Stderr, "runtime-service revoke:", err)
-			os.Exit(1)
+			return
 		}
-		return
-	}
-	if len(os.Args) > 1 && os.Args[1] == "enrol" {
-		if err := enrol(os.Args[2:], os.Getenv, os.Stderr); err != nil {
-			if errors.Is(err, config.ErrHelp) {
-				os.Exit(0)
-			}
-			fmt.Fprintln(os.Stderr, "runtime-service enrol:", err)
-			os.Exit(1)
-		}
-		return
 	}
 	cfg, err := config.Parse(os.Args[1:], os.Getenv, os.Stderr)
 	if errors.Is(err, config.ErrHelp) {
