@@ -2,6 +2,8 @@ package ingest_test
 
 import (
 	"context"
+	"crypto/rand"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -94,5 +96,35 @@ func TestEnrolRefusesBadCollectorFields(t *testing.T) {
 	}
 	if n := count(t, h.store, "SELECT count(*) FROM join_keys WHERE used_at IS NOT NULL"); n != 0 {
 		t.Fatalf("a refused enrolment bound the join key")
+	}
+}
+
+// TestEnrolLimitsFailuresOnly: a rollout's many enrolments with the right key are not throttled (a 500-node
+// DaemonSet enrols its sensors at once), while wrong keys are: after a burst of 20 failures every enrolment is
+// refused for a while, the right key's too.
+func TestEnrolLimitsFailuresOnly(t *testing.T) {
+	h := startServer(t, openStore(t, migratedDB(t)), ingest.DefaultLimits, nil, nil)
+	ctx := context.Background()
+	for i := range 100 {
+		h.enrolCollector(t, "c1", fmt.Sprintf("node-%d", i), runtrustv1.Mode_MODE_IMPACT)
+	}
+	refused, failed := false, 0
+	for range 40 {
+		_, err := h.admin.Enrol(ctx, &runtrustv1.EnrolRequest{JoinKey: "guess-" + rand.Text(), ClusterUid: "c1", CollectorId: "x"})
+		if status.Code(err) == codes.ResourceExhausted {
+			refused = true
+			break
+		}
+		if status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("a wrong key: %v", err)
+		}
+		failed++
+	}
+	if !refused || failed < 20 {
+		t.Fatalf("after %d failed enrolments refused=%v; want the limit after the burst of 20", failed, refused)
+	}
+	_, err := h.admin.Enrol(ctx, &runtrustv1.EnrolRequest{JoinKey: joinKey, ClusterUid: "c1", CollectorId: "node-late"})
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "failed enrolments") {
+		t.Fatalf("the right key right after the guesses: %v; want ResourceExhausted until the limit refills", err)
 	}
 }

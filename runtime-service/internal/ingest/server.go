@@ -64,7 +64,10 @@ type Server struct {
 	metrics *Metrics
 	now     func() time.Time
 
-	enrolLimit *rate.Limiter // all enrolments together: join keys are guessable only by brute force
+	// Failed enrolments (a wrong or foreign join key) together are limited, successful ones are not: join keys
+	// are guessable only by brute force, which fails at this rate, while a 500-node DaemonSet rolling out
+	// enrols all its sensors at once with the right key.
+	enrolFailures *rate.Limiter
 
 	mu       sync.Mutex
 	limiters map[int64]*rate.Limiter
@@ -82,14 +85,14 @@ const tokenCacheTTL = 10 * time.Second
 // NewServer returns the ingest server over s.
 func NewServer(s *store.Store, log *slog.Logger, limits Limits, m *Metrics) *Server {
 	return &Server{
-		store:      s,
-		log:        log,
-		limits:     limits,
-		metrics:    m,
-		now:        time.Now,
-		enrolLimit: rate.NewLimiter(5, 20),
-		limiters:   map[int64]*rate.Limiter{},
-		tokens:     map[string]tokenEntry{},
+		store:         s,
+		log:           log,
+		limits:        limits,
+		metrics:       m,
+		now:           time.Now,
+		enrolFailures: rate.NewLimiter(5, 20),
+		limiters:      map[int64]*rate.Limiter{},
+		tokens:        map[string]tokenEntry{},
 	}
 }
 
@@ -338,9 +341,19 @@ func marshalResponse(r plogotlp.ExportResponse) (*rawMessage, error) {
 
 // Enrol spends a join key for a cluster token.
 func (s *Server) Enrol(ctx context.Context, req *runtrustv1.EnrolRequest) (*runtrustv1.EnrolResponse, error) {
-	if !s.enrolLimit.Allow() {
-		return nil, status.Error(codes.ResourceExhausted, "too many enrolments; retry in a few seconds")
+	if s.enrolFailures.Tokens() < 1 {
+		return nil, status.Error(codes.ResourceExhausted, "too many failed enrolments lately; retry in a few seconds")
 	}
+	resp, err := s.enrol(ctx, req)
+	if status.Code(err) == codes.Unauthenticated {
+		// A reservation, not Allow: concurrent failures all count, running the limiter into debt that must
+		// refill before the next attempt.
+		s.enrolFailures.Reserve()
+	}
+	return resp, err
+}
+
+func (s *Server) enrol(ctx context.Context, req *runtrustv1.EnrolRequest) (*runtrustv1.EnrolResponse, error) {
 	if req.GetJoinKey() == "" {
 		return nil, status.Error(codes.InvalidArgument, "join_key is empty")
 	}
