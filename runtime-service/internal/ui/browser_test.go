@@ -209,6 +209,10 @@ func seedEstate(t *testing.T, s *runningService) {
 			records.AttrProcessExecutablePath: "/usr/sbin/nginx", records.AttrProcessExecutableSHA256: strings.Repeat("9", 64)}},
 		rec{records.EventProcessExec, now, map[string]any{records.AttrContainerID: "cid-shop-web-b", records.AttrProcessPID: 7,
 			records.AttrProcessExecutablePath: "/usr/sbin/nginx", records.AttrProcessExecutableSHA256: strings.Repeat("9", 64)}},
+		rec{records.EventProcessExec, now, map[string]any{records.AttrContainerID: "cid-shop-web-a", records.AttrProcessPID: 9,
+			records.AttrProcessExecutablePath: "/memfd:payload", records.AttrFilePathDetached: true}},
+		rec{records.EventProcessExec, now, map[string]any{records.AttrContainerID: "cid-shop-web-a", records.AttrProcessPID: 3,
+			records.AttrProcessExecutablePath: "/memfd:runc_cloned:/proc/self/exe", records.AttrFilePathDetached: true}},
 		rec{records.EventFileOpen, now, map[string]any{records.AttrContainerID: "cid-shop-web-a", records.AttrProcessPID: 1,
 			records.AttrFilePath: "/etc/nginx/nginx.conf"}})
 	prod.send(t, recs...)
@@ -444,6 +448,11 @@ func TestBrowserLiveAssessment(t *testing.T) {
 	}
 	if v := eval[string](t, ctx, `document.querySelector('#processes + table').textContent`); !strings.Contains(v, "/usr/sbin/nginx") || !strings.Contains(v, "99999999") {
 		t.Fatalf("processes: %q", v)
+	}
+	// A program run from a memfd is flagged; runc's own re-exec from memory is named, not flagged.
+	if v := eval[string](t, ctx, `[...document.querySelectorAll('#processes + table tr')].map(r => (r.querySelector('[data-fileless]')?.dataset.fileless || '-') + ' ' + r.querySelector('td code')?.textContent).join('\n')`); !strings.Contains(v, "yes /memfd:payload") ||
+		!strings.Contains(v, "runc /memfd:runc_cloned:/proc/self/exe") || !strings.Contains(v, "- /usr/sbin/nginx") {
+		t.Fatalf("processes run from memory: %q", v)
 	}
 
 	// Artifacts: the cleanup candidates list the artifact nothing has run for two months, and the CSV export

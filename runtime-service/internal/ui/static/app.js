@@ -616,6 +616,18 @@ function placementsTree(body) {
   ];
 }
 
+// fromMemory flags an executable run from a memfd: the sensor reports it as "/memfd:<name>" (a file no directory
+// holds, runtrust.file.path_detached), the classic fileless payload. runc re-executes itself this way
+// ("/memfd:runc_cloned:…") when it starts or enters a container, so that one is named, not alarmed.
+function fromMemory(path) {
+  if (!path.startsWith('/memfd:')) return null;
+  if (path.startsWith('/memfd:runc_cloned:')) {
+    return [' ', h('span', { class: 'muted', 'data-fileless': 'runc' }, 'runc re-executing itself from memory')];
+  }
+  return [' ', h('span', { class: 'flag flag-warn', 'data-fileless': 'yes',
+    title: 'Run from a memfd: the program was never a file in the image' }, '⚠ run from memory')];
+}
+
 function processesTable(body) {
   if (!body.processes.length) {
     return h('p', { class: 'muted' }, 'No process executions recorded (integrity mode, or no sensor on these nodes).');
@@ -625,7 +637,7 @@ function processesTable(body) {
       h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Executable'), h('th', { scope: 'col' }, 'SHA-256'),
         h('th', { scope: 'col', class: 'num' }, 'Runs'), h('th', { scope: 'col' }, 'Last run'))),
       h('tbody', {}, body.processes.map((p) => h('tr', {},
-        h('td', {}, h('code', {}, p.path)),
+        h('td', {}, h('code', {}, p.path), fromMemory(p.path)),
         h('td', {}, p.sha256 ? [h('code', { title: p.sha256 }, `${p.sha256.slice(0, 16)}…`), copyButton(p.sha256, 'SHA-256')] : h('span', { class: 'muted' }, 'not hashed')),
         h('td', { class: 'num' }, num(p.count)),
         h('td', {}, when(p.last_seen)))))),
