@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runtrust/runtrust/internal/cgrouptest"
 	"github.com/runtrust/runtrust/internal/loopback"
 	"github.com/runtrust/runtrust/internal/records"
 	"github.com/runtrust/runtrust/testbed"
@@ -86,7 +86,7 @@ func TestSensorRunsWithChartCapabilities(t *testing.T) {
 			}
 			// The container cgroup exists before the sensor starts, so containers_only (the chart's default)
 			// allows it from the first scan.
-			cg, id := containerCgroup(t)
+			cg, id := cgrouptest.Containerd(t)
 			col := startCappedSensor(t, caps)
 			if c.startErr != "" {
 				exited, err := col.Wait(60 * time.Second)
@@ -237,32 +237,6 @@ func ensureTracefs(t *testing.T) {
 	if out, err := exec.Command("mount", "-t", "tracefs", "tracefs", "/sys/kernel/tracing").CombinedOutput(); err != nil {
 		t.Fatalf("mounting tracefs at /sys/kernel/tracing: %v\n%s", err, out)
 	}
-}
-
-// containerCgroup makes a cgroup named as containerd names a container's (systemd driver) in the v2 hierarchy
-// and returns its directory and the container id.
-func containerCgroup(t *testing.T) (string, string) {
-	t.Helper()
-	root := "/sys/fs/cgroup/unified"
-	if _, err := os.Stat(filepath.Join(root, "cgroup.procs")); err != nil {
-		root = "/sys/fs/cgroup"
-	}
-	id := hex.EncodeToString([]byte(rand.Text() + rand.Text()))[:64]
-	dir := filepath.Join(root, "system.slice", "cri-containerd-"+id+".scope")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// The cgroup empties once its process exits; rmdir can race that by a moment.
-		for i := 0; i < 100; i++ {
-			if err := os.Remove(dir); err == nil || os.IsNotExist(err) {
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Errorf("cgroup %s could not be removed", dir)
-	})
-	return dir, id
 }
 
 func copyFile(t *testing.T, from, to string) {

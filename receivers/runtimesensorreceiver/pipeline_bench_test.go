@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
+	"github.com/runtrust/runtrust/internal/cgrouptest"
 	"github.com/runtrust/runtrust/receivers/runtimesensorreceiver/internal/metadata"
 	"github.com/runtrust/runtrust/receivers/runtimesensorreceiver/internal/sensor"
 )
@@ -26,7 +27,7 @@ func captureEvents(b *testing.B) (execRaw, openRaw []byte) {
 	defer s.Close()
 	f := filepath.Join(b.TempDir(), "config.yaml")
 	require.NoError(b, os.WriteFile(f, []byte("x: 1\n"), 0o644))
-	cg, _ := containerdCgroup(b)
+	cg, _ := cgrouptest.Containerd(b)
 	pid := uint32(runInCgroup(b, cg, "/bin/cat", "-u", "--", f))
 	_, err = s.Drain(func(raw []byte) {
 		ev, err := sensor.Decode(raw)

@@ -23,6 +23,7 @@ import (
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"golang.org/x/sys/unix"
 
+	"github.com/runtrust/runtrust/internal/cgrouptest"
 	"github.com/runtrust/runtrust/internal/records"
 	"github.com/runtrust/runtrust/receivers/runtimesensorreceiver/internal/metadata"
 	"github.com/runtrust/runtrust/receivers/runtimesensorreceiver/internal/sensor"
@@ -212,30 +213,6 @@ func TestHealthRecord(t *testing.T) {
 	assert.Equal(t, int64(0), intAttr(lr, records.AttrSensorEventsDropped))
 }
 
-// containerdCgroup makes a cgroup named like a containerd container's (systemd driver) in the v2 hierarchy and
-// returns its directory and the container id.
-func containerdCgroup(t testing.TB) (string, string) {
-	t.Helper()
-	root := "/sys/fs/cgroup/unified"
-	if _, err := os.Stat(filepath.Join(root, "cgroup.procs")); err != nil {
-		root = "/sys/fs/cgroup"
-	}
-	id := hex.EncodeToString([]byte(rand.Text() + rand.Text()))[:64]
-	dir := filepath.Join(root, "system.slice", "cri-containerd-"+id+".scope")
-	require.NoError(t, os.MkdirAll(dir, 0o755))
-	t.Cleanup(func() {
-		// The cgroup empties once its process exits; rmdir can race that by a moment.
-		for i := 0; i < 100; i++ {
-			if err := os.Remove(dir); err == nil || os.IsNotExist(err) {
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Errorf("cgroup %s could not be removed", dir)
-	})
-	return dir, id
-}
-
 func runInCgroup(t testing.TB, cgroup string, argv ...string) int64 {
 	t.Helper()
 	script := fmt.Sprintf(`echo $$ > %s/cgroup.procs && exec "$@"`, cgroup)
@@ -247,7 +224,7 @@ func runInCgroup(t testing.TB, cgroup string, argv ...string) int64 {
 
 func TestContainerAttribution(t *testing.T) {
 	_, sink := startSensor(t, nil)
-	cg, id := containerdCgroup(t)
+	cg, id := cgrouptest.Containerd(t)
 	pid := runInCgroup(t, cg, "/bin/true", "in-container")
 	lr := waitRecords(t, sink, func(lr plog.LogRecord) bool {
 		return lr.EventName() == records.EventProcessExec && intAttr(lr, records.AttrProcessPID) == pid &&
@@ -264,7 +241,7 @@ func TestContainerAttribution(t *testing.T) {
 
 // TestContainersOnly: with the kernel filter on, a host exec is not captured, a container's is.
 func TestContainersOnly(t *testing.T) {
-	cg, id := containerdCgroup(t) // before start: the first scan allows it
+	cg, id := cgrouptest.Containerd(t) // before start: the first scan allows it
 	r, sink := startSensor(t, func(c *Config) { c.ContainersOnly = true })
 	hostCmd := exec.Command("/bin/true", "host")
 	require.NoError(t, hostCmd.Run())
@@ -297,7 +274,7 @@ func TestHashOfExitedContainerProcess(t *testing.T) {
 			name = "container started before the sensor"
 		}
 		t.Run(name, func(t *testing.T) {
-			cg, id := containerdCgroup(t)
+			cg, id := cgrouptest.Containerd(t)
 			var r *sensorReceiver
 			var sink *consumertest.LogsSink
 			if seenBefore {
