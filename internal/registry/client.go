@@ -592,7 +592,8 @@ func LoadCAPool(path string) (*x509.CertPool, error) {
 // keychain resolves credentials: per-registry auth first, then the credentials files, most specific first.
 // The files are read again when they change on disk: Kubernetes updates a mounted pull secret in place (an
 // atomic symlink swap), and a rotated registry password must not need a collector restart. At most one check per
-// credentialsCheckEvery, on a lookup; a file that no longer parses keeps the credentials read before.
+// credentialsCheckEvery, before a lookup (host.pullerFor, which also rebuilds the puller after a reload); a file
+// that no longer parses keeps the credentials read before.
 type keychain struct {
 	explicit []Credential
 	paths    []credentialsPath
@@ -745,7 +746,6 @@ func (k *keychain) lookup(registry, repository string) (authn.AuthConfig, bool) 
 		return authn.AuthConfig{}, false
 	}
 	host = strings.ToLower(host)
-	k.refresh()
 	k.mu.RLock()
 	files := k.files
 	k.mu.RUnlock()

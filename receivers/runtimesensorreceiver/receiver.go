@@ -346,12 +346,7 @@ func (r *sensorReceiver) appendExec(e *sensor.ExecEvent) {
 			r.set.Logger.Debug("no SHA-256 for executable", zap.String("path", e.Path), zap.Error(err))
 		}
 	}
-	r.exeMu.Lock()
-	if len(r.exes) > 65536 {
-		clear(r.exes)
-	}
-	r.exes[e.TGID] = e.Path
-	r.exeMu.Unlock()
+	r.rememberExe(e.TGID, e.Path)
 	if !at.host {
 		r.roots.seen(at.c.ID, e.TGID)
 	}
@@ -402,13 +397,18 @@ func (r *sensorReceiver) exeOf(tgid uint32) string {
 	}
 	// A process that has exited has no link: remember that too, or each of its opens costs a failing readlink.
 	p, _ = os.Readlink(filepath.Join(r.cfg.ProcPath, strconv.Itoa(int(tgid)), "exe"))
+	r.rememberExe(tgid, p)
+	return p
+}
+
+// rememberExe records a process's executable ("" for none to be found); the map is bounded by starting over.
+func (r *sensorReceiver) rememberExe(tgid uint32, path string) {
 	r.exeMu.Lock()
+	defer r.exeMu.Unlock()
 	if len(r.exes) > 65536 {
 		clear(r.exes)
 	}
-	r.exes[tgid] = p
-	r.exeMu.Unlock()
-	return p
+	r.exes[tgid] = path
 }
 
 func (r *sensorReceiver) appendOpen(e *sensor.OpenEvent) {
