@@ -33,6 +33,8 @@ var Routes = []Route{
 	{"GET", "/api/v1/openapi.yaml"},
 	{"GET", "/api/v1/artifacts.csv"},
 	{"GET", "/api/v1/registries"},
+	{"GET", "/api/v1/vulnerabilities"},
+	{"GET", "/api/v1/vulnerabilities.csv"},
 }
 
 // Handler serves the API from a store.
@@ -45,7 +47,7 @@ type Handler struct {
 // New returns the API handler.
 func New(s *store.Store, log *slog.Logger) *Handler {
 	h := &Handler{store: s, log: log, mux: http.NewServeMux()}
-	handlers := []http.HandlerFunc{h.listImages, h.getImage, h.listClusters, h.getCluster, h.listWorkloads, h.listArtifacts, h.openAPI, h.artifactsCSV, h.listRegistries}
+	handlers := []http.HandlerFunc{h.listImages, h.getImage, h.listClusters, h.getCluster, h.listWorkloads, h.listArtifacts, h.openAPI, h.artifactsCSV, h.listRegistries, h.listVulnerabilities, h.vulnerabilitiesCSV}
 	for i, r := range Routes {
 		h.mux.HandleFunc(r.Method+" "+r.Path, handlers[i])
 		method := r.Method
@@ -150,6 +152,7 @@ type Image struct {
 	BlastRadius     BlastRadius `json:"blast_radius"`
 	FirstSeen       time.Time   `json:"first_seen"`
 	LastSeen        time.Time   `json:"last_seen"`
+	VulnCounts      VulnCounts  `json:"vulnerability_counts"`
 }
 
 func imageOf(i store.ImageSummary) Image {
@@ -157,7 +160,7 @@ func imageOf(i store.ImageSummary) Image {
 		Digest: i.Digest, Severity: orNull(i.Severity), Verdict: orNull(i.Verdict), Reasons: nonNil(i.Reasons),
 		Refs: nonNil(i.Refs), ExpectedDigests: nonNil(i.ExpectedDigests),
 		BlastRadius: BlastRadius{Clusters: i.Clusters, Namespaces: i.Namespaces, Workloads: i.Workloads, Pods: i.Pods, Containers: i.Containers},
-		FirstSeen:   i.FirstSeen, LastSeen: i.LastSeen,
+		FirstSeen:   i.FirstSeen, LastSeen: i.LastSeen, VulnCounts: vulnCountsOf(i.Vulns),
 	}
 }
 
@@ -238,6 +241,11 @@ type ImageDetail struct {
 	FilesTotal      int             `json:"files_total"`
 	Timeline        []VerdictChange `json:"timeline"`
 	Remediation     []Remediation   `json:"remediation"`
+	// Vulnerabilities are the image's findings, ranked, at most store.DetailLimit (the list endpoint pages
+	// them all with ?digest=); SBOM says where its SBOM stands.
+	Vulnerabilities      []Vulnerability `json:"vulnerabilities"`
+	VulnerabilitiesTotal int             `json:"vulnerabilities_total"`
+	SBOM                 SBOMStatus      `json:"sbom"`
 }
 
 func (h *Handler) getImage(w http.ResponseWriter, r *http.Request) {
@@ -270,6 +278,10 @@ func (h *Handler) getImage(w http.ResponseWriter, r *http.Request) {
 			pl.Workload = &WorkloadRef{Kind: p.WorkloadKind, Name: p.WorkloadName}
 		}
 		out.Placements = append(out.Placements, pl)
+	}
+	if err := h.addVulnerabilities(r, &out); err != nil {
+		h.fail(w, r, err)
+		return
 	}
 	for _, e := range d.Processes {
 		out.Processes = append(out.Processes, Process{Path: e.Path, SHA256: orNull(e.SHA256), Count: e.Count,

@@ -49,6 +49,9 @@ var listParams = map[string]struct {
 	"artifacts.csv": {[]string{"cluster", "namespace", "severity", "verdict", "registry", "usage", "since", "sort"},
 		[]string{store.SortLastSeen, store.SortRef, store.SortRegistry, store.SortOldest}},
 	"clusters": {[]string{"sort", "limit", "offset"}, []string{store.SortName}},
+	// Vulnerabilities are ranked one way (loaded first, then severity: store.ListVulnerabilities).
+	"vulnerabilities":     {[]string{"cluster", "namespace", "digest", "severity", "reachability", "fix", "q", "limit", "offset"}, nil},
+	"vulnerabilities.csv": {[]string{"cluster", "namespace", "digest", "severity", "reachability", "fix", "q"}, nil},
 }
 
 var (
@@ -67,24 +70,10 @@ func paramErr(format string, a ...any) error { return &ParamError{Msg: fmt.Sprin
 // ParseList reads the query parameters of list endpoint into a store filter. Unknown parameters, repeated
 // parameters and values outside what the endpoint takes are errors that name the parameter.
 func ParseList(endpoint string, q url.Values) (store.Filter, error) {
-	spec, ok := listParams[endpoint]
-	if !ok {
-		return store.Filter{}, fmt.Errorf("api: no list endpoint %q", endpoint)
+	if err := checkParams(endpoint, q); err != nil {
+		return store.Filter{}, err
 	}
-	var unknown []string
-	for k, vs := range q {
-		if !slices.Contains(spec.params, k) {
-			unknown = append(unknown, fmt.Sprintf("%q", clip(k)))
-			continue
-		}
-		if len(vs) > 1 {
-			return store.Filter{}, paramErr("%s is given %d times; give it once (lists are comma-separated)", k, len(vs))
-		}
-	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		return store.Filter{}, paramErr("unknown query parameter(s) %s; %s takes %s", strings.Join(unknown, ", "), endpoint, strings.Join(spec.params, ", "))
-	}
+	spec := listParams[endpoint]
 	f := store.Filter{Limit: DefaultLimit}
 	var err error
 	if v, ok := get(q, "limit"); ok {
@@ -150,6 +139,29 @@ func ParseList(endpoint string, q url.Values) (store.Filter, error) {
 		}
 	}
 	return f, nil
+}
+
+// checkParams refuses the parameters endpoint does not take, and any given twice.
+func checkParams(endpoint string, q url.Values) error {
+	spec, ok := listParams[endpoint]
+	if !ok {
+		return fmt.Errorf("api: no list endpoint %q", endpoint)
+	}
+	var unknown []string
+	for k, vs := range q {
+		if !slices.Contains(spec.params, k) {
+			unknown = append(unknown, fmt.Sprintf("%q", clip(k)))
+			continue
+		}
+		if len(vs) > 1 {
+			return paramErr("%s is given %d times; give it once (lists are comma-separated)", k, len(vs))
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return paramErr("unknown query parameter(s) %s; %s takes %s", strings.Join(unknown, ", "), endpoint, strings.Join(spec.params, ", "))
+	}
+	return nil
 }
 
 func get(q url.Values, k string) (string, bool) {

@@ -53,11 +53,10 @@ type client struct {
 }
 
 func newClient(r Registry, now func() time.Time) (*client, error) {
-	t, err := baseTransport(r)
+	lt, err := limitedTransport(r)
 	if err != nil {
 		return nil, err
 	}
-	lt := &limited{sem: make(chan struct{}, r.Limits.MaxConcurrent), limiter: rate.NewLimiter(rate.Limit(r.Limits.RateLimit), r.Limits.Burst), base: t}
 	return &client{reg: r, base: lt, now: now, transports: map[string]http.RoundTripper{}}, nil
 }
 

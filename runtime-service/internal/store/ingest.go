@@ -442,6 +442,7 @@ type aggregate struct {
 	first, last time.Time
 	count       int64
 	containers  []string
+	process     string // file opens: the executable behind the first open
 }
 
 func (a *aggregate) add(t time.Time, container string) {
@@ -536,7 +537,11 @@ func (s *Store) applyEvents(ctx context.Context, tx pgx.Tx, parts []*part) error
 			if fileAgg[k] == nil {
 				fileAgg[k] = &aggregate{}
 			}
-			fileAgg[k].add(f.Time, f.ContainerID)
+			a := fileAgg[k]
+			a.add(f.Time, f.ContainerID)
+			if a.first.Equal(f.Time) { // the earliest open so far: its process is the one to name
+				a.process = f.ExecutablePath
+			}
 		}
 	}
 	if err := upsertEventImages(ctx, tx, parts); err != nil {
@@ -562,7 +567,7 @@ func (s *Store) applyEvents(ctx context.Context, tx pgx.Tx, parts []*part) error
 		if err != nil {
 			return fmt.Errorf("copy exec aggregates: %w", err)
 		}
-		if err := mergeAggregates(ctx, tx, "exec_aggregates", "image_digest, executable_path, executable_sha256, cluster_id"); err != nil {
+		if err := mergeAggregates(ctx, tx, "exec_aggregates", "image_digest, executable_path, executable_sha256, cluster_id", ""); err != nil {
 			return err
 		}
 	}
@@ -572,15 +577,16 @@ func (s *Store) applyEvents(ctx context.Context, tx pgx.Tx, parts []*part) error
 			keys = append(keys, k)
 		}
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"stage_file_aggregates"},
-			[]string{"image_digest", "file_path", "cluster_id", "first_seen", "last_seen", "count", "containers"},
+			[]string{"image_digest", "file_path", "cluster_id", "first_seen", "last_seen", "count", "containers", "first_process"},
 			pgx.CopyFromSlice(len(keys), func(i int) ([]any, error) {
 				a := fileAgg[keys[i]]
-				return []any{keys[i].digest, keys[i].path, keys[i].cluster, a.first, a.last, a.count, nonNil(a.containers)}, nil
+				return []any{keys[i].digest, keys[i].path, keys[i].cluster, a.first, a.last, a.count, nonNil(a.containers), a.process}, nil
 			}))
 		if err != nil {
 			return fmt.Errorf("copy file aggregates: %w", err)
 		}
-		if err := mergeAggregates(ctx, tx, "file_aggregates", "image_digest, file_path, cluster_id"); err != nil {
+		if err := mergeAggregates(ctx, tx, "file_aggregates", "image_digest, file_path, cluster_id",
+			"first_process = CASE WHEN excluded.first_seen < t.first_seen THEN excluded.first_process ELSE t.first_process END,"); err != nil {
 			return err
 		}
 	}
@@ -662,16 +668,18 @@ func nonNil(s []string) []string {
 	return s
 }
 
-func mergeAggregates(ctx context.Context, tx pgx.Tx, table, key string) error {
+// mergeAggregates folds a staged aggregate table into its table. extra is more assignments for the conflict's
+// SET list, each ending in a comma ("" for none); they read the row as it was before the update.
+func mergeAggregates(ctx context.Context, tx pgx.Tx, table, key, extra string) error {
 	_, err := tx.Exec(ctx, fmt.Sprintf(`
 		INSERT INTO %[1]s AS t SELECT * FROM stage_%[1]s ORDER BY %[2]s
-		ON CONFLICT (%[2]s) DO UPDATE SET
+		ON CONFLICT (%[2]s) DO UPDATE SET %[4]s
 			first_seen = least(t.first_seen, excluded.first_seen),
 			last_seen = greatest(t.last_seen, excluded.last_seen),
 			count = t.count + excluded.count,
 			containers = CASE WHEN cardinality(t.containers) >= %[3]d THEN t.containers
 				ELSE ARRAY(SELECT x FROM unnest(t.containers || excluded.containers) WITH ORDINALITY AS u(x, n)
-					GROUP BY x ORDER BY min(n) LIMIT %[3]d) END`, table, key, maxContainersPerAggregate))
+					GROUP BY x ORDER BY min(n) LIMIT %[3]d) END`, table, key, maxContainersPerAggregate, extra))
 	if err != nil {
 		return fmt.Errorf("merge %s: %w", table, err)
 	}
@@ -753,8 +761,8 @@ func applySensorHealth(ctx context.Context, tx pgx.Tx, c Cluster, hs []SensorHea
 	batch := &pgx.Batch{}
 	for _, n := range nodes {
 		h := latest[n]
-		batch.Queue(`INSERT INTO sensor_health AS t (cluster_id, node_name, events_seen, events_dropped, kernel, program_status, last_seen)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)
+		batch.Queue(`INSERT INTO sensor_health AS t (cluster_id, node_name, events_seen, events_dropped, kernel, program_status, last_seen, first_seen)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
 			ON CONFLICT (cluster_id, node_name) DO UPDATE SET events_seen = excluded.events_seen,
 				events_dropped = excluded.events_dropped, kernel = excluded.kernel,
 				program_status = excluded.program_status, last_seen = excluded.last_seen

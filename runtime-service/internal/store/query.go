@@ -53,6 +53,22 @@ type ImageSummary struct {
 	// EventsOnly: no container record has named this digest; exec or file-open events did. The assessment and
 	// blast radius are empty until one does.
 	EventsOnly bool
+	// Vulns counts the image's vulnerability findings (vulnerabilities.go).
+	Vulns VulnCounts
+}
+
+// VulnCounts summarises an image's vulnerability findings.
+type VulnCounts struct {
+	Total, Critical, High, Fixable, Loaded int
+	// Rank: 4 a loaded critical, 3 a loaded high, 2 a critical, 1 a high, else 0 (migration 005).
+	Rank int
+}
+
+// vulnColumns are the images columns VulnCounts is read from, in scanVulns' order.
+const vulnColumns = "i.vuln_total, i.vuln_critical, i.vuln_high, i.vuln_fixable, i.vuln_loaded, i.vuln_rank"
+
+func (v *VulnCounts) targets() []any {
+	return []any{&v.Total, &v.Critical, &v.High, &v.Fixable, &v.Loaded, &v.Rank}
 }
 
 // Image sort orders.
@@ -65,8 +81,8 @@ const (
 )
 
 var imageOrder = map[string]string{
-	"":           "severity_rank DESC, clusters DESC, namespaces DESC, workloads DESC, pods DESC, digest",
-	SortRisk:     "severity_rank DESC, clusters DESC, namespaces DESC, workloads DESC, pods DESC, digest",
+	"":           "risk_rank DESC, vuln_rank DESC, clusters DESC, namespaces DESC, workloads DESC, pods DESC, digest",
+	SortRisk:     "risk_rank DESC, vuln_rank DESC, clusters DESC, namespaces DESC, workloads DESC, pods DESC, digest",
 	SortLastSeen: "last_seen DESC, digest",
 	SortDigest:   "digest",
 }
@@ -99,6 +115,12 @@ func riskConditions(where []string, a *args, f Filter, alias string) []string {
 			" OR lower(array_to_string(m.refs, ' ')) LIKE "+a.add("%"+like+"%")+")")
 	}
 	return where
+}
+
+// scopedRiskRank is images.risk_rank (migration 005) for a scope's rollup row under alias, with the images row
+// as i: the scope's own severity raised by a loaded critical or high vulnerability of the image.
+func scopedRiskRank(alias string) string {
+	return "greatest(" + alias + ".severity_rank, CASE WHEN i.vuln_rank >= 3 THEN i.vuln_rank ELSE 0 END)"
 }
 
 // ErrBadSort: the sort order is not one the list offers.
@@ -164,9 +186,11 @@ func (s *Store) ListImages(ctx context.Context, f Filter) (Page[ImageSummary], e
 				count(DISTINCT s.cluster_id)::int AS clusters, ` + namespaces + ` AS namespaces,
 				sum(s.workloads)::int AS workloads, sum(s.pods)::int AS pods, sum(s.containers)::int AS containers
 			FROM ` + table + ` s WHERE ` + cond + ` GROUP BY s.digest),
-		img AS (SELECT agg.*, i.first_seen, i.last_seen FROM agg JOIN images i USING (digest))
+		img AS (SELECT agg.*, i.first_seen, i.last_seen, ` + vulnColumns + `, ` + scopedRiskRank("agg") + ` AS risk_rank
+			FROM agg JOIN images i USING (digest))
 		SELECT digest, severity, verdict, ` + merged("reasons") + `, ` + merged("refs") + `, ` + merged("expected_digests") + `,
-			clusters, namespaces, workloads, pods, containers, first_seen, last_seen, false, total FROM (
+			clusters, namespaces, workloads, pods, containers, first_seen, last_seen, false,
+			vuln_total, vuln_critical, vuln_high, vuln_fixable, vuln_loaded, vuln_rank, total FROM (
 		SELECT *, count(*) OVER () AS total FROM img`
 	var post []string
 	post = riskConditions(post, &a, f, "")
@@ -176,8 +200,9 @@ func (s *Store) ListImages(ctx context.Context, f Filter) (Page[ImageSummary], e
 	sql += " ORDER BY " + order + " LIMIT " + a.add(f.Limit) + " OFFSET " + a.add(f.Offset) + ") img ORDER BY " + order
 	return collectPage(ctx, s, sql, a, func(r pgx.Rows, total *int) (ImageSummary, error) {
 		var i ImageSummary
-		err := r.Scan(&i.Digest, &i.Severity, &i.Verdict, &i.Reasons, &i.Refs, &i.ExpectedDigests, &i.Clusters,
-			&i.Namespaces, &i.Workloads, &i.Pods, &i.Containers, &i.FirstSeen, &i.LastSeen, &i.EventsOnly, total)
+		err := r.Scan(append([]any{&i.Digest, &i.Severity, &i.Verdict, &i.Reasons, &i.Refs, &i.ExpectedDigests, &i.Clusters,
+			&i.Namespaces, &i.Workloads, &i.Pods, &i.Containers, &i.FirstSeen, &i.LastSeen, &i.EventsOnly},
+			append(i.Vulns.targets(), total)...)...)
 		return i, err
 	})
 }
@@ -190,11 +215,12 @@ func (s *Store) listOneScope(ctx context.Context, f Filter, cluster int64) (Page
 	var a args
 	where := []string{"s.cluster_id = " + a.add(cluster)}
 	table, namespaces := "image_clusters", "s.namespaces"
-	order := "s.severity_rank DESC, s.namespaces DESC, s.workloads DESC, s.pods DESC, s.digest"
+	risk := scopedRiskRank("s") + " DESC, i.vuln_rank DESC, "
+	order := risk + "s.namespaces DESC, s.workloads DESC, s.pods DESC, s.digest"
 	if f.Namespace != "" {
 		table, namespaces = "image_namespaces", "1"
 		where = append(where, "s.namespace = "+a.add(f.Namespace))
-		order = "s.severity_rank DESC, s.workloads DESC, s.pods DESC, s.digest"
+		order = risk + "s.workloads DESC, s.pods DESC, s.digest"
 	}
 	if f.Sort == SortDigest {
 		order = "s.digest"
@@ -206,13 +232,13 @@ func (s *Store) listOneScope(ctx context.Context, f Filter, cluster int64) (Page
 		return Page[ImageSummary]{}, classify(err)
 	}
 	sql := `SELECT s.digest, s.severity, s.verdict, s.reasons, s.refs, s.expected_digests, 1, ` + namespaces + `,
-		s.workloads, s.pods, s.containers, i.first_seen, i.last_seen
+		s.workloads, s.pods, s.containers, i.first_seen, i.last_seen, ` + vulnColumns + `
 		FROM ` + table + ` s JOIN images i USING (digest) WHERE ` + cond +
 		" ORDER BY " + order + " LIMIT " + a.add(f.Limit) + " OFFSET " + a.add(f.Offset)
 	page, err := collectPage(ctx, s, sql, a, func(r pgx.Rows, _ *int) (ImageSummary, error) {
 		var i ImageSummary
-		err := r.Scan(&i.Digest, &i.Severity, &i.Verdict, &i.Reasons, &i.Refs, &i.ExpectedDigests, &i.Clusters,
-			&i.Namespaces, &i.Workloads, &i.Pods, &i.Containers, &i.FirstSeen, &i.LastSeen)
+		err := r.Scan(append([]any{&i.Digest, &i.Severity, &i.Verdict, &i.Reasons, &i.Refs, &i.ExpectedDigests, &i.Clusters,
+			&i.Namespaces, &i.Workloads, &i.Pods, &i.Containers, &i.FirstSeen, &i.LastSeen}, i.Vulns.targets()...)...)
 		return i, err
 	})
 	page.Total = total
@@ -233,12 +259,12 @@ func (s *Store) listRankedImages(ctx context.Context, f Filter, order string) (P
 		return Page[ImageSummary]{}, classify(err)
 	}
 	sql := `SELECT digest, severity, verdict, reasons, refs, expected_digests, clusters, namespaces, workloads, pods,
-		containers, first_seen, last_seen, NOT state_seen FROM images WHERE ` + cond +
+		containers, first_seen, last_seen, NOT state_seen, ` + vulnColumns + ` FROM images i WHERE ` + cond +
 		" ORDER BY " + order + " LIMIT " + a.add(f.Limit) + " OFFSET " + a.add(f.Offset)
 	page, err := collectPage(ctx, s, sql, a, func(r pgx.Rows, _ *int) (ImageSummary, error) {
 		var i ImageSummary
-		err := r.Scan(&i.Digest, &i.Severity, &i.Verdict, &i.Reasons, &i.Refs, &i.ExpectedDigests, &i.Clusters,
-			&i.Namespaces, &i.Workloads, &i.Pods, &i.Containers, &i.FirstSeen, &i.LastSeen, &i.EventsOnly)
+		err := r.Scan(append([]any{&i.Digest, &i.Severity, &i.Verdict, &i.Reasons, &i.Refs, &i.ExpectedDigests, &i.Clusters,
+			&i.Namespaces, &i.Workloads, &i.Pods, &i.Containers, &i.FirstSeen, &i.LastSeen, &i.EventsOnly}, i.Vulns.targets()...)...)
 		return i, err
 	})
 	page.Total = total
@@ -325,9 +351,10 @@ func (s *Store) GetImage(ctx context.Context, digest string) (ImageDetail, error
 	var d ImageDetail
 	i := &d.ImageSummary
 	err := s.pool.QueryRow(ctx, `SELECT digest, severity, verdict, reasons, refs, expected_digests, clusters,
-		namespaces, workloads, pods, containers, first_seen, last_seen, NOT state_seen FROM images WHERE digest = $1`, digest).Scan(
+		namespaces, workloads, pods, containers, first_seen, last_seen, NOT state_seen, `+vulnColumns+`
+		FROM images i WHERE digest = $1`, digest).Scan(append([]any{
 		&i.Digest, &i.Severity, &i.Verdict, &i.Reasons, &i.Refs, &i.ExpectedDigests, &i.Clusters,
-		&i.Namespaces, &i.Workloads, &i.Pods, &i.Containers, &i.FirstSeen, &i.LastSeen, &i.EventsOnly)
+		&i.Namespaces, &i.Workloads, &i.Pods, &i.Containers, &i.FirstSeen, &i.LastSeen, &i.EventsOnly}, i.Vulns.targets()...)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return d, ErrNotFound
 	}
