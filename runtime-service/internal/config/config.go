@@ -16,6 +16,7 @@ import (
 	"github.com/runtrust/runtrust/runtime-service/internal/correlate"
 	"github.com/runtrust/runtrust/runtime-service/internal/ingest"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
+	"github.com/runtrust/runtrust/runtime-service/internal/vulndb"
 )
 
 // Config is the runtime service's configuration.
@@ -44,6 +45,19 @@ type Config struct {
 	Registries     []correlate.Registry
 	// SensorStaleAfter: a sensor without a health record this long is stale. Zero: three of its intervals.
 	SensorStaleAfter time.Duration
+
+	// Vulnerabilities configures vulnerability scanning of the running images (internal/vulnscan); no
+	// database: off.
+	Vulnerabilities VulnerabilityConfig
+}
+
+// VulnerabilityConfig is the vulnerability scanning part of Config.
+type VulnerabilityConfig struct {
+	Databases   []vulndb.Config
+	Window      time.Duration
+	Concurrency int
+	Platform    string
+	Interval    time.Duration
 }
 
 // setting is one flag with its environment variable.
@@ -176,6 +190,42 @@ var settings = []setting{
 		c.SensorStaleAfter = d
 		return nil
 	}},
+	{"vulnerability-db", "RUNTRUST_VULNERABILITY_DB", "", "offline vulnerability database mirror(s) to match running images against, comma-separated kind:path (osv:/mirror/osv for OSV JSON files or all.zip files, trivy:/mirror/trivy.db); empty: no vulnerability scanning", func(c *Config, v string) error {
+		dbs, err := parseDatabases(v)
+		c.Vulnerabilities.Databases = dbs
+		return err
+	}},
+	{"reachability-window", "RUNTRUST_REACHABILITY_WINDOW", "15m", "how long a sensor must watch an image's container, seeing none of a package's files used, before its findings are not_loaded", func(c *Config, v string) error {
+		d, err := ParseDuration(v)
+		if err != nil || d < time.Second || d > 365*24*time.Hour {
+			return fmt.Errorf("reachability-window %q is not a duration from 1s to 365d", v)
+		}
+		c.Vulnerabilities.Window = d
+		return nil
+	}},
+	{"sbom-concurrency", "RUNTRUST_SBOM_CONCURRENCY", "2", "SBOMs fetched or generated at once", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 64 {
+			return fmt.Errorf("sbom-concurrency %q is not a number from 1 to 64", v)
+		}
+		c.Vulnerabilities.Concurrency = n
+		return nil
+	}},
+	{"sbom-platform", "RUNTRUST_SBOM_PLATFORM", "linux/amd64", "the platform whose manifest is read when a running digest is a multi-platform index (os/arch[/variant])", func(c *Config, v string) error {
+		if parts := strings.Split(v, "/"); len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+			return fmt.Errorf("sbom-platform %q is not os/arch[/variant]", v)
+		}
+		c.Vulnerabilities.Platform = v
+		return nil
+	}},
+	{"scan-interval", "RUNTRUST_SCAN_INTERVAL", "15s", "how often the vulnerability work looks for new images, database updates and runtime evidence", func(c *Config, v string) error {
+		d, err := ParseDuration(v)
+		if err != nil || d < 100*time.Millisecond || d > 24*time.Hour {
+			return fmt.Errorf("scan-interval %q is not a duration from 100ms to 24h", v)
+		}
+		c.Vulnerabilities.Interval = d
+		return nil
+	}},
 	{"shutdown-timeout", "RUNTRUST_SHUTDOWN_TIMEOUT", "30s", "how long shutdown waits for in-flight batches to commit", func(c *Config, v string) error {
 		d, err := ParseDuration(v)
 		if err != nil || d < 0 {
@@ -289,6 +339,26 @@ func ParseSize(v string) (int64, error) {
 		return 0, fmt.Errorf("%q is not a size (\"8MiB\", \"512KiB\", \"1048576\")", v)
 	}
 	return n * mult, nil
+}
+
+// parseDatabases reads the -vulnerability-db list: kind:path entries, comma-separated.
+func parseDatabases(v string) ([]vulndb.Config, error) {
+	var out []vulndb.Config
+	for _, e := range strings.Split(v, ",") {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			continue
+		}
+		kind, path, ok := strings.Cut(e, ":")
+		if !ok || path == "" {
+			return nil, fmt.Errorf("vulnerability-db entry %q is not kind:path (osv:/mirror/osv, trivy:/mirror/trivy.db)", e)
+		}
+		if kind != "osv" && kind != "trivy" {
+			return nil, fmt.Errorf("vulnerability-db entry %q: kind %q is not osv or trivy", e, kind)
+		}
+		out = append(out, vulndb.Config{Kind: kind, Path: path})
+	}
+	return out, nil
 }
 
 // checkTLS catches incomplete TLS settings at start; the files themselves are read when the server starts.

@@ -25,6 +25,7 @@ import (
 	"github.com/runtrust/runtrust/runtime-service/internal/ingest"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
 	"github.com/runtrust/runtrust/runtime-service/internal/ui"
+	"github.com/runtrust/runtrust/runtime-service/internal/vulnscan"
 )
 
 // DatabaseName is the database the service uses on its local PostgreSQL.
@@ -126,6 +127,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<- 
 	}()
 	defer func() { stopCor(); <-corDone }()
 
+	stopScan, err := startScanner(st, cfg, log, reg)
+	if err != nil {
+		grpcLis.Close()
+		httpLis.Close()
+		return err
+	}
+	defer stopScan()
+
 	errs := make(chan error, 2)
 	go func() { errs <- grpcSrv.Serve(grpcLis) }()
 	go func() {
@@ -171,6 +180,28 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<- 
 	_ = httpSrv.Shutdown(shutCtx)
 	log.Info("runtime service stopped")
 	return runErr
+}
+
+// startScanner starts the vulnerability work (issue #17) in the background when a database is configured, and
+// returns what stops it.
+func startScanner(st *store.Store, cfg config.Config, log *slog.Logger, reg prometheus.Registerer) (func(), error) {
+	v := cfg.Vulnerabilities
+	if len(v.Databases) == 0 {
+		log.Info("vulnerability scanning off: no -vulnerability-db configured (docs/vulnerabilities.md)")
+		return func() {}, nil
+	}
+	sc, err := vulnscan.New(st, vulnscan.Options{Databases: v.Databases, Registries: cfg.Registries, Interval: v.Interval,
+		Concurrency: v.Concurrency, Window: v.Window, Platform: v.Platform}, log, vulnscan.NewMetrics(reg))
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc.Run(ctx)
+	}()
+	return func() { cancel(); <-done }, nil
 }
 
 func maintain(ctx context.Context, st *store.Store, log *slog.Logger, dropped prometheus.Counter) {
