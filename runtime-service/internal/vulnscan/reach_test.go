@@ -27,13 +27,13 @@ func TestLoadedJoinsObservedPathsWithPackageFiles(t *testing.T) {
 		{Kind: "open", Path: "/usr/lib/x86_64-linux-gnu/libcurl.so.4.8.0", Process: "/usr/bin/python3", ContainerID: "c2", First: t0.Add(time.Second), Count: 3},
 		{Kind: "exec", Path: "/usr/bin/curl", Process: "/usr/bin/curl", ContainerID: "c1", First: t0, Count: 1},
 		{Kind: "open", Path: "/usr/bin/curl", Process: "/bin/cat", ContainerID: "c3", First: t0, Count: 1}, // same instant: the exec wins
-		{Kind: "open", Path: "/etc/passwd", Process: "/usr/bin/curl", First: t0},                            // no package's
+		{Kind: "open", Path: "/etc/passwd", Process: "/usr/bin/curl", First: t0},                           // no package's
 	}
 	got := Loaded(idx, observed)
 	want := map[string]store.Evidence{
-		"deb/curl@7.88.1-10":         {Kind: "exec", Path: "/usr/bin/curl", Process: "/usr/bin/curl", ContainerID: "c1", At: t0, Count: 1},
+		"deb/curl@7.88.1-10":             {Kind: "exec", Path: "/usr/bin/curl", Process: "/usr/bin/curl", ContainerID: "c1", At: t0, Count: 1},
 		"golang/golang.org/x/net@v0.1.0": {Kind: "exec", Path: "/usr/bin/curl", Process: "/usr/bin/curl", ContainerID: "c1", At: t0, Count: 1},
-		"deb/libcurl4@7.88.1-10":     {Kind: "open", Path: "/usr/lib/x86_64-linux-gnu/libcurl.so.4.8.0", Process: "/usr/bin/python3", ContainerID: "c2", At: t0.Add(time.Second), Count: 3},
+		"deb/libcurl4@7.88.1-10":         {Kind: "open", Path: "/usr/lib/x86_64-linux-gnu/libcurl.so.4.8.0", Process: "/usr/bin/python3", ContainerID: "c2", At: t0.Add(time.Second), Count: 3},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("loaded %v; want %v", got, want)
