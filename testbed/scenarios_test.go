@@ -23,7 +23,8 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // show. They share one stack, as one cluster's story would; each uses its own images and namespace.
 func TestScenarios(t *testing.T) {
 	start := time.Now()
-	s := StartStack(t, StackOptions{DatabaseURL: pgtest.DB(t), Kubernetes: true, Sensor: true})
+	s := StartStack(t, StackOptions{DatabaseURL: pgtest.DB(t), Kubernetes: true, Sensor: true,
+		ServiceFlags: vulnServiceFlags(t, t.TempDir())})
 	s.EnsureNode(t, NodeName)
 	ui := startBrowser(t)
 	t.Logf("stack up in %s", time.Since(start).Round(time.Second))
@@ -81,6 +82,9 @@ func TestScenarios(t *testing.T) {
 		shellInContainer(t, s, ui)
 	})
 	// Last: it stops the sensor.
+	t.Run("a vulnerable package loaded in a real container ranks its image first", func(t *testing.T) {
+		vulnerableAndLoaded(t, s, ui)
+	})
 	t.Run("a node's sensor stops", func(t *testing.T) {
 		sensorStops(t, s, ui)
 	})

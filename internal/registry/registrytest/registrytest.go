@@ -63,6 +63,10 @@ func WithMiddleware(wrap func(http.Handler) http.Handler) Option {
 // WithTLS serves HTTPS with a test certificate; CAFile writes its CA.
 func WithTLS() Option { return func(r *Registry) { r.tls = true } }
 
+// WithReferrers serves the OCI 1.1 referrers API (GET /v2/<repo>/referrers/<digest>). Without it the registry
+// answers 404 there, as registries without the API do, and clients fall back to the sha256-<hex> tag scheme.
+func WithReferrers() Option { return func(r *Registry) { r.referrers = true } }
+
 // Registry is a running registry.
 type Registry struct {
 	// Host is host:port, as an image reference names the registry.
@@ -70,7 +74,7 @@ type Registry struct {
 	server *httptest.Server
 
 	mode, user, password, staticToken string
-	tls                               bool
+	tls, referrers                    bool
 	wrap                              func(http.Handler) http.Handler
 
 	tokensMu sync.Mutex
@@ -88,7 +92,8 @@ func Start(t testing.TB, opts ...Option) *Registry {
 	for _, o := range opts {
 		o(r)
 	}
-	var reg http.Handler = ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
+	var reg http.Handler = ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)),
+		ggcrregistry.WithReferrersSupport(r.referrers))
 	if r.wrap != nil {
 		reg = r.wrap(reg)
 	}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/runtrust/runtrust/internal/pgtest"
 	"github.com/runtrust/runtrust/internal/registry/registrytest"
-	"github.com/runtrust/runtrust/runtime-service/internal/sbom/sbomtest"
+	"github.com/runtrust/runtrust/internal/sbomtest"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
 	"github.com/runtrust/runtrust/runtime-service/internal/vulndb"
 	"github.com/runtrust/runtrust/runtime-service/internal/vulnscan"

@@ -276,6 +276,7 @@ async function route() {
     else if (view === 'images') await imagesView(out, params, show);
     else if (view === 'clusters') await clustersView(out, params, show);
     else if (view === 'artifacts') await artifactsView(out, params, show);
+    else if (view === 'vulnerabilities') await vulnerabilitiesView(out, params, show);
     else {
       add(out, h('h1', {}, 'Not found'), h('p', {}, `No view "${path}". `, h('a', { href: '#/images' }, 'Images')));
       show('Not found');
@@ -398,7 +399,7 @@ function imagesTable(items, offset) {
   return h('table', { class: 'images', 'aria-label': 'Images ranked by risk' },
     h('thead', {}, h('tr', {},
       h('th', { class: 'num', scope: 'col' }, '#'), h('th', { scope: 'col' }, 'Severity'), h('th', { scope: 'col' }, 'Verdict'),
-      h('th', { scope: 'col' }, 'Registry / repository · tags'), h('th', { scope: 'col' }, 'Running digest'),
+      h('th', { scope: 'col' }, 'Vulnerabilities'), h('th', { scope: 'col' }, 'Registry / repository · tags'), h('th', { scope: 'col' }, 'Running digest'),
       h('th', { scope: 'col' }, 'Blast radius'), h('th', { scope: 'col' }, 'Last seen'))),
     h('tbody', {}, items.map((img, i) => {
       const rs = repos(img.refs);
@@ -407,6 +408,7 @@ function imagesTable(items, offset) {
         h('td', { class: 'num rank' }, String(offset + i + 1)),
         h('td', {}, severityBadge(img.severity)),
         h('td', {}, verdictBadge(img.verdict), isUntrusted(img.reasons) ? [' ', untrustedBadge()] : null),
+        h('td', { class: 'vulns-cell' }, vulnCounts(img)),
         h('td', {}, rs.length ? rs.map((r) => h('div', {},
           h('div', { class: 'registry' }, r.registry),
           h('a', { class: 'repo', href: link }, r.repository),
@@ -416,6 +418,22 @@ function imagesTable(items, offset) {
         h('td', { class: 'blast' }, blast(img.blast_radius)),
         h('td', {}, when(img.last_seen)));
     })));
+}
+
+// vulnCounts sums up an image's findings for the list: its critical and high ones, and how many of all were
+// loaded at runtime, which is what to fix first. Zero findings reads "—": the list cannot tell an image with
+// none from one not scanned (its detail says which).
+function vulnCounts(img) {
+  const c = img.vulnerability_counts;
+  if (!c || !c.total) return h('span', { class: 'muted', title: 'No vulnerability findings (or not scanned)' }, '—');
+  const parts = [];
+  if (c.critical) parts.push(`${num(c.critical)} critical`);
+  if (c.high) parts.push(`${num(c.high)} high`);
+  if (!parts.length) parts.push(`${num(c.total)} medium or lower`);
+  return h('a', {
+    class: 'vuln-counts', href: hrefFor('/vulnerabilities', { digest: img.digest }),
+    title: `${num(c.total)} findings · ${num(c.fixable)} with a fix · ${num(c.loaded)} loaded at runtime`,
+  }, parts.join(' · '), c.loaded ? [' ', h('span', { class: 'reach reach-loaded', 'data-vuln-loaded': c.loaded }, `${num(c.loaded)} loaded`)] : null);
 }
 
 function blast(b) {
@@ -488,6 +506,7 @@ async function imageView(out, digest, show) {
     meaning(body),
     body.reasons.length ? [h('h2', {}, 'Findings'),
       h('ul', { class: 'reasons' }, body.reasons.map((r) => h('li', {}, h('code', {}, reasonCode(r)), r.slice(reasonCode(r).length))))] : null,
+    vulnSection(body),
     h('h2', { id: 'where' }, 'Where it runs'), placementsTree(body),
     h('h2', { id: 'processes' }, 'Processes it executed'), processesTable(body),
     h('h2', { id: 'files' }, 'Files it opened'), filesTable(body),
@@ -919,6 +938,218 @@ function downloadCSV(items) {
   document.body.append(link);
   link.click();
   link.remove();
+}
+
+// ---------- Vulnerabilities ----------
+
+const VULN_SEVERITIES = ['critical', 'high', 'medium', 'low', 'unknown'];
+const REACHABILITIES = ['loaded', 'not_loaded', 'unknown'];
+const REACH_LABEL = { loaded: 'loaded', not_loaded: 'not loaded', unknown: 'unknown' };
+// Shapes beside the words, as for severity: loaded ran, not loaded was watched and did not, unknown was not watched.
+const REACH_MARK = { loaded: '▶', not_loaded: '–', unknown: '?' };
+const REACH_TITLE = {
+  loaded: 'A file of the package was executed or opened in a container of the image',
+  not_loaded: 'Sensors watched a container of the image for the reachability window and saw no file of the package used',
+  unknown: 'No sensor watched the image\'s containers (Integrity mode), or not for long enough',
+};
+// The prioritisation funnel's steps, each with the filters that list its findings. The API counts the steps
+// over the scope only (cluster, namespace, image), so a step keeps the scope and sets everything else: the table
+// under it then lists exactly the step's count.
+const FUNNEL = [
+  { key: 'all', label: 'All findings', set: {} },
+  { key: 'critical_high', label: 'Critical & high', set: { severity: 'critical,high' } },
+  { key: 'fix_available', label: 'Fix available', set: { severity: 'critical,high', fix: 'true' } },
+  { key: 'loaded', label: 'Loaded at runtime', set: { severity: 'critical,high', fix: 'true', reachability: 'loaded' } },
+];
+const VULN_FILTERS = ['cluster', 'namespace', 'digest', 'severity', 'reachability', 'fix', 'q'];
+
+async function vulnerabilitiesView(out, params, show) {
+  const f = { offset: params.get('offset') || '', limit: params.get('limit') || '' };
+  for (const k of VULN_FILTERS) f[k] = params.get(k) || '';
+  const [{ body, dropped }, cs] = await Promise.all([
+    api('/vulnerabilities', { ...f, limit: f.limit || PAGE }),
+    clusterSelect(f.cluster),
+  ]);
+  const scope = { cluster: f.cluster, namespace: f.namespace, digest: f.digest };
+  // The digest is no form field (it comes from an image's page): changing a filter keeps it.
+  const keep = {};
+  if (f.digest) keep.digest = f.digest;
+  if (f.limit) keep.limit = f.limit;
+  const form = filterForm('/vulnerabilities', [
+    cs,
+    textInput('namespace', 'Namespace', f.namespace, { placeholder: 'any', pattern: '[a-z0-9]([-a-z0-9]*[a-z0-9])?', size: 14 }),
+    checkboxGroup('severity', 'Severity', VULN_SEVERITIES, null, f.severity.split(',')),
+    checkboxGroup('reachability', 'At runtime', REACHABILITIES, REACH_LABEL, f.reachability.split(',')),
+    h('div', {}, h('label', { for: 'f-fix' }, 'Fix'),
+      h('select', { id: 'f-fix', name: 'fix' },
+        [['', 'any'], ['true', 'fix available'], ['false', 'no fix']].map(([v, l]) => h('option', { value: v, selected: v === f.fix }, l)))),
+    h('div', {}, h('label', { for: 'f-q' }, 'Search'),
+      h('input', { type: 'search', id: 'f-q', name: 'q', value: f.q, placeholder: 'CVE, alias or package' })),
+  ], keep);
+  const csv = new URLSearchParams();
+  for (const k of VULN_FILTERS) if (f[k] && !dropped.includes(k)) csv.set(k, f[k]);
+  add(out,
+    h('h1', {}, 'Vulnerabilities', h('span', { class: 'muted' }, ` — ${num(body.total)}`)),
+    h('p', { class: 'muted' }, 'Known vulnerabilities in the packages of the images running now, matched offline against the ' +
+      'vulnerability database. Loaded: the sensors saw a file of the package executed or opened in a container of the image.'),
+    f.digest ? h('p', { class: 'note', 'data-scope': 'digest' }, 'Only the image ',
+      h('a', { href: `#/images/${encodeURIComponent(f.digest)}` }, h('code', { title: f.digest }, shortDigest(f.digest))), '. ',
+      h('a', { href: hrefFor('/vulnerabilities', { ...f, digest: '', offset: '' }) }, 'Show every image')) : null,
+    body.funnel && body.funnel.all ? funnel(body.funnel, scope, f) : null,
+    form,
+    unsupportedNote(dropped, 'the list is not narrowed by them.'),
+    body.items.length ? [
+      h('p', {}, h('a', { class: 'button', href: `${API}/vulnerabilities.csv${csv.size ? `?${csv}` : ''}`, 'data-csv': 'link' },
+        'Download CSV'), h('span', { class: 'muted' }, ' every row of these filters')),
+      vulnTable(body.items, true),
+      pager('/vulnerabilities', { ...f, offset: '' }, body),
+    ] : vulnEmpty(body, f, scope));
+  show('Vulnerabilities');
+}
+
+// funnel draws the prioritisation as stepped bars, each as wide as its share of all findings, centred so the
+// steps narrow like a funnel. A step is a link to its filters.
+function funnel(fun, scope, f) {
+  const all = fun.all;
+  const norm = (v) => (v || '').split(',').filter(Boolean).sort().join(',');
+  return h('ol', { class: 'funnel', 'aria-label': 'Prioritisation funnel' }, FUNNEL.map((step) => {
+    const n = fun[step.key] ?? 0;
+    const share = n / all;
+    const active = !f.q && ['severity', 'fix', 'reachability'].every((k) => norm(f[k]) === norm(step.set[k]));
+    const bar = h('span', { class: 'bar' });
+    // Set through the CSSOM, which the CSP allows (it refuses style attributes); a step of none keeps a sliver.
+    bar.style.width = `${Math.max(share * 100, 0.5)}%`;
+    const pct = n && share < 0.01 ? '<1%' : `${Math.round(share * 100)}%`;
+    return h('li', { 'data-step': step.key, 'data-count': n },
+      h('a', { href: hrefFor('/vulnerabilities', { ...scope, ...step.set }), 'aria-current': active ? 'true' : null },
+        h('span', { class: 'step-label' }, step.label),
+        h('span', { class: 'step-count' }, num(n)),
+        h('span', { class: 'step-share', title: 'of all findings' }, pct),
+        h('span', { class: 'track', 'aria-hidden': 'true' }, bar)));
+  }));
+}
+
+function vulnEmpty(body, f, scope) {
+  if (!body.funnel || !body.funnel.all) {
+    const scoped = Object.values(scope).some(Boolean);
+    return h('p', { class: 'note', 'data-empty': 'vulnerabilities-none' },
+      scoped ? 'No vulnerability findings for the images in this scope. ' : 'No vulnerability findings. ',
+      'Scanning needs ', h('code', {}, '-vulnerability-db'), ' (docs/vulnerabilities.md).');
+  }
+  return h('p', { class: 'note', 'data-empty': 'vulnerabilities' },
+    `No finding matches these filters (${num(body.funnel.all)} in this scope). `,
+    h('a', { href: hrefFor('/vulnerabilities', scope) }, 'Show them all'));
+}
+
+function reachBadge(r) {
+  return h('span', { class: `reach reach-${r}`, 'data-reach': r, title: REACH_TITLE[r] || '' },
+    h('span', { 'aria-hidden': 'true' }, REACH_MARK[r] || '?'), REACH_LABEL[r] || r);
+}
+
+// clock is an event's time of day, with the date when it was not today (UTC, as fmtTime).
+function clock(iso) {
+  const s = new Date(iso).toISOString();
+  return s.slice(0, 10) === new Date().toISOString().slice(0, 10) ? `${s.slice(11, 16)} UTC` : `${s.slice(0, 10)} ${s.slice(11, 16)} UTC`;
+}
+
+// loadedBy says which runtime event made a finding loaded: "exec /usr/bin/curl in container 3f1c2a9b7d4e… at
+// 12:03 UTC", or "opened /usr/lib/libssl.so.3 by /usr/bin/python3 in container … at …".
+function loadedBy(e) {
+  if (!e) return null;
+  const what = e.kind === 'exec' ? ['exec ', h('code', {}, e.path)]
+    : ['opened ', h('code', {}, e.path), e.process ? [' by ', h('code', {}, e.process)] : null];
+  const cid = e.container_id || '';
+  return h('div', { class: 'loaded-by', 'data-evidence-kind': e.kind }, what,
+    cid ? [' in container ', h('code', { title: cid }, cid.length > 12 ? `${cid.slice(0, 12)}…` : cid)] : null,
+    e.at ? [' at ', h('time', { datetime: e.at, title: `${fmtTime(e.at)} (${ago(e.at)})` }, clock(e.at))] : null,
+    e.count > 1 ? h('span', { class: 'muted' }, ` · ${num(e.count)} events`) : null);
+}
+
+// vulnTable lists findings in the API's order (loaded first); withImage adds the image each is in.
+function vulnTable(items, withImage) {
+  const head = ['Advisory', 'Severity', 'CVSS', 'Package → fix', 'At runtime'];
+  if (withImage) head.push('Image');
+  return h('table', { class: 'vulns', 'aria-label': 'Vulnerability findings' },
+    h('thead', {}, h('tr', {}, head.map((t) => h('th', { scope: 'col', class: t === 'CVSS' ? 'num' : null }, t)))),
+    h('tbody', {}, items.map((v) => h('tr', {
+      class: v.reachability === 'loaded' ? 'loaded' : null,
+      'data-id': v.id, 'data-digest': v.digest, 'data-severity': v.severity, 'data-reachability': v.reachability,
+    },
+    h('td', {}, h('strong', { class: 'advisory' }, v.id),
+      v.aliases && v.aliases.length ? h('div', { class: 'aliases muted' }, v.aliases.join(', ')) : null,
+      v.summary ? h('div', { class: 'vuln-summary', title: v.summary }, v.summary) : null),
+    h('td', {}, severityBadge(v.severity)),
+    h('td', { class: 'num' }, v.cvss !== null && v.cvss !== undefined
+      ? h('span', { title: v.cvss_vector || '' }, Number(v.cvss).toFixed(1)) : h('span', { class: 'muted' }, '—')),
+    h('td', {}, h('code', { class: 'pkg' }, `${v.package}@${v.installed_version}`), ' → ',
+      v.fixed_version ? h('code', { class: 'fixed' }, v.fixed_version) : h('span', { class: 'muted no-fix' }, 'no fix'),
+      v.package_type ? h('div', { class: 'muted' }, v.package_type) : null),
+    h('td', {}, reachBadge(v.reachability), v.reachability === 'loaded' ? loadedBy(v.evidence) : null),
+    withImage ? h('td', {}, imageRef(v)) : null))));
+}
+
+// imageRef names a finding's image by its first reference, registry above repository:tag as the images list
+// shows it, linking to the image.
+function imageRef(v) {
+  const link = `#/images/${encodeURIComponent(v.digest)}`;
+  if (!v.refs || !v.refs.length) return h('a', { href: link, title: v.digest }, h('code', {}, shortDigest(v.digest)));
+  const p = splitRef(v.refs[0]);
+  return [h('div', { class: 'registry' }, p.registry),
+    h('a', { class: 'repo', href: link, title: v.refs.join('\n') }, p.repository, p.tag ? `:${p.tag}` : ''),
+    v.refs.length > 1 ? h('span', { class: 'muted' }, ` +${v.refs.length - 1}`) : null];
+}
+
+// vulnSection is an image's findings on its page, under where its SBOM stands.
+function vulnSection(body) {
+  if (!body.sbom) return null; // an older service
+  const shown = body.vulnerabilities || [];
+  const total = body.vulnerabilities_total ?? shown.length;
+  const all = hrefFor('/vulnerabilities', { digest: body.digest });
+  return h('section', { 'aria-labelledby': 'vulns-h' },
+    h('h2', { id: 'vulns-h' }, 'Vulnerabilities', total ? h('span', { class: 'muted' }, ` — ${num(total)}`) : null),
+    sbomLine(body.sbom),
+    shown.length ? vulnTable(shown, false) : h('p', { class: 'muted', 'data-empty': 'image-vulnerabilities' }, noFindings(body.sbom)),
+    total ? h('p', {}, h('a', { href: all, 'data-vulns-link': '' }, total > shown.length
+      ? `All ${num(total)} findings in the Vulnerabilities view (${num(shown.length)} shown here)`
+      : 'This image in the Vulnerabilities view (filters, CSV)')) : null);
+}
+
+function noFindings(s) {
+  if (s.state === 'built') return s.database_version ? 'No known vulnerability in its packages.' : 'Not matched against the database yet.';
+  if (s.state === 'pending') return 'Findings appear once its SBOM is built.';
+  if (s.state === 'failed') return 'No findings: its SBOM could not be built.';
+  return 'No findings.';
+}
+
+// sbomLine says where the image's SBOM stands: what it was built from, or why there is none.
+function sbomLine(s) {
+  const parts = [];
+  const sep = () => h('span', { class: 'muted' }, ' · ');
+  let flag;
+  if (s.state === 'built') {
+    flag = h('span', { class: 'flag flag-ok' }, '✓ SBOM built');
+    for (const x of [s.source && s.format ? `${s.source} · ${s.format}` : s.source || s.format, s.distro,
+      `${num(s.packages)} packages`, `${num(s.files)} files`,
+      s.database_version ? `database ${s.database_version}` : 'not matched yet']) if (x) parts.push(sep(), x);
+  } else if (s.state === 'failed') {
+    flag = h('span', { class: 'flag' }, '⚠ SBOM failed');
+    parts.push(sep(), `${num(s.attempts)} attempt${s.attempts === 1 ? '' : 's'}`);
+    if (s.last_error) parts.push(': ', h('code', { class: 'sbom-error' }, s.last_error));
+  } else if (s.state === 'pending') {
+    flag = h('span', { class: 'flag flag-warn' }, 'SBOM pending');
+    parts.push(sep(), 'waiting to be fetched from the registry or generated');
+    if (s.last_error) parts.push(sep(), 'last error: ', h('code', { class: 'sbom-error' }, s.last_error));
+  } else {
+    flag = h('span', { class: 'flag flag-none' }, 'no SBOM');
+    parts.push(sep(), 'vulnerability scanning is off (', h('code', {}, '-vulnerability-db'), ', docs/vulnerabilities.md), or the image is not running');
+  }
+  if (s.updated_at) parts.push(sep(), 'updated ', when(s.updated_at));
+  return [
+    h('p', { class: 'sbom', 'data-sbom': s.state }, flag, parts),
+    s.truncated || (s.notes && s.notes.length) ? h('ul', { class: 'sbom-notes muted' },
+      s.truncated ? h('li', {}, 'Truncated: a bound was reached, so some packages or files may be missing.') : null,
+      (s.notes || []).map((n) => h('li', {}, n))) : null,
+  ];
 }
 
 // ---------- preferences and start ----------
