@@ -124,6 +124,7 @@ func vulnerableAndLoaded(t *testing.T, s *Stack, ui *page) {
 		return fmt.Sprintf("loaded image %s: %s\nidle image %s: %s\nservice:\n%s\nsensor:\n%s", loadedDigest, js(loaded),
 			idleDigest, js(idle), tail(s.Service.Output()), tail(s.Sensor.Output()))
 	})
+	t.Logf("findings of the loaded image: %s", js(loaded))
 	ev := loaded["coreutils"].Evidence
 	if ev == nil || ev.Kind != "exec" || ev.Path != "/bin/sleep" || ev.ContainerID != d.ContainerID {
 		t.Errorf("coreutils evidence %s; want the exec of /bin/sleep in container %s", js(ev), d.ContainerID)
@@ -137,6 +138,11 @@ func vulnerableAndLoaded(t *testing.T, s *Stack, ui *page) {
 	if order < 0 || twin < 0 || order > twin {
 		t.Errorf("ranking: loaded image at %d, its idle twin at %d; want the loaded one first", order, twin)
 	}
-	ui.eventually(t, s.API+"/#/images", "images", fmt.Sprintf(`!!document.querySelector('tr[data-digest=%q]')`, loadedDigest))
+	// The page: the loaded image's list cell counts its loaded finding, and the Vulnerabilities view's last funnel
+	// step lists the coreutils CVE as loaded in this image.
+	ui.eventually(t, s.API+"/#/images", "images", fmt.Sprintf(
+		`document.querySelector('tr[data-digest=%q] [data-vuln-loaded]')?.dataset.vulnLoaded === '1'`, loadedDigest))
+	ui.eventually(t, s.API+"/#/vulnerabilities?severity=critical,high&fix=true&reachability=loaded", "vulnerabilities", fmt.Sprintf(
+		`!!document.querySelector('tr[data-id="DEBIAN-CVE-2026-20001"][data-digest=%q][data-reachability="loaded"]')`, loadedDigest))
 	ui.screenshot(t, "vulnerable-and-loaded")
 }
