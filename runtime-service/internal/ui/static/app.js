@@ -120,7 +120,7 @@ function copyButton(text, label) {
 }
 
 function legacyCopy(text) {
-  const ta = h('textarea', { readonly: true, 'aria-hidden': 'true', style: 'position:fixed;left:-100vw' });
+  const ta = h('textarea', { readonly: true, 'aria-hidden': 'true', class: 'offscreen' }); // a class: the CSP refuses style attributes
   ta.value = text;
   document.body.append(ta);
   ta.select();
