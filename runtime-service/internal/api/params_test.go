@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"net/url"
 	"slices"
@@ -105,6 +106,9 @@ func TestParseDigest(t *testing.T) {
 
 var endpoints = []string{"images", "workloads", "artifacts", "clusters", "artifacts.csv"}
 
+// queried are the endpoints FuzzAPIQuery sends queries to: ParseList's, then ParseVulnList's.
+var queried = append(slices.Clone(endpoints), "vulnerabilities", "vulnerabilities.csv")
+
 // FuzzParseList: for any query string, ParseList either refuses with a parameter error or returns a filter
 // within the documented bounds, with only the values the filters allow.
 func FuzzParseList(f *testing.F) {
@@ -166,13 +170,18 @@ func FuzzAPIQuery(f *testing.F) {
 		"cluster=%27%3B%20DROP%20TABLE%20images%3B--", "cluster=%E2%9C%93", "namespace=a", "sort=last_seen", "registry=ghcr.io",
 		"offset=1000000", "severity=none,low,medium,high,critical", "usage=unused,never_seen&since=1d&sort=oldest",
 		"registry=corp&usage=in_use", "since=1970-01-01T00:00:00Z", "q=%27%3B--", "q=%25&cluster=prod", "q=a&namespace=shop&cluster=prod"} {
-		for i := range endpoints {
+		for i := range queried {
 			f.Add(uint8(i), s)
 		}
 	}
+	for _, s := range []string{"severity=critical,unknown&reachability=loaded&fix=true", "fix=no", "digest=sha256%3A" + strings.Repeat("a", 64),
+		"reachability=not_loaded,unknown&q=CVE-2024", "q=%27%3B--&namespace=shop"} {
+		f.Add(uint8(len(queried)-2), s)
+		f.Add(uint8(len(queried)-1), s)
+	}
 	h := seeded(f)
 	f.Fuzz(func(t *testing.T, which uint8, raw string) {
-		endpoint := endpoints[int(which)%len(endpoints)]
+		endpoint := queried[int(which)%len(queried)]
 		u := &url.URL{Path: "/api/v1/" + endpoint, RawQuery: raw}
 		req := httptest.NewRequest("GET", "/", nil)
 		req.URL = u
@@ -182,7 +191,7 @@ func FuzzAPIQuery(f *testing.F) {
 		if rec.Code != 200 && rec.Code != 400 {
 			t.Fatalf("GET %s: %d %s", u, rec.Code, rec.Body)
 		}
-		if endpoint == "artifacts.csv" && rec.Code == 200 {
+		if strings.HasSuffix(endpoint, ".csv") && rec.Code == 200 {
 			if _, err := csv.NewReader(rec.Body).ReadAll(); err != nil {
 				t.Fatalf("GET %s: not CSV: %v", u, err)
 			}
@@ -206,6 +215,82 @@ func FuzzPathParams(f *testing.F) {
 		}
 		if err := checkClusterRef("cluster", v); err == nil && (len(v) == 0 || len(v) > 253 || strings.ContainsRune(v, 0)) {
 			t.Fatalf("accepted cluster %q", v)
+		}
+	})
+}
+
+func TestParseVulnList(t *testing.T) {
+	yes, no := true, false
+	for _, tc := range []struct {
+		query string
+		want  store.VulnFilter
+		err   string
+	}{
+		{"", store.VulnFilter{Limit: DefaultLimit}, ""},
+		{"severity=critical,high,critical&reachability=loaded&fix=true&limit=5&offset=10",
+			store.VulnFilter{Severities: []string{"critical", "high"}, Reachabilities: []string{"loaded"}, Fixable: &yes, Limit: 5, Offset: 10}, ""},
+		{"fix=false&cluster=prod&namespace=shop&q=openssl", store.VulnFilter{Fixable: &no, Cluster: "prod", Namespace: "shop", Search: "openssl", Limit: DefaultLimit}, ""},
+		{"digest=sha256:" + strings.Repeat("0", 64), store.VulnFilter{Digest: "sha256:" + strings.Repeat("0", 64), Limit: DefaultLimit}, ""},
+		{"severity=none", store.VulnFilter{}, `severity "none" is not one of critical, high, medium, low, unknown`},
+		{"reachability=maybe", store.VulnFilter{}, `reachability "maybe" is not one of loaded, not_loaded, unknown`},
+		{"fix=1", store.VulnFilter{}, `fix "1" is not true`},
+		{"digest=latest", store.VulnFilter{}, `digest "latest" is not an image digest`},
+		{"sort=risk", store.VulnFilter{}, `unknown query parameter(s) "sort"`},
+		{"limit=5", store.VulnFilter{Limit: 5}, ""},
+	} {
+		q, err := url.ParseQuery(tc.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ParseVulnList("vulnerabilities", q)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: error %v; want one containing %q", tc.query, err, tc.err)
+			}
+			continue
+		}
+		sameFix := (got.Fixable == nil) == (tc.want.Fixable == nil) && (got.Fixable == nil || *got.Fixable == *tc.want.Fixable)
+		gotFix, wantFix := got.Fixable, tc.want.Fixable
+		got.Fixable, tc.want.Fixable = nil, nil // compared above, by value
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(tc.want) || !sameFix {
+			t.Errorf("%q: %+v (fix %v), %v; want %+v (fix %v)", tc.query, got, gotFix, err, tc.want, wantFix)
+		}
+	}
+	if _, err := ParseVulnList("vulnerabilities.csv", url.Values{"limit": {"5"}}); err == nil {
+		t.Error("the CSV export took limit; it has no paging")
+	}
+}
+
+func FuzzParseVulnList(f *testing.F) {
+	for _, s := range []string{"", "severity=critical,high&reachability=loaded&fix=true", "fix=TRUE", "q=%00", "digest=sha256%3Aab",
+		"reachability=loaded,loaded", "namespace=a&cluster=%E2%9C%93&offset=1000000"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		got, err := ParseVulnList("vulnerabilities", q)
+		if err != nil {
+			var pe *ParamError
+			if !errors.As(err, &pe) {
+				t.Fatalf("not a parameter error: %v", err)
+			}
+			return
+		}
+		if got.Limit < 1 || got.Limit > MaxLimit || got.Offset < 0 || got.Offset > MaxOffset {
+			t.Fatalf("paging out of bounds: %+v", got)
+		}
+		for _, s := range got.Severities {
+			if !slices.Contains(VulnSeverities, s) {
+				t.Fatalf("severity %q accepted", s)
+			}
+		}
+		for _, r := range got.Reachabilities {
+			if !slices.Contains(store.Reachabilities, r) {
+				t.Fatalf("reachability %q accepted", r)
+			}
 		}
 	})
 }
