@@ -48,8 +48,8 @@ type scan struct {
 	lim       Limits
 	rep       report
 	paths     *pathIndex
-	osRelease map[string]Distro      // by the path read from
-	dpkg      dpkgDB                 //
+	osRelease map[string]Distro // by the path read from
+	dpkg      dpkgDB
 	apk       map[string][]apkRecord // by the path read from
 	gobins    []goBinary
 	filesRead int // paths read from all file lists, against MaxFiles
@@ -109,9 +109,10 @@ func (s *scan) regular(p string, hdr *tar.Header, r io.Reader) error {
 	switch {
 	case p == dpkgStatusPath:
 		s.readDpkgStatus(p, hdr, r)
-	case dir == dpkgStatusDir && !strings.HasSuffix(base, ".md5sums"):
+	case dir == dpkgStatusDir && !strings.HasSuffix(base, ".md5sums"): // distroless: a package's paragraph
 		s.readDpkgStatus(p, hdr, r)
-	case dir == dpkgStatusDir || dir == dpkgInfoDir && (strings.HasSuffix(base, ".list") || strings.HasSuffix(base, ".md5sums")):
+	case dir == dpkgStatusDir, // distroless: <pkg>.md5sums
+		dir == dpkgInfoDir && (strings.HasSuffix(base, ".list") || strings.HasSuffix(base, ".md5sums")):
 		s.readDpkgList(p, hdr, r)
 	case slices.Contains(apkDBPaths, p):
 		s.readAPK(p, hdr, r)

@@ -14,7 +14,8 @@ import (
 )
 
 // The benchmark database: 100k advisories, 40% Debian, 30% Alpine, 30% Go, ten per package, written once per
-// test binary as OSV files (and as a trivy.db of the same advisories) in a temporary directory.
+// test binary in a temporary directory as OSV files (osv/), as osv.dev's per-ecosystem zips of them
+// (osv-zip/), and as a trivy.db of the same advisories (trivy/).
 const (
 	benchAdvisories  = 100_000
 	benchPerPackage  = 10
@@ -68,6 +69,7 @@ func benchAdvisory(i int) (eco, dir, name, fixed string) {
 func writeBenchDatabase(b *testing.B, dir string) error {
 	fx := trivyFixture{advisories: map[string]map[string]map[string]types.Advisory{}, vulnerability: map[string]types.Vulnerability{}}
 	trivyBucket := map[string]string{"Debian:12": "debian 12", "Alpine:v3.19": "alpine 3.19", "Go": ghsaGoBucket}
+	zipped := map[string]map[string]string{"Debian": {}, "Alpine": {}, "Go": {}}
 	for i := range benchAdvisories {
 		eco, sub, name, fixed := benchAdvisory(i)
 		id := fmt.Sprintf("CVE-2099-%06d", i)
@@ -80,6 +82,7 @@ func writeBenchDatabase(b *testing.B, dir string) error {
 			"affected": [{"package": {"ecosystem": %q, "name": %q},
 				"ranges": [{"type": %q, "events": [{"introduced": "0"}, {"fixed": %q}]}]}]}`,
 			i, id, i, eco, name, rangeType, fixed)
+		zipped[sub][fmt.Sprintf("OSV-%06d.json", i)] = doc
 		p := filepath.Join(dir, "osv", sub, fmt.Sprintf("OSV-%06d.json", i))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return err
@@ -101,6 +104,9 @@ func writeBenchDatabase(b *testing.B, dir string) error {
 		fx.advisories[bkt][name][id] = adv
 		fx.vulnerability[id] = types.Vulnerability{Title: "benchmark advisory",
 			CVSS: types.VendorCVSS{"nvd": {V3Score: 7.5, V3Vector: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N"}}}
+	}
+	for sub, files := range zipped { // osv.dev's layout: <Ecosystem>/all.zip
+		writeZip(b, filepath.Join(dir, "osv-zip", sub, "all.zip"), files)
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "trivy"), 0o755); err != nil {
 		return err
@@ -161,14 +167,18 @@ func BenchmarkMatch(b *testing.B) {
 	}
 }
 
-// BenchmarkOpen opens the 100k-advisory database: OSV reads, hashes, decodes and indexes every file; trivy-db
-// hashes the file and opens it.
+// BenchmarkOpen opens the 100k-advisory database: OSV reads, hashes, decodes and indexes every file (or zip
+// entry); trivy-db hashes the file and opens it.
 func BenchmarkOpen(b *testing.B) {
 	dir := benchDatabase(b)
-	for _, kind := range []string{KindOSV, KindTrivy} {
-		b.Run(kind, func(b *testing.B) {
+	for _, layout := range []string{"osv", "osv-zip", "trivy"} {
+		kind := KindOSV
+		if layout == "trivy" {
+			kind = KindTrivy
+		}
+		b.Run(layout, func(b *testing.B) {
 			for b.Loop() {
-				db, err := open([]Config{{Kind: kind, Path: filepath.Join(dir, kind)}})
+				db, err := open([]Config{{Kind: kind, Path: filepath.Join(dir, layout)}})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -277,6 +277,8 @@ func osvRating(v *osvschema.Vulnerability, a *osvschema.Affected) rating {
 	}
 	for _, level := range []string{
 		severityFromUrgency(structString(a.GetEcosystemSpecific(), "urgency")),
+		severityFromUrgency(structString(a.GetDatabaseSpecific(), "urgency")),
+		severityFromUrgency(structString(v.GetDatabaseSpecific(), "urgency")),
 		severityFromWord(structString(a.GetEcosystemSpecific(), "severity")),
 		ubuntu,
 		severityFromWord(structString(a.GetDatabaseSpecific(), "severity")),

@@ -73,6 +73,7 @@ func TestOSVRating(t *testing.T) {
 			rating{SeverityHigh, 7.8, "CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H"}},
 		{"GitHub word beats CVSS", `"database_specific": {"severity": "CRITICAL"}, "severity": [` + v3High + `]`, ``,
 			rating{SeverityCritical, 7.8, "CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H"}},
+		{"urgency in database_specific", `"database_specific": {"urgency": "high**"}`, ``, rating{severity: SeverityHigh}},
 		{"Ubuntu priority", `"severity": [{"type": "Ubuntu", "score": "negligible"}]`, ``, rating{severity: SeverityLow}},
 		{"affected-level CVSS first", `"severity": [` + v3High + `]`,
 			`"severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H"}]`,
