@@ -25,7 +25,7 @@ const (
 func vulnServiceFlags(t testing.TB, dir string) []string {
 	t.Helper()
 	for _, a := range []struct{ id, pkg, fixed string }{
-		{"DEBIAN-CVE-2026-20001", "coreutils", "9.1-1+deb12u1"}, // /bin/sleep: executed in the real container
+		{"DEBIAN-CVE-2026-20001", "coreutils", "9.1-1+deb12u1"},      // /bin/sleep: executed in the real container
 		{"DEBIAN-CVE-2026-20002", "zlib", "1:1.2.13.dfsg-1+deb12u1"}, // a library nothing opens
 	} {
 		entry := fmt.Sprintf(`{"schema_version": "1.6.0", "id": %q, "aliases": ["CVE-%s"], "modified": "2026-11-01T00:00:00Z",
@@ -108,7 +108,9 @@ func vulnerableAndLoaded(t *testing.T, s *Stack, ui *page) {
 	ctd.Pull(t, loadedRef)
 	d := s.RunDeployment(t, "vuln", "loaded", loadedRef, corev1.PullIfNotPresent, Running{
 		ImageID: s.Registry.Ref("shop/vuln-loaded@" + loadedDigest),
-		Start:   func(pod *corev1.Pod) string { return ctd.Run(t, loadedRef, PodCgroup(string(pod.UID)), "/bin/sleep", "600") },
+		Start: func(pod *corev1.Pod) string {
+			return ctd.Run(t, loadedRef, PodCgroup(string(pod.UID)), "/bin/sleep", "600")
+		},
 	})
 	s.RunDeployment(t, "vuln", "idle", idleRef, corev1.PullIfNotPresent, Running{ImageID: s.Registry.Ref("shop/vuln-idle@" + idleDigest)})
 	s.waitImage(t, loadedDigest, "the loaded image's container known", func(i Image) bool { return len(i.Placements) == 1 })
