@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -144,6 +145,12 @@ func (s *Scanner) openDatabase() error {
 	db, err := vulndb.Open(s.opts.Databases...)
 	if err != nil {
 		return fmt.Errorf("vulnscan: %w", err)
+	}
+	if old, ok := s.db.(io.Closer); ok {
+		// A trivy.db stays memory-mapped until closed. Passes run one at a time, so nothing matches on it now.
+		if err := old.Close(); err != nil {
+			s.log.Warn("closing the previous vulnerability database", "error", err)
+		}
 	}
 	s.db, s.fingerprint = db, fp
 	s.m.setDatabase(db.Version())
@@ -294,7 +301,13 @@ func (s *Scanner) matchOne(ctx context.Context, digest, version string) (int, er
 		return 0, err
 	}
 	found, err := s.db.Match(c.sbom)
-	if err != nil {
+	var incomplete *vulndb.IncompleteError
+	switch {
+	case errors.As(err, &incomplete):
+		// Some packages could not be checked (a version that does not parse, a distribution no database
+		// covers): keep what was found, and say what was not checked rather than letting it read as clean.
+		s.log.Warn("vulnerability matching incomplete", "digest", digest, "problems", incomplete.Count, "error", err)
+	case err != nil:
 		return 0, err
 	}
 	rows := make([]store.VulnFinding, len(found))

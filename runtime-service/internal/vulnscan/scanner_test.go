@@ -212,3 +212,37 @@ func TestScannerFindsLoadedVulnerabilitiesAndRanksTheImage(t *testing.T) {
 		t.Errorf("first finding %+v; want curl's loaded critical", page.Items[0])
 	}
 }
+
+// An SBOM the database cannot fully check (Debian 11: the mirror holds Debian 12 only) is matched once, with
+// what was found, and not tried again each pass as if matching had failed.
+func TestScannerKeepsAnIncompleteMatch(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	reg := registrytest.Start(t)
+	spec := debianApp("bullseye")
+	spec.OSVersion = "11"
+	ref, digest := sbomtest.Push(t, reg.Host, "app:bullseye", sbomtest.Image(t, spec))
+	dbDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dbDir, "curl.json"), []byte(osvEntry("DEBIAN-CVE-2026-10001", "curl", "7.88.1-10+deb12u5", critical)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := enrol(t, st, "bullseye")
+	if _, err := st.Apply(ctx, c, "b1", &store.Batch{Containers: []store.Container{{PodUID: "p", Name: "app", ContainerID: "cid-p",
+		Namespace: "shop", PodName: "p", NodeName: "node-1", ImageName: ref, ImageRef: ref, RunningDigest: digest,
+		Integrity: "verified", Severity: "none", Time: time.Now()}}}); err != nil {
+		t.Fatal(err)
+	}
+	sc, err := vulnscan.New(st, vulnscan.Options{Databases: []vulndb.Config{{Kind: "osv", Path: dbDir}}},
+		slog.New(slog.NewTextHandler(io.Discard, nil)), vulnscan.NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Pass(ctx)
+	status, err := st.GetSBOMStatus(ctx, digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status.State != store.SBOMBuilt || status.MatchedVersion == "" {
+		t.Fatalf("SBOM status %+v; want built and matched", status)
+	}
+}
