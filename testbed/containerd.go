@@ -1,13 +1,10 @@
 package testbed
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,11 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/runtrust/runtrust/internal/sbomtest"
 )
 
 // Containerd is a containerd daemon of the test's own (Debian's containerd and runc): its own root, state and
@@ -199,74 +192,28 @@ type ShellImage struct {
 func PushShellImage(t testing.TB, host, repoTag string) ShellImage {
 	t.Helper()
 	// path in the image → the file on this machine (dash and sleep link nothing but the C library)
-	files := [][2]string{
-		{"bin/sh", "/bin/sh"},
-		{"bin/sleep", "/bin/sleep"},
-		{"lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/libc.so.6"},
-		{"lib64/ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2"},
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
+	spec := sbomtest.Spec{Cmd: []string{"/bin/sleep", "600"}}
 	var shSum string
-	for _, dir := range []string{"bin/", "lib/", "lib/x86_64-linux-gnu/", "lib64/", "tmp/", "proc/", "dev/", "sys/"} {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir, Mode: 0o755}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, f := range files {
-		in := f[0]
+	for _, f := range [][2]string{
+		{"/bin/sh", "/bin/sh"},
+		{"/bin/sleep", "/bin/sleep"},
+		{"/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/libc.so.6"},
+		{"/lib64/ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2"},
+	} {
 		real, err := filepath.EvalSymlinks(f[1])
 		if err != nil {
 			t.Fatalf("the shell image needs %s from this machine: %v", f[1], err)
 		}
-		b, err := os.ReadFile(real)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: in, Mode: 0o755, Size: int64(len(b))}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(b); err != nil {
-			t.Fatal(err)
-		}
-		if in == "bin/sh" {
+		if f[0] == "/bin/sh" {
+			b, err := os.ReadFile(real)
+			if err != nil {
+				t.Fatal(err)
+			}
 			sum := sha256.Sum256(b)
 			shSum = hex.EncodeToString(sum[:])
 		}
+		spec.Files = append(spec.Files, sbomtest.File{Path: f[0], HostPath: real})
 	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	layerTar := buf.Bytes()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(layerTar)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	// containerd unpacks only images for its own platform.
-	cf.OS, cf.Architecture = "linux", "amd64"
-	cf.Config.Cmd = []string{"/bin/sleep", "600"}
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
-	ref, err := name.ParseReference(host + "/" + repoTag)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(ref, img); err != nil {
-		t.Fatalf("push %s: %v", ref, err)
-	}
-	d, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ShellImage{Ref: ref.String(), Digest: d.String(), ShSHA256: shSum, ShellPath: "/bin/sh"}
+	ref, digest := sbomtest.Push(t, host, repoTag, sbomtest.Image(t, spec))
+	return ShellImage{Ref: ref, Digest: digest, ShSHA256: shSum, ShellPath: "/bin/sh"}
 }
