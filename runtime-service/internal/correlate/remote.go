@@ -7,8 +7,8 @@ import (
 )
 
 // RemoteOptions are the go-containerregistry options that reach one configured registry as the correlator does:
-// its TLS settings, concurrency and rate limits, and credentials. Other readers of the same registry (the
-// SBOM fetcher) use them, so one registry's limits hold for every request the service makes of it.
+// its TLS settings, concurrency and rate limits, and credentials. Each call builds its own transport, so its
+// limits hold for the requests made with the options it returned: build them once per registry and reuse them.
 func (r Registry) RemoteOptions() ([]remote.Option, error) {
 	lt, err := limitedTransport(r)
 	if err != nil {

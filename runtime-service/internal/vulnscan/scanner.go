@@ -65,6 +65,7 @@ type Scanner struct {
 	opts    Options
 	fetcher *sbom.Fetcher
 	regs    map[string]correlate.Registry // by image-reference host
+	remotes map[string][]remote.Option    // by image-reference host: one transport, so one set of limits, each
 
 	db          vulndb.Matcher
 	fingerprint string
@@ -93,9 +94,14 @@ func New(st *store.Store, opts Options, log *slog.Logger, m *Metrics) (*Scanner,
 	if opts.Window <= 0 {
 		opts.Window = DefaultWindow
 	}
-	s := &Scanner{st: st, log: log, m: m, opts: opts, regs: map[string]correlate.Registry{}, cache: map[string]*cached{}}
+	s := &Scanner{st: st, log: log, m: m, opts: opts, regs: map[string]correlate.Registry{},
+		remotes: map[string][]remote.Option{}, cache: map[string]*cached{}}
 	for _, r := range opts.Registries {
-		s.regs[r.Host] = r
+		ro, err := r.RemoteOptions()
+		if err != nil {
+			return nil, fmt.Errorf("vulnscan: registry %s: %w", r.Name, err)
+		}
+		s.regs[r.Host], s.remotes[r.Host] = r, ro
 	}
 	platform, err := parsePlatform(opts.Platform)
 	if err != nil {
@@ -259,14 +265,7 @@ func (s *Scanner) digestRef(ref, digest string) (name.Digest, error) {
 
 // remoteOptions reach a repository's registry with its configured settings, or anonymously.
 func (s *Scanner) remoteOptions(repo name.Repository) []remote.Option {
-	if reg, ok := s.regs[repo.RegistryStr()]; ok {
-		if opts, err := reg.RemoteOptions(); err == nil {
-			return opts
-		} else {
-			s.log.Warn("registry settings unusable; reading anonymously", "registry", reg.Name, "error", err)
-		}
-	}
-	return nil
+	return s.remotes[repo.RegistryStr()]
 }
 
 // matchAll matches every SBOM not yet matched against the loaded database version.
