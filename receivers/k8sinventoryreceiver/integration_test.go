@@ -111,6 +111,10 @@ func TestRBACAllowsExactlyWhatTheReceiverNeeds(t *testing.T) {
 		require.NoError(t, err)
 		return r.Status.Allowed
 	}
+	// The RBAC authorizer reads roles and bindings from informers: the binding just created takes effect
+	// once they have seen it, so wait for the first grant before checking the rest.
+	require.Eventually(t, func() bool { return canI("get", "", "nodes", "", "") }, 30*time.Second, 50*time.Millisecond,
+		"the receiver's ClusterRoleBinding never took effect")
 	for _, gr := range [][2]string{{"", "nodes"}, {"", "pods"}, {"apps", "deployments"}, {"apps", "replicasets"},
 		{"apps", "statefulsets"}, {"apps", "daemonsets"}, {"batch", "jobs"}, {"batch", "cronjobs"}} {
 		for _, verb := range []string{"get", "list", "watch"} {

@@ -40,10 +40,23 @@ func openForGroups(t *testing.T, opts Options) (*Store, []Cluster) {
 
 // holdCommitters makes the queue believe every committer is busy, so batches wait in it; release starts one
 // committer, which takes them as groups.
-func holdCommitters(s *Store) (release func()) {
-	s.queueMu.Lock()
-	held := s.opts.Committers - s.committers
-	s.committers += held
+func holdCommitters(t *testing.T, s *Store) (release func()) {
+	t.Helper()
+	// A committer that has just closed its last batch's done channel is still counted until it sees the empty
+	// queue; holding only the free slots then would leave one free when it leaves, and the next batch would
+	// start a committer instead of queueing. Wait for every committer to be gone, then hold them all.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		s.queueMu.Lock()
+		if s.committers == 0 && len(s.queue) == 0 {
+			break
+		}
+		s.queueMu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatal("committers still running after 10s")
+		}
+	}
+	held := s.opts.Committers
+	s.committers = held
 	s.queueMu.Unlock()
 	return func() {
 		s.queueMu.Lock()
@@ -86,7 +99,7 @@ func TestGroupCommitAppliesQueuedBatchesTogetherOnce(t *testing.T) {
 	if _, err := s.Apply(ctx, cls[0], "stored-before", &Batch{Execs: execs(0, 10)}); err != nil {
 		t.Fatal(err)
 	}
-	release := holdCommitters(s)
+	release := holdCommitters(t, s)
 	type call struct {
 		c   Cluster
 		key string
@@ -176,7 +189,7 @@ func TestGroupWithABatchPostgresRefusesStoresTheOthers(t *testing.T) {
 // gets the context's error, and the batch is not stored later.
 func TestCallerGivingUpWhileQueuedTakesItsBatchBack(t *testing.T) {
 	s, cls := openForGroups(t, Options{})
-	release := holdCommitters(s)
+	release := holdCommitters(t, s)
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() {
