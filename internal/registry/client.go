@@ -2,8 +2,6 @@ package registry
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -20,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/runtrust/runtrust/internal/configerr"
 	"github.com/runtrust/runtrust/internal/imageref"
 	"github.com/runtrust/runtrust/internal/registryrule"
 )
@@ -114,6 +113,8 @@ type Client struct {
 	now      func() time.Time
 	obs      Observer
 	keychain *keychain
+	// configured is Options.Hosts compiled (rules parsed, CA and credentials files read) once, in New.
+	configured []compiledHost
 
 	ctx    context.Context // ends at Close; every lookup runs under it
 	cancel context.CancelFunc
@@ -167,7 +168,7 @@ func New(opts Options) (*Client, error) {
 	if opts.RequestTimeout <= 0 {
 		opts.RequestTimeout = DefaultRequestTimeout
 	}
-	opts.Defaults = opts.Defaults.withDefaults(DefaultLimits())
+	opts.Defaults = opts.Defaults.WithDefaults(DefaultLimits())
 	c := &Client{
 		opts:    opts,
 		cache:   opts.Cache,
@@ -183,17 +184,21 @@ func New(opts Options) (*Client, error) {
 	if c.obs == nil {
 		c.obs = nopObserver{}
 	}
-	kc, err := newKeychain(opts.Hosts, opts.Credentials)
+	var errs []error
+	for i, h := range opts.Hosts {
+		ch, err := h.compile()
+		errs = append(errs, configerr.Index("registries", i, err))
+		c.configured = append(c.configured, ch)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	kc, err := newKeychain(c.configured, opts.Credentials)
 	if err != nil {
 		return nil, err
 	}
 	kc.now, kc.reloaded = c.now, opts.CredentialsReloaded
 	c.keychain = kc
-	for i, h := range opts.Hosts {
-		if err := h.Validate(); err != nil {
-			return nil, fmt.Errorf("registries[%d]: %w", i, err)
-		}
-	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c, nil
 }
@@ -515,11 +520,11 @@ func (c *Client) host(registry string) (*host, *Error) {
 		return nil, &Error{Kind: KindRegistryError, Registry: registry, Detail: err.Error()}
 	}
 	hostname = strings.ToLower(hostname)
-	cfg := HostConfig{Host: registry}
+	cfg := compiledHost{HostConfig: HostConfig{Host: registry}}
 	listed := false
-	for _, hc := range c.opts.Hosts {
-		if r, err := registryrule.Parse(hc.Host, true); err == nil && r.Matches(hostname, port, "") {
-			cfg, listed = hc, true
+	for _, ch := range c.configured {
+		if ch.rule.Matches(hostname, port, "") {
+			cfg, listed = ch, true
 			break
 		}
 	}
@@ -535,24 +540,10 @@ func (c *Client) host(registry string) (*host, *Error) {
 	return h, nil
 }
 
-func (c *Client) newHost(registry string, cfg HostConfig) (*host, error) {
-	limits := cfg.Limits.withDefaults(c.opts.Defaults)
-	base := http.DefaultTransport.(*http.Transport).Clone()
-	base.MaxIdleConnsPerHost = limits.MaxConcurrent
-	if cfg.TLS.CAFile != "" || cfg.TLS.InsecureSkipVerify {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.TLS.InsecureSkipVerify} //nolint:gosec // only when configured
-		if cfg.TLS.CAFile != "" {
-			pool, err := LoadCAPool(cfg.TLS.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("tls.ca_file: %w", err)
-			}
-			tc.RootCAs = pool
-		}
-		base.TLSClientConfig = tc
-	}
-	h := newHostState(registry, limits, c.cache.NegativeTTL, c.now)
-	h.insecure = cfg.TLS.Insecure
-	rt := &limitedTransport{h: h, base: base, obs: c.obs}
+func (c *Client) newHost(registry string, cfg compiledHost) (*host, error) {
+	rt := NewTransport(TransportOptions{Registry: registry, TLS: cfg.tls, Limits: cfg.Limits.WithDefaults(c.opts.Defaults),
+		DefaultRetryAfter: c.cache.NegativeTTL, Observer: c.obs, Now: c.now})
+	h := &host{registry: registry, insecure: cfg.TLS.Insecure, rt: rt}
 	opts := []remote.Option{
 		remote.WithTransport(rt),
 		remote.WithAuthFromKeychain(c.keychain),
@@ -570,23 +561,6 @@ func (c *Client) newHost(registry string, cfg HostConfig) (*host, error) {
 		return nil, err
 	}
 	return h, nil
-}
-
-// LoadCAPool reads a PEM file of CAs to trust beside the system's (the collector's registry hosts and the
-// runtime service's correlated registries both take a tls.ca_file).
-func LoadCAPool(path string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s: no PEM certificate in it", path)
-	}
-	return pool, nil
 }
 
 // keychain resolves credentials: per-registry auth first, then the credentials files, most specific first.
@@ -639,19 +613,11 @@ func sameStamps(a, b []fileStamp) bool {
 
 const credentialsCheckEvery = 10 * time.Second
 
-func newKeychain(hosts []HostConfig, creds CredentialsConfig) (*keychain, error) {
+func newKeychain(hosts []compiledHost, creds CredentialsConfig) (*keychain, error) {
 	k := &keychain{now: time.Now}
-	for i, h := range hosts {
-		rule, err := registryrule.Parse(h.Host, true)
-		if err != nil {
-			return nil, fmt.Errorf("registries[%d].host: %w", i, err)
-		}
-		a, err := h.Auth.authConfig()
-		if err != nil {
-			return nil, fmt.Errorf("registries[%d].auth.%w", i, err)
-		}
-		if a != (authn.AuthConfig{}) {
-			k.explicit = append(k.explicit, Credential{Rule: rule, Auth: a})
+	for _, h := range hosts {
+		if h.auth != (authn.AuthConfig{}) {
+			k.explicit = append(k.explicit, Credential{Rule: h.rule, Auth: h.auth})
 		}
 	}
 	for i, f := range creds.DockerConfigFiles {

@@ -355,6 +355,9 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	}{
 		{Options{Cache: CacheConfig{TTL: time.Second, NegativeTTL: time.Minute}}, "negative_ttl"},
 		{Options{Hosts: []HostConfig{{Host: "bad host"}}}, "registries[0].host"},
+		{Options{Hosts: []HostConfig{{Host: "r.example", TLS: TLSConfig{CAFile: "/nonexistent/ca.pem"}}}}, "registries[0].tls.ca_file"},
+		// Every entry is compiled before New gives up: the second entry's error is reported too.
+		{Options{Hosts: []HostConfig{{Host: "bad host"}, {Host: "r.example", Limits: LimitsConfig{Burst: -1}}}}, "registries[1].burst"},
 		{Options{Hosts: []HostConfig{{Host: "r.example", Auth: AuthConfig{TokenFile: "/nonexistent/token"}}}}, "registries[0].auth.token_file"},
 		{Options{Credentials: CredentialsConfig{PullSecretFiles: []string{"/nonexistent/secret"}}}, "pull_secret_files[0]"},
 	} {

@@ -1,11 +1,15 @@
 package registry
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+
+	"github.com/runtrust/runtrust/internal/configerr"
 	"github.com/runtrust/runtrust/internal/registryrule"
 )
 
@@ -129,7 +133,8 @@ func (l LimitsConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-func (l LimitsConfig) withDefaults(d LimitsConfig) LimitsConfig {
+// WithDefaults returns l with its zero fields taken from d.
+func (l LimitsConfig) WithDefaults(d LimitsConfig) LimitsConfig {
 	if l.MaxConcurrent == 0 {
 		l.MaxConcurrent = d.MaxConcurrent
 	}
@@ -142,8 +147,25 @@ func (l LimitsConfig) withDefaults(d LimitsConfig) LimitsConfig {
 	return l
 }
 
-// Validate checks one registries entry, reading the files it names so that a missing file fails at start.
+// Validate checks one registries entry, reading the files it names so that a missing file fails at start. It is
+// the compilation New does, so Validate accepts exactly what New accepts.
 func (h HostConfig) Validate() error {
+	_, err := h.compile()
+	return err
+}
+
+// compiledHost is one registries entry as New compiles it, once: its host rule, its TLS settings with the CA file
+// read, and its credentials with their files read.
+type compiledHost struct {
+	HostConfig
+	rule registryrule.Rule
+	tls  *tls.Config
+	auth authn.AuthConfig
+}
+
+// compile turns a registries entry into its compiled form; the error joins every problem, each naming its field.
+func (h HostConfig) compile() (compiledHost, error) {
+	c := compiledHost{HostConfig: h}
 	var errs []error
 	rule, err := registryrule.Parse(h.Host, true)
 	switch {
@@ -152,18 +174,15 @@ func (h HostConfig) Validate() error {
 	case rule.PathPrefix != "":
 		errs = append(errs, fmt.Errorf("host: %q names a repository path; settings apply to a whole registry", h.Host))
 	}
-	if h.TLS.CAFile != "" {
-		if _, err := LoadCAPool(h.TLS.CAFile); err != nil {
-			errs = append(errs, fmt.Errorf("tls.ca_file: %w", err))
-		}
+	c.rule = rule
+	if c.tls, err = h.TLS.ClientConfig(); err != nil {
+		errs = append(errs, configerr.Prefix("tls", err))
 	}
-	if _, err := h.Auth.authConfig(); err != nil {
-		errs = append(errs, fmt.Errorf("auth.%w", err))
+	if c.auth, err = h.Auth.authConfig(); err != nil {
+		errs = append(errs, configerr.Prefix("auth", err))
 	}
-	if err := h.Limits.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
+	errs = append(errs, h.Limits.Validate())
+	return c, errors.Join(errs...)
 }
 
 // Validate reads every credentials file, so that a missing or malformed one fails at start.

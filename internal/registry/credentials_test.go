@@ -154,8 +154,11 @@ func TestKeychain(t *testing.T) {
 		"a.corp.example":{"auth":"`+b64("corp:exact")+`"}}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	k, err := newKeychain([]HostConfig{{Host: "ghcr.io", Auth: AuthConfig{Username: "explicit", Password: "x"}}},
-		CredentialsConfig{DockerConfigFiles: []string{cfgFile}})
+	explicit, err := HostConfig{Host: "ghcr.io", Auth: AuthConfig{Username: "explicit", Password: "x"}}.compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := newKeychain([]compiledHost{explicit}, CredentialsConfig{DockerConfigFiles: []string{cfgFile}})
 	if err != nil {
 		t.Fatal(err)
 	}

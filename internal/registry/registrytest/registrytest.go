@@ -266,22 +266,36 @@ func (r *Registry) Ref(repoTag string) string { return r.Host + "/" + repoTag }
 // PushImage pushes a new random image as repo:tag and returns its manifest digest.
 func (r *Registry) PushImage(t testing.TB, repoTag string) string {
 	t.Helper()
+	img, d := randomImage(t)
+	ref := r.reference(t, repoTag)
+	if err := remote.Write(ref, img, r.options()...); err != nil {
+		t.Fatalf("push %s: %v", ref, err)
+	}
+	return d
+}
+
+// randomImage builds a new random image and returns it with its manifest digest.
+func randomImage(t testing.TB) (v1.Image, string) {
+	t.Helper()
 	img, err := random.Image(256, 1)
 	if err != nil {
 		t.Fatal(err)
-	}
-	ref, err := name.ParseReference(r.Ref(repoTag))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(ref, img, r.options()...); err != nil {
-		t.Fatalf("push %s: %v", ref, err)
 	}
 	d, err := img.Digest()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return d.String()
+	return img, d.String()
+}
+
+// reference parses repoRef (repo:tag or repo@digest) on this registry.
+func (r *Registry) reference(t testing.TB, repoRef string) name.Reference {
+	t.Helper()
+	ref, err := name.ParseReference(r.Ref(repoRef))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref
 }
 
 // PushIndex pushes a new multi-arch index (linux/amd64 and linux/arm64 images) as repo:tag and returns the
@@ -290,22 +304,12 @@ func (r *Registry) PushIndex(t testing.TB, repoTag string) (index string, platfo
 	t.Helper()
 	var idx v1.ImageIndex = empty.Index
 	for _, arch := range []string{"amd64", "arm64"} {
-		img, err := random.Image(256, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, err := img.Digest()
-		if err != nil {
-			t.Fatal(err)
-		}
-		platforms = append(platforms, d.String())
+		img, d := randomImage(t)
+		platforms = append(platforms, d)
 		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img,
 			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
 	}
-	ref, err := name.ParseReference(r.Ref(repoTag))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ref := r.reference(t, repoTag)
 	if err := remote.WriteIndex(ref, idx, r.options()...); err != nil {
 		t.Fatalf("push index %s: %v", ref, err)
 	}
@@ -339,10 +343,7 @@ func (r *Registry) Tag(t testing.TB, repo, tag, digest string) {
 // Delete deletes repo:tag (or repo@digest) from the registry.
 func (r *Registry) Delete(t testing.TB, repoRef string) {
 	t.Helper()
-	ref, err := name.ParseReference(r.Ref(repoRef))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ref := r.reference(t, repoRef)
 	if err := remote.Delete(ref, r.options()...); err != nil {
 		t.Fatalf("delete %s: %v", ref, err)
 	}

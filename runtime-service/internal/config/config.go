@@ -11,8 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
+	"github.com/runtrust/runtrust/internal/wire"
 	"github.com/runtrust/runtrust/runtime-service/internal/correlate"
 	"github.com/runtrust/runtrust/runtime-service/internal/ingest"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
@@ -106,13 +106,8 @@ var settings = []setting{
 			if k == "" {
 				continue
 			}
-			if len(k) < 16 || len(k) > 256 {
-				return fmt.Errorf("a join key must be 16 to 256 characters; one is %d", len(k))
-			}
-			for _, r := range k {
-				if r > unicode.MaxASCII || !unicode.IsGraphic(r) || r == ' ' {
-					return errors.New("a join key must be printable ASCII without spaces")
-				}
+			if err := wire.CheckJoinKey(k); err != nil {
+				return fmt.Errorf("a join key %w", err)
 			}
 			c.JoinKeys = append(c.JoinKeys, k)
 		}

@@ -17,11 +17,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"golang.org/x/time/rate"
 
 	"github.com/runtrust/runtrust/internal/registry"
 )
@@ -44,41 +42,15 @@ var manifestAccept = strings.Join([]string{
 // client talks to one registry's distribution (v2) API: OCI at the registry's root, Artifactory under each
 // repository key's docker API (/api/docker/<key>/v2/).
 type client struct {
-	reg  Registry
-	base http.RoundTripper // TLS, concurrency and rate limits; auth goes on top
-	now  func() time.Time
+	reg Registry
+	rt  *registry.Transport // TLS, limits and Retry-After; auth goes on top
 
 	mu         sync.Mutex
 	transports map[string]http.RoundTripper // OCI: per token scope
 }
 
-func newClient(r Registry, now func() time.Time) (*client, error) {
-	lt, err := limitedTransport(r)
-	if err != nil {
-		return nil, err
-	}
-	return &client{reg: r, base: lt, now: now, transports: map[string]http.RoundTripper{}}, nil
-}
-
-// limited holds a registry's concurrency and rate limits for every request, token requests included.
-type limited struct {
-	sem     chan struct{}
-	limiter *rate.Limiter
-	base    http.RoundTripper
-}
-
-func (l *limited) RoundTrip(req *http.Request) (*http.Response, error) {
-	ctx := req.Context()
-	select {
-	case l.sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	defer func() { <-l.sem }()
-	if err := l.limiter.Wait(ctx); err != nil {
-		return nil, fmt.Errorf("rate_limit leaves no room before the deadline: %w", err)
-	}
-	return l.base.RoundTrip(req)
+func newClient(r Registry) *client {
+	return &client{reg: r, rt: r.transport(), transports: map[string]http.RoundTripper{}}
 }
 
 // staticAuth sets one Authorization header: Artifactory's REST and docker APIs take an access token as a
@@ -114,7 +86,7 @@ func (c *client) authHeader() string {
 // dance. Artifactory takes the credentials as they are.
 func (c *client) transport(ctx context.Context, scope string) (http.RoundTripper, error) {
 	if c.reg.Kind == KindArtifactory {
-		return &staticAuth{header: c.authHeader(), base: c.base}, nil
+		return &staticAuth{header: c.authHeader(), base: c.rt}, nil
 	}
 	c.mu.Lock()
 	t, ok := c.transports[scope]
@@ -130,11 +102,7 @@ func (c *client) transport(ctx context.Context, scope string) (http.RoundTripper
 	if err != nil {
 		return nil, fmt.Errorf("registry %s: %w", c.reg.BaseURL.Host, err)
 	}
-	auth := authn.Anonymous
-	if a := c.reg.Auth; a != (Credentials{}) {
-		auth = authn.FromConfig(authn.AuthConfig{Username: a.Username, Password: a.Password, RegistryToken: a.Token})
-	}
-	t, err = transport.NewWithContext(ctx, reg, auth, c.base, []string{scope})
+	t, err = transport.NewWithContext(ctx, reg, c.reg.authenticator(), c.rt, []string{scope})
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +154,6 @@ type HTTPError struct {
 	Method, URL string
 	Status      int
 	Detail      string
-	retryAfter  time.Duration
 }
 
 func (e *HTTPError) Error() string {
@@ -209,11 +176,9 @@ func (c *client) do(ctx context.Context, rt http.RoundTripper, method string, u 
 	var lastErr error
 	for attempt := 0; attempt <= maxRetries; attempt++ {
 		if attempt > 0 {
-			wait := time.Duration(1<<(attempt-1)) * 250 * time.Millisecond
-			var he *HTTPError
-			if errors.As(lastErr, &he) && he.Status == http.StatusTooManyRequests && he.retryAfter > 0 {
-				wait = he.retryAfter
-			}
+			// The transport blocks the registry for a 429's Retry-After: wait that out here, under ctx rather than
+			// the request timeout, so a Retry-After longer than the timeout is honoured too.
+			wait := max(time.Duration(1<<(attempt-1))*retryBackoff, time.Until(c.rt.BlockedUntil()))
 			select {
 			case <-time.After(wait):
 			case <-ctx.Done():
@@ -240,13 +205,8 @@ func (c *client) do(ctx context.Context, rt http.RoundTripper, method string, u 
 		}
 		resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
 		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
-			err := httpError(req, resp)
-			var he *HTTPError
-			if errors.As(err, &he) {
-				he.retryAfter, _ = registry.ParseRetryAfter(resp.Header.Get("Retry-After"), c.now())
-			}
+			lastErr = httpError(req, resp)
 			resp.Body.Close()
-			lastErr = err
 			continue
 		}
 		return resp, nil

@@ -5,6 +5,7 @@ package correlate
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/runtrust/runtrust/internal/configerr"
 	"github.com/runtrust/runtrust/internal/registry"
 )
 
@@ -37,7 +39,9 @@ const (
 	maxRegistries          = 100
 )
 
-// Registry is one configured registry, validated, with its credentials read.
+// Registry is one configured registry in its compiled form, as Parse returns it: validated, defaults applied,
+// its URL parsed, its credentials and CA file read. New and RemoteOptions take it as it is, so nothing is read
+// twice and nothing Parse accepted is refused later.
 type Registry struct {
 	Name string
 	Kind string
@@ -49,7 +53,8 @@ type Registry struct {
 	// RepoKeys are the Artifactory repository keys to list.
 	RepoKeys []string
 	Auth     Credentials
-	TLS      registry.TLSConfig
+	// TLS is the compiled TLS settings (the CA file read); nil for the system's defaults.
+	TLS      *tls.Config
 	Limits   registry.LimitsConfig
 	Include  []string
 	Exclude  []string
@@ -152,9 +157,9 @@ func Parse(data []byte, getenv func(string) string) ([]Registry, error) {
 	out := make([]Registry, 0, len(f.Registries))
 	seen := map[string]int{}
 	for i, fr := range f.Registries {
-		r, err := fr.validate(getenv)
+		r, err := fr.compile(getenv)
 		if err != nil {
-			errs = append(errs, prefixErrs(fmt.Sprintf("registries[%d]", i), err))
+			errs = append(errs, configerr.Index("registries", i, err))
 			continue
 		}
 		if j, dup := seen[r.Name]; dup {
@@ -170,126 +175,154 @@ func Parse(data []byte, getenv func(string) string) ([]Registry, error) {
 	return out, nil
 }
 
-// prefixErrs puts prefix before each of a joined error's lines.
-func prefixErrs(prefix string, err error) error {
-	var errs []error
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		for _, e := range j.Unwrap() {
-			errs = append(errs, fmt.Errorf("%s.%w", prefix, e))
-		}
-		return errors.Join(errs...)
-	}
-	return fmt.Errorf("%s.%w", prefix, err)
-}
-
-func (fr fileRegistry) validate(getenv func(string) string) (Registry, error) {
-	var errs []error
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	r := Registry{Name: fr.Name, Kind: fr.Kind, Feedback: fr.Feedback, PageSize: fr.PageSize,
+// compile turns one registries entry into its compiled form; the error joins every problem, each naming its
+// field.
+func (fr fileRegistry) compile(getenv func(string) string) (Registry, error) {
+	r := Registry{Name: fr.Name, Kind: fr.Kind, Feedback: fr.Feedback,
 		Include: fr.Repositories.Include, Exclude: fr.Repositories.Exclude}
+	var errs []error
 	if !nameRE.MatchString(fr.Name) {
-		bad("name: %q is not a name (lower-case letters, digits, '.' and '-', 1 to 63, as the API's registry filter takes)", clip(fr.Name))
+		errs = append(errs, fmt.Errorf("name: %q is not a name (lower-case letters, digits, '.' and '-', 1 to 63, as the API's registry filter takes)", clip(fr.Name)))
 	}
-	switch fr.Kind {
-	case KindOCI:
-		if len(fr.RepoKeys) > 0 {
-			bad("repo_keys: only kind artifactory has repository keys")
-		}
-		if fr.Feedback {
-			bad("feedback: only kind artifactory takes feedback; nothing is ever written to a plain OCI registry")
-		}
-	case KindArtifactory:
-		if len(fr.RepoKeys) == 0 {
-			bad("repo_keys: kind artifactory needs the docker repository keys to list")
-		}
-		for j, k := range fr.RepoKeys {
-			if !repoKeyRE.MatchString(k) {
-				bad("repo_keys[%d]: %q is not an Artifactory repository key", j, clip(k))
-			}
-		}
+	errs = append(errs, fr.checkKind())
+	if fr.Kind == KindArtifactory {
 		r.RepoKeys = fr.RepoKeys
-	case "":
-		bad("kind: missing; want oci or artifactory")
-	default:
-		bad("kind: %q is not oci or artifactory", clip(fr.Kind))
 	}
-	if u, err := parseURL(fr.URL, fr.Kind); err != nil {
-		bad("url: %v", err)
-	} else {
-		r.BaseURL, r.Host = u, u.Host
-	}
-	if fr.PullHost != "" {
-		if strings.ContainsAny(fr.PullHost, "/@ ") || !hostRE.MatchString(fr.PullHost) {
-			bad("pull_host: %q is not a host[:port]", clip(fr.PullHost))
-		} else {
-			r.Host = strings.ToLower(fr.PullHost)
-		}
-	}
-	creds, err := fr.credentials(getenv)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("auth.%w", err))
-	}
-	r.Auth = creds
-	r.TLS = registry.TLSConfig{CAFile: fr.TLS.CAFile, Insecure: fr.TLS.Insecure, InsecureSkipVerify: fr.TLS.InsecureSkipVerify}
-	if r.TLS.CAFile != "" {
-		if _, err := registry.LoadCAPool(r.TLS.CAFile); err != nil {
-			bad("tls.ca_file: %v", err)
-		}
-	}
-	if r.BaseURL != nil && r.BaseURL.Scheme == "http" && !fr.TLS.Insecure {
-		bad("url: %s is plain HTTP; set tls.insecure: true to allow it", r.BaseURL)
-	}
-	r.Limits = registry.LimitsConfig{MaxConcurrent: fr.MaxConcurrent, RateLimit: fr.RateLimit, Burst: fr.Burst}
-	if err := r.Limits.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	if r.Limits.MaxConcurrent == 0 {
-		r.Limits.MaxConcurrent = DefaultConcurrency
-	}
-	if r.Limits.RateLimit == 0 {
-		r.Limits.RateLimit = registry.DefaultRateLimit
-	}
-	if r.Limits.Burst == 0 {
-		r.Limits.Burst = registry.DefaultBurst
-	}
-	for field, globs := range map[string][]string{"repositories.include": r.Include, "repositories.exclude": r.Exclude} {
-		for j, g := range globs {
-			if _, err := path.Match(g, ""); err != nil || g == "" {
-				bad("%s[%d]: %q is not a glob (path.Match: '*' stays within one path segment)", field, j, clip(g))
-			}
-		}
-	}
-	r.Refresh = DefaultRefreshInterval
-	if fr.RefreshInterval != "" {
-		d, err := time.ParseDuration(fr.RefreshInterval)
-		switch {
-		case err != nil:
-			bad("refresh_interval: %q is not a duration (\"15m\", \"1h\")", clip(fr.RefreshInterval))
-		case d < MinRefreshInterval || d > 7*24*time.Hour:
-			bad("refresh_interval: %s is outside %s to 168h", d, MinRefreshInterval)
-		default:
-			r.Refresh = d
-		}
-	}
-	r.Timeout = DefaultTimeout
-	if fr.Timeout != "" {
-		d, err := time.ParseDuration(fr.Timeout)
-		switch {
-		case err != nil:
-			bad("timeout: %q is not a duration (\"30s\")", clip(fr.Timeout))
-		case d < 100*time.Millisecond || d > 10*time.Minute:
-			bad("timeout: %s is outside 100ms to 10m", d)
-		default:
-			r.Timeout = d
-		}
-	}
+	var err error
+	r.BaseURL, r.Host, r.TLS, err = fr.endpoint()
+	errs = append(errs, err)
+	r.Auth, err = fr.credentials(getenv)
+	errs = append(errs, configerr.Prefix("auth", err))
+	r.Limits, err = fr.limits()
+	errs = append(errs, err, checkGlobs(r.Include, r.Exclude))
+	r.Refresh, err = refreshRule.parse(fr.RefreshInterval)
+	errs = append(errs, err)
+	r.Timeout, err = timeoutRule.parse(fr.Timeout)
+	errs = append(errs, err)
+	r.PageSize = fr.PageSize
 	switch {
 	case r.PageSize == 0:
 		r.PageSize = DefaultPageSize
 	case r.PageSize < 1 || r.PageSize > 10000:
-		bad("page_size: %d is outside 1 to 10000", r.PageSize)
+		errs = append(errs, fmt.Errorf("page_size: %d is outside 1 to 10000", r.PageSize))
 	}
 	return r, errors.Join(errs...)
+}
+
+// checkKind checks the kind and the settings only one kind takes.
+func (fr fileRegistry) checkKind() error {
+	var errs []error
+	switch fr.Kind {
+	case KindOCI:
+		if len(fr.RepoKeys) > 0 {
+			errs = append(errs, errors.New("repo_keys: only kind artifactory has repository keys"))
+		}
+		if fr.Feedback {
+			errs = append(errs, errors.New("feedback: only kind artifactory takes feedback; nothing is ever written to a plain OCI registry"))
+		}
+	case KindArtifactory:
+		if len(fr.RepoKeys) == 0 {
+			errs = append(errs, errors.New("repo_keys: kind artifactory needs the docker repository keys to list"))
+		}
+		for j, k := range fr.RepoKeys {
+			if !repoKeyRE.MatchString(k) {
+				errs = append(errs, fmt.Errorf("repo_keys[%d]: %q is not an Artifactory repository key", j, clip(k)))
+			}
+		}
+	case "":
+		errs = append(errs, errors.New("kind: missing; want oci or artifactory"))
+	default:
+		errs = append(errs, fmt.Errorf("kind: %q is not oci or artifactory", clip(fr.Kind)))
+	}
+	return errors.Join(errs...)
+}
+
+// endpoint reads where the registry is and how to reach it: its URL, the host image references name it by, and
+// its TLS settings with the CA file read.
+func (fr fileRegistry) endpoint() (base *url.URL, host string, tc *tls.Config, err error) {
+	var errs []error
+	if base, err = parseURL(fr.URL, fr.Kind); err != nil {
+		errs = append(errs, fmt.Errorf("url: %w", err))
+	} else {
+		host = base.Host
+		if base.Scheme == "http" && !fr.TLS.Insecure {
+			errs = append(errs, fmt.Errorf("url: %s is plain HTTP; set tls.insecure: true to allow it", base))
+		}
+	}
+	if fr.PullHost != "" {
+		if strings.ContainsAny(fr.PullHost, "/@ ") || !hostRE.MatchString(fr.PullHost) {
+			errs = append(errs, fmt.Errorf("pull_host: %q is not a host[:port]", clip(fr.PullHost)))
+		} else {
+			host = strings.ToLower(fr.PullHost)
+		}
+	}
+	tc, err = registry.TLSConfig{CAFile: fr.TLS.CAFile, Insecure: fr.TLS.Insecure,
+		InsecureSkipVerify: fr.TLS.InsecureSkipVerify}.ClientConfig()
+	errs = append(errs, configerr.Prefix("tls", err))
+	return base, host, tc, errors.Join(errs...)
+}
+
+// limits reads the request limits, the zero ones defaulted.
+func (fr fileRegistry) limits() (registry.LimitsConfig, error) {
+	l := registry.LimitsConfig{MaxConcurrent: fr.MaxConcurrent, RateLimit: fr.RateLimit, Burst: fr.Burst}
+	return l.WithDefaults(registry.LimitsConfig{MaxConcurrent: DefaultConcurrency, RateLimit: registry.DefaultRateLimit,
+		Burst: registry.DefaultBurst}), l.Validate()
+}
+
+// checkGlobs checks the repositories' include and exclude globs.
+func checkGlobs(include, exclude []string) error {
+	var errs []error
+	for _, list := range []struct {
+		field string
+		globs []string
+	}{{"repositories.include", include}, {"repositories.exclude", exclude}} {
+		for j, g := range list.globs {
+			if _, err := path.Match(g, ""); err != nil || g == "" {
+				errs = append(errs, fmt.Errorf("%s[%d]: %q is not a glob (path.Match: '*' stays within one path segment)", list.field, j, clip(g)))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// durationRule is a duration setting: its field, an example for the error, its default and its range.
+type durationRule struct {
+	field, example string
+	def, min, max  time.Duration
+}
+
+var (
+	refreshRule = durationRule{field: "refresh_interval", example: `"15m", "1h"`, def: DefaultRefreshInterval,
+		min: MinRefreshInterval, max: 7 * 24 * time.Hour}
+	timeoutRule = durationRule{field: "timeout", example: `"30s"`, def: DefaultTimeout,
+		min: 100 * time.Millisecond, max: 10 * time.Minute}
+)
+
+// parse reads the setting ("" is the default).
+func (d durationRule) parse(s string) (time.Duration, error) {
+	if s == "" {
+		return d.def, nil
+	}
+	v, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		return d.def, fmt.Errorf("%s: %q is not a duration (%s)", d.field, clip(s), d.example)
+	case v < d.min || v > d.max:
+		return d.def, fmt.Errorf("%s: %s is outside %s to %s", d.field, v, shortDuration(d.min), shortDuration(d.max))
+	}
+	return v, nil
+}
+
+// shortDuration writes a round duration as a person would: 168h, 10m.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if t, ok := strings.CutSuffix(s, "m0s"); ok {
+		s = t + "m"
+	}
+	if t, ok := strings.CutSuffix(s, "h0m"); ok {
+		s = t + "h"
+	}
+	return s
 }
 
 var hostRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(:[0-9]{1,5})?$`)

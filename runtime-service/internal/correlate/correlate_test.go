@@ -28,6 +28,7 @@ import (
 	"github.com/runtrust/runtrust/runtime-service/internal/api"
 	"github.com/runtrust/runtrust/runtime-service/internal/correlate"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
+	"github.com/runtrust/runtrust/runtime-service/internal/store/storetest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -102,13 +103,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func openStore(t *testing.T, clk *clock) *store.Store {
 	t.Helper()
-	pgtest.Template(t, "correlate_schema", func(ctx context.Context, dsn string) error { return store.Migrate(ctx, dsn) })
-	st, err := store.Open(context.Background(), pgtest.DBFrom(t, "correlate_schema"), store.Options{Now: clk.Now, MaxConns: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	return st
+	return storetest.Open(t, store.Options{Now: clk.Now, MaxConns: 4})
 }
 
 func enrol(t *testing.T, st *store.Store, uid string) store.Cluster {
@@ -265,7 +260,7 @@ func TestCorrelationAgainstARealRegistry(t *testing.T) {
 		t.Fatalf("after deleting a tag:\n got %v\nwant %v", got, want)
 	}
 	var deleted *time.Time
-	if err := st.Pool().QueryRow(ctx, "SELECT deleted_at FROM registry_artifacts WHERE tag = 'extra'").Scan(&deleted); err != nil || deleted == nil {
+	if err := storetest.SQL(t, st).QueryRow(ctx, "SELECT deleted_at FROM registry_artifacts WHERE tag = 'extra'").Scan(&deleted); err != nil || deleted == nil {
 		t.Fatalf("deleted_at %v %v", deleted, err)
 	}
 

@@ -81,10 +81,7 @@ func New(ctx context.Context, st *store.Store, regs []Registry, log *slog.Logger
 	c := &Correlator{st: st, log: log, m: m, now: now}
 	cfgs := make([]store.RegistryConfig, 0, len(regs))
 	for _, r := range regs {
-		cl, err := newClient(r, now)
-		if err != nil {
-			return nil, fmt.Errorf("registry %s: %w", r.Name, err)
-		}
+		cl := newClient(r)
 		j := &job{reg: r, cl: cl}
 		if r.Kind == KindArtifactory && r.Feedback {
 			j.fb = newFeedback(cl)

@@ -1,33 +1,45 @@
 package correlate
 
 import (
+	"time"
+
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"golang.org/x/time/rate"
+
+	"github.com/runtrust/runtrust/internal/registry"
 )
 
-// RemoteOptions are the go-containerregistry options that reach one configured registry as the correlator does:
-// its TLS settings, concurrency and rate limits, and credentials. Each call builds its own transport, so its
-// limits hold for the requests made with the options it returned: build them once per registry and reuse them.
-func (r Registry) RemoteOptions() ([]remote.Option, error) {
-	lt, err := limitedTransport(r)
-	if err != nil {
-		return nil, err
+// retryBackoff is the first wait before a request is tried again (it doubles each time), and how long a 429
+// without a usable Retry-After holds the registry's requests.
+const retryBackoff = 250 * time.Millisecond
+
+// transport is the registry's transport, internal/registry's: its TLS settings, a connection pool sized to its
+// concurrency, its concurrency and rate limits, and a 429's Retry-After waited out by every request to it. Each
+// call builds a new one, with limits of its own.
+func (r Registry) transport() *registry.Transport {
+	host := r.Host
+	if r.BaseURL != nil {
+		host = r.BaseURL.Host
 	}
-	auth := authn.Anonymous
-	if a := r.Auth; a != (Credentials{}) {
-		auth = authn.FromConfig(authn.AuthConfig{Username: a.Username, Password: a.Password, RegistryToken: a.Token})
-	}
-	return []remote.Option{remote.WithTransport(lt), remote.WithAuth(auth)}, nil
+	return registry.NewTransport(registry.TransportOptions{Registry: host, TLS: r.TLS, Limits: r.Limits,
+		WaitRetryAfter: true, DefaultRetryAfter: retryBackoff})
 }
 
-// limitedTransport is the registry's base transport under its concurrency and rate limits.
-func limitedTransport(r Registry) (*limited, error) {
-	t, err := baseTransport(r)
-	if err != nil {
-		return nil, err
+// RemoteOptions are the go-containerregistry options that reach one configured registry as the correlator does:
+// its TLS settings, concurrency and rate limits, Retry-After, and credentials. Each call builds its own
+// transport, so its limits hold for the requests made with the options it returned: build them once per
+// registry and reuse them.
+func (r Registry) RemoteOptions() []remote.Option {
+	return []remote.Option{remote.WithTransport(r.transport()), remote.WithAuth(r.authenticator())}
+}
+
+// authenticator is the registry's credentials in go-containerregistry's form.
+func (r Registry) authenticator() authn.Authenticator {
+	a := r.Auth
+	if a == (Credentials{}) {
+		return authn.Anonymous
 	}
-	return &limited{sem: make(chan struct{}, r.Limits.MaxConcurrent), limiter: rate.NewLimiter(rate.Limit(r.Limits.RateLimit), r.Limits.Burst), base: t}, nil
+	return authn.FromConfig(authn.AuthConfig{Username: a.Username, Password: a.Password, RegistryToken: a.Token})
 }
 
 // Insecure says the registry is reached over plain HTTP (its url's scheme is http).

@@ -97,11 +97,7 @@ func New(st *store.Store, opts Options, log *slog.Logger, m *Metrics) (*Scanner,
 	s := &Scanner{st: st, log: log, m: m, opts: opts, regs: map[string]correlate.Registry{},
 		remotes: map[string][]remote.Option{}, cache: map[string]*cached{}}
 	for _, r := range opts.Registries {
-		ro, err := r.RemoteOptions()
-		if err != nil {
-			return nil, fmt.Errorf("vulnscan: registry %s: %w", r.Name, err)
-		}
-		s.regs[r.Host], s.remotes[r.Host] = r, ro
+		s.regs[r.Host], s.remotes[r.Host] = r, r.RemoteOptions()
 	}
 	platform, err := parsePlatform(opts.Platform)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/runtrust/runtrust/internal/registry/registrytest"
 	"github.com/runtrust/runtrust/internal/sbomtest"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
+	"github.com/runtrust/runtrust/runtime-service/internal/store/storetest"
 	"github.com/runtrust/runtrust/runtime-service/internal/vulndb"
 	"github.com/runtrust/runtrust/runtime-service/internal/vulnscan"
 )
@@ -24,27 +25,12 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func openStore(t *testing.T) *store.Store {
 	t.Helper()
-	pgtest.Template(t, "vulnscan_schema", func(ctx context.Context, dsn string) error { return store.Migrate(ctx, dsn) })
-	s, err := store.Open(context.Background(), pgtest.DBFrom(t, "vulnscan_schema"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
+	return storetest.Open(t, store.Options{})
 }
 
 func enrol(t *testing.T, s *store.Store, uid string) store.Cluster {
 	t.Helper()
-	ctx := context.Background()
-	key := "join-key-for-" + uid
-	if err := s.SeedJoinKeys(ctx, []string{key}); err != nil {
-		t.Fatal(err)
-	}
-	_, c, err := s.Enrol(ctx, key, uid, uid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return storetest.Enrol(t, s, uid, uid)
 }
 
 // osvEntry is an OSV advisory against one Debian 12 source package, fixed in fixed ("" for no fix).
