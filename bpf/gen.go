@@ -6,4 +6,4 @@
 // every other kernel at load.
 package bpf
 
-//go:generate go tool -modfile=../tools/go.mod bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64,arm64 -type event_exec -type event_open -type dedup_key -type filter_key Sensor sensor.c
+//go:generate go tool -modfile=../tools/go.mod bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64,arm64 -type event_exec -type event_open -type dedup_key -type filter_key -type event_type -type event_flag -type filter_hierarchy -type sensor_stat Sensor sensor.c

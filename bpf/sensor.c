@@ -13,7 +13,8 @@
 // and kprobes may be compiled out; a BTF tracepoint and syscall tracepoints are.
 //
 // Events are variable-length records (a fixed header, then the strings) sent through one BPF ring buffer. The
-// layout is decoded by receivers/runtimesensorreceiver/internal/sensor/event.go; keep the two in step.
+// layout is decoded by receivers/runtimesensorreceiver/internal/sensor/event.go through the Go types bpf2go emits
+// for these structs and enums (the -type flags in gen.go); its tests check the Go layout against this file's BTF.
 
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -22,15 +23,26 @@
 
 char __license[] SEC("license") = "Dual MIT/GPL";
 
-#define EVENT_EXEC 1
-#define EVENT_OPEN 2
+// Event types: the first u32 of every event. An enum, not #defines, so bpf2go emits them for the decoder.
+enum event_type {
+	EVENT_EXEC = 1,
+	EVENT_OPEN = 2,
+};
 
 // Event flags.
-#define FLAG_PATH_TRUNCATED 1 // the path was deeper or longer than the walk allows: its leading part is missing
-#define FLAG_ARGS_TRUNCATED 2 // the arguments were longer than ARGS_CAP
-#define FLAG_CWD_TRUNCATED 4  // exec: the working directory is truncated like a path
-#define FLAG_PATH_DETACHED 8  // the file is reachable from no directory: a memfd or another pseudo file, or a
-			      // disconnected dentry; the path is "/" and its own name, as d_path shows a memfd
+enum event_flag {
+	FLAG_PATH_TRUNCATED = 1, // the path was deeper or longer than the walk allows: its leading part is missing
+	FLAG_ARGS_TRUNCATED = 2, // the arguments were longer than ARGS_CAP
+	FLAG_CWD_TRUNCATED = 4,  // exec: the working directory is truncated like a path
+	FLAG_PATH_DETACHED = 8,  // the file is reachable from no directory: a memfd or another pseudo file, or a
+				 // disconnected dentry; the path is "/" and its own name, as d_path shows a memfd
+};
+
+// The cgroup hierarchies of filter_key.
+enum filter_hierarchy {
+	HIERARCHY_V2 = 0,        // cgroup v2
+	HIERARCHY_V1_MEMORY = 1, // the cgroup v1 memory controller
+};
 
 #define PBUF 4096      // a path's room (PATH_MAX)
 #define NAME_CAP 256   // one path component (NAME_MAX + 1)
@@ -67,8 +79,8 @@ volatile const u64 dedup_ttl_ns = 0;     // 0: an open is reported once per (cgr
 volatile const u8 no_wakeup = 0;
 
 struct event_exec {
-	u32 type;
-	u32 flags;
+	u32 type;  // enum event_type
+	u32 flags; // enum event_flag bits
 	u64 cgroup_id;  // bpf_get_current_cgroup_id(): the inode of the cgroup v2 directory
 	u64 start_time; // task start, ns since boot (CLOCK_MONOTONIC)
 	u64 ino;        // executable's inode
@@ -86,12 +98,12 @@ struct event_exec {
 	u16 cwd_len;
 	u16 args_len; // NUL-separated arguments (no extra NUL after them)
 	u16 cg_len;   // cgroup tails: "/grandparent/parent/leaf" NUL of v2, then the same of the v1 memory hierarchy
-	u8 comm[16];
+	u8 comm[16]; // the process's name (after exec: the executable's base name, cut to 15 bytes)
 	u8 data[];
 };
 
 struct event_open {
-	u32 type;
+	u32 type; // enum event_type
 	u32 flags;
 	u64 cgroup_id;
 	u64 ino;
@@ -128,7 +140,7 @@ struct dedup_key {
 
 struct filter_key {
 	u64 id;
-	u32 hierarchy; // 0: cgroup v2; 1: cgroup v1 memory controller
+	u32 hierarchy; // enum filter_hierarchy
 	u32 _pad;
 };
 
@@ -196,6 +208,11 @@ const struct event_exec *unused_exec __attribute__((unused));
 const struct event_open *unused_open __attribute__((unused));
 const struct dedup_key *unused_dedup __attribute__((unused));
 const struct filter_key *unused_filter __attribute__((unused));
+// And the enums the decoder and the loader use.
+const enum event_type *unused_event_type __attribute__((unused));
+const enum event_flag *unused_event_flag __attribute__((unused));
+const enum filter_hierarchy *unused_hierarchy __attribute__((unused));
+const enum sensor_stat *unused_stat __attribute__((unused));
 
 // MASKED(v, m) is v & m, done in the register the access then uses, so the compiler cannot drop the mask after
 // proving the value small through another register copy (which leaves the verifier without the bound).
@@ -265,10 +282,10 @@ static __always_inline int captured(struct task_struct *task)
 {
 	if (!filter_containers)
 		return 1;
-	if (in_filter(BPF_CORE_READ(task, cgroups, dfl_cgrp), 0))
+	if (in_filter(BPF_CORE_READ(task, cgroups, dfl_cgrp), HIERARCHY_V2))
 		return 1;
 	struct cgroup *v1 = v1_memory_cgroup(task);
-	if (v1 && in_filter(v1, 1))
+	if (v1 && in_filter(v1, HIERARCHY_V1_MEMORY))
 		return 1;
 	count(STAT_FILTERED);
 	return 0;
@@ -415,6 +432,15 @@ static __always_inline u32 put_path(u8 *buf, u32 off, struct pathbuf *pb, u32 n)
 	return n;
 }
 
+// scratch_bufs looks up this CPU's event and path scratch buffers; 0 when either is missing.
+static __always_inline int scratch_bufs(struct scratch **s, struct pathbuf **pb)
+{
+	u32 zero = 0;
+	*s = bpf_map_lookup_elem(&scratch_map, &zero);
+	*pb = bpf_map_lookup_elem(&path_map, &zero);
+	return *s && *pb;
+}
+
 static __always_inline void send(void *ev, u32 size, u32 stat)
 {
 	u64 flags = no_wakeup ? BPF_RB_NO_WAKEUP : 0;
@@ -487,10 +513,9 @@ int file_open(struct trace_event_raw_sys_exit *ctx)
 		re->seen = now;
 	}
 
-	u32 zero = 0;
-	struct scratch *s = bpf_map_lookup_elem(&scratch_map, &zero);
-	struct pathbuf *pb = bpf_map_lookup_elem(&path_map, &zero);
-	if (!s || !pb)
+	struct scratch *s;
+	struct pathbuf *pb;
+	if (!scratch_bufs(&s, &pb))
 		return 0;
 	struct event_open *ev = (void *)s->buf;
 	u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -503,7 +528,9 @@ int file_open(struct trace_event_raw_sys_exit *ctx)
 	ev->pid = (u32)pid_tgid;
 	ev->tgid = pid_tgid >> 32;
 	ev->_pad = 0;
-	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+	// The process's name (its leader's comm, /proc/<tgid>/comm), not the opening thread's, which a program may
+	// have renamed (prctl PR_SET_NAME): the record names the process.
+	bpf_probe_read_kernel(ev->comm, sizeof(ev->comm), task->group_leader->comm);
 
 	u32 pflags = 0;
 	u32 n = resolve_path(pb, BPF_CORE_READ(file, f_path.mnt), BPF_CORE_READ(file, f_path.dentry), task, &pflags);
@@ -549,10 +576,9 @@ int BPF_PROG(process_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 {
 	if (!captured(p))
 		return 0;
-	u32 zero = 0;
-	struct scratch *s = bpf_map_lookup_elem(&scratch_map, &zero);
-	struct pathbuf *pb = bpf_map_lookup_elem(&path_map, &zero);
-	if (!s || !pb)
+	struct scratch *s;
+	struct pathbuf *pb;
+	if (!scratch_bufs(&s, &pb))
 		return 0;
 	struct event_exec *ev = (void *)s->buf;
 	struct file *file = BPF_CORE_READ(bprm, file);

@@ -52,6 +52,15 @@ type SensorEventExec struct {
 	Data      [0]uint8
 }
 
+type SensorEventFlag uint32
+
+const (
+	SensorEventFlagFLAG_PATH_TRUNCATED SensorEventFlag = 1
+	SensorEventFlagFLAG_ARGS_TRUNCATED SensorEventFlag = 2
+	SensorEventFlagFLAG_CWD_TRUNCATED  SensorEventFlag = 4
+	SensorEventFlagFLAG_PATH_DETACHED  SensorEventFlag = 8
+)
+
 type SensorEventOpen struct {
 	_         structs.HostLayout
 	Type      uint32
@@ -68,6 +77,20 @@ type SensorEventOpen struct {
 	Comm      [16]uint8
 	Data      [0]uint8
 }
+
+type SensorEventType uint32
+
+const (
+	SensorEventTypeEVENT_EXEC SensorEventType = 1
+	SensorEventTypeEVENT_OPEN SensorEventType = 2
+)
+
+type SensorFilterHierarchy uint32
+
+const (
+	SensorFilterHierarchyHIERARCHY_V2       SensorFilterHierarchy = 0
+	SensorFilterHierarchyHIERARCHY_V1MEMORY SensorFilterHierarchy = 1
+)
 
 type SensorFilterKey struct {
 	_         structs.HostLayout
@@ -86,6 +109,17 @@ type SensorScratch struct {
 	Buf [32768]uint8
 }
 
+type SensorSensorStat uint32
+
+const (
+	SensorSensorStatSTAT_EXEC      SensorSensorStat = 0
+	SensorSensorStatSTAT_OPEN      SensorSensorStat = 1
+	SensorSensorStatSTAT_DROPPED   SensorSensorStat = 2
+	SensorSensorStatSTAT_DEDUP_HIT SensorSensorStat = 3
+	SensorSensorStatSTAT_FILTERED  SensorSensorStat = 4
+	SensorSensorStatSTAT_MAX       SensorSensorStat = 5
+)
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -103,9 +137,13 @@ const (
 	SensorVarFilterContainers = "filter_containers"
 	SensorVarNoWakeup         = "no_wakeup"
 	SensorVarUnusedDedup      = "unused_dedup"
+	SensorVarUnusedEventFlag  = "unused_event_flag"
+	SensorVarUnusedEventType  = "unused_event_type"
 	SensorVarUnusedExec       = "unused_exec"
 	SensorVarUnusedFilter     = "unused_filter"
+	SensorVarUnusedHierarchy  = "unused_hierarchy"
 	SensorVarUnusedOpen       = "unused_open"
+	SensorVarUnusedStat       = "unused_stat"
 )
 
 // LoadSensor returns the embedded CollectionSpec for Sensor.
@@ -175,9 +213,13 @@ type SensorVariableSpecs struct {
 	FilterContainers *ebpf.VariableSpec `ebpf:"filter_containers"`
 	NoWakeup         *ebpf.VariableSpec `ebpf:"no_wakeup"`
 	UnusedDedup      *ebpf.VariableSpec `ebpf:"unused_dedup"`
+	UnusedEventFlag  *ebpf.VariableSpec `ebpf:"unused_event_flag"`
+	UnusedEventType  *ebpf.VariableSpec `ebpf:"unused_event_type"`
 	UnusedExec       *ebpf.VariableSpec `ebpf:"unused_exec"`
 	UnusedFilter     *ebpf.VariableSpec `ebpf:"unused_filter"`
+	UnusedHierarchy  *ebpf.VariableSpec `ebpf:"unused_hierarchy"`
 	UnusedOpen       *ebpf.VariableSpec `ebpf:"unused_open"`
+	UnusedStat       *ebpf.VariableSpec `ebpf:"unused_stat"`
 }
 
 // SensorObjects contains all objects after they have been loaded into the kernel.
@@ -229,9 +271,13 @@ type SensorVariables struct {
 	FilterContainers *ebpf.Variable `ebpf:"filter_containers"`
 	NoWakeup         *ebpf.Variable `ebpf:"no_wakeup"`
 	UnusedDedup      *ebpf.Variable `ebpf:"unused_dedup"`
+	UnusedEventFlag  *ebpf.Variable `ebpf:"unused_event_flag"`
+	UnusedEventType  *ebpf.Variable `ebpf:"unused_event_type"`
 	UnusedExec       *ebpf.Variable `ebpf:"unused_exec"`
 	UnusedFilter     *ebpf.Variable `ebpf:"unused_filter"`
+	UnusedHierarchy  *ebpf.Variable `ebpf:"unused_hierarchy"`
 	UnusedOpen       *ebpf.Variable `ebpf:"unused_open"`
+	UnusedStat       *ebpf.Variable `ebpf:"unused_stat"`
 }
 
 // SensorPrograms contains all programs after they have been loaded into the kernel.

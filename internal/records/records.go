@@ -50,6 +50,13 @@ const (
 	AttrFilePathDetached            = "runtrust.file.path_detached"
 )
 
+// What the runtime sensor's kernel side reports about a process beyond the keys above: its name (comm) and
+// whether the working directory was cut.
+const (
+	AttrProcessExecutableName            = "process.executable.name"
+	AttrProcessWorkingDirectoryTruncated = "runtrust.process.working_directory_truncated"
+)
+
 // Kubernetes object attributes (inventory records, and sensor records once attributed).
 const (
 	AttrK8sNodeUID       = "k8s.node.uid"

@@ -57,10 +57,10 @@ func newInjector(b *testing.B, s *sensor.Sensor, raw []byte, perCall int) *injec
 	spec, err := inject.LoadInject()
 	require.NoError(b, err)
 	ring := s.RingBuffer()
-	spec.Maps["events"].MaxEntries = ring.MaxEntries()
+	spec.Maps[inject.InjectMapEvents].MaxEntries = ring.MaxEntries()
 	require.NoError(b, spec.Variables["target_tgid"].Set(uint32(os.Getpid())))
 	in := &injector{}
-	require.NoError(b, spec.LoadAndAssign(&in.objs, &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{"events": ring}}))
+	require.NoError(b, spec.LoadAndAssign(&in.objs, &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{inject.InjectMapEvents: ring}}))
 	var t inject.InjectTemplate
 	require.Less(b, len(raw), len(t.Data))
 	t.Size, t.Count = uint32(len(raw)), uint32(perCall)

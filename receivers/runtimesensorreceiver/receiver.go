@@ -30,10 +30,11 @@ import (
 
 const maxBatch = 1024
 
-// The most attributes an exec and an open record carry: their maps are sized once instead of grown.
+// The most attributes an exec, an open and a health record carry: their maps are sized once instead of grown.
 const (
-	execAttrs = 22
-	openAttrs = 14
+	execAttrs   = 24
+	openAttrs   = 16
+	healthAttrs = 11
 )
 
 type sensorReceiver struct {
@@ -301,17 +302,37 @@ func (r *sensorReceiver) putAttribution(attrs pcommon.Map, cgroupID uint64, a at
 	}
 }
 
-func (r *sensorReceiver) appendExec(e *sensor.ExecEvent) {
+// appendRecord adds a record named event, stamped now, to the batch (r.mu held) and returns its attributes,
+// with room for attrs of them.
+func (r *sensorReceiver) appendRecord(event string, attrs int) pcommon.Map {
 	lr := r.lrs.AppendEmpty()
 	now := pcommon.NewTimestampFromTime(time.Now())
 	lr.SetObservedTimestamp(now)
 	lr.SetTimestamp(now)
-	lr.SetEventName(records.EventProcessExec)
+	lr.SetEventName(event)
 	a := lr.Attributes()
-	a.EnsureCapacity(execAttrs)
+	a.EnsureCapacity(attrs)
+	return a
+}
+
+// putPathFlags says what the kernel flagged about the path of an exec's executable or an open's file.
+func putPathFlags(a pcommon.Map, flags uint32) {
+	if flags&sensor.FlagPathTruncated != 0 {
+		a.PutBool(records.AttrFilePathTruncated, true)
+	}
+	if flags&sensor.FlagPathDetached != 0 {
+		a.PutBool(records.AttrFilePathDetached, true)
+	}
+}
+
+func (r *sensorReceiver) appendExec(e *sensor.ExecEvent) {
+	a := r.appendRecord(records.EventProcessExec, execAttrs)
 	a.PutInt(records.AttrProcessPID, int64(e.TGID))
 	a.PutInt(records.AttrProcessParentPID, int64(e.PPID))
 	a.PutStr(records.AttrProcessExecutablePath, e.Path)
+	if e.Comm != "" {
+		a.PutStr(records.AttrProcessExecutableName, e.Comm)
+	}
 	args := a.PutEmptySlice(records.AttrProcessCommandArgs)
 	args.EnsureCapacity(len(e.Args))
 	for _, s := range e.Args {
@@ -326,16 +347,14 @@ func (r *sensorReceiver) appendExec(e *sensor.ExecEvent) {
 	if e.Cwd != "" {
 		a.PutStr(records.AttrProcessWorkingDirectory, e.Cwd)
 	}
+	if e.Flags&sensor.FlagCwdTruncated != 0 {
+		a.PutBool(records.AttrProcessWorkingDirectoryTruncated, true)
+	}
 	if e.StartTime != 0 {
 		a.PutStr(records.AttrProcessCreationTime, time.Unix(0, int64(e.StartTime)+int64(r.monoOffset)).UTC().Format(time.RFC3339Nano))
 	}
 	a.PutInt(records.AttrProcessExecutableInode, int64(e.Inode))
-	if e.Flags&sensor.FlagPathTruncated != 0 {
-		a.PutBool(records.AttrFilePathTruncated, true)
-	}
-	if e.Flags&sensor.FlagPathDetached != 0 {
-		a.PutBool(records.AttrFilePathDetached, true)
-	}
+	putPathFlags(a, e.Flags)
 	at := r.attribute(e.CgroupV2, e.CgroupV1)
 	r.putAttribution(a, e.CgroupID, at)
 	if r.hasher != nil {
@@ -412,26 +431,18 @@ func (r *sensorReceiver) rememberExe(tgid uint32, path string) {
 }
 
 func (r *sensorReceiver) appendOpen(e *sensor.OpenEvent) {
-	lr := r.lrs.AppendEmpty()
-	now := pcommon.NewTimestampFromTime(time.Now())
-	lr.SetObservedTimestamp(now)
-	lr.SetTimestamp(now)
-	lr.SetEventName(records.EventFileOpen)
-	a := lr.Attributes()
-	a.EnsureCapacity(openAttrs)
+	a := r.appendRecord(records.EventFileOpen, openAttrs)
 	a.PutStr(records.AttrFilePath, e.Path)
 	a.PutInt(records.AttrFileFlags, int64(e.Flags))
 	a.PutInt(records.AttrFileInode, int64(e.Inode))
 	a.PutStr(records.AttrFileDevice, sensor.DeviceString(e.Device))
-	if e.EvFlags&sensor.FlagPathTruncated != 0 {
-		a.PutBool(records.AttrFilePathTruncated, true)
-	}
-	if e.EvFlags&sensor.FlagPathDetached != 0 {
-		a.PutBool(records.AttrFilePathDetached, true)
-	}
+	putPathFlags(a, e.EvFlags)
 	a.PutInt(records.AttrProcessPID, int64(e.TGID))
 	if exe := r.exeOf(e.TGID); exe != "" {
 		a.PutStr(records.AttrProcessExecutablePath, exe)
+	}
+	if e.Comm != "" {
+		a.PutStr(records.AttrProcessExecutableName, e.Comm)
 	}
 	r.putAttribution(a, e.CgroupID, r.attribute(e.CgroupV2, e.CgroupV1))
 }
@@ -443,12 +454,7 @@ func (r *sensorReceiver) health(ctx context.Context) {
 	}
 	attached := r.sensor.Attached()
 	r.mu.Lock()
-	lr := r.lrs.AppendEmpty()
-	now := pcommon.NewTimestampFromTime(time.Now())
-	lr.SetObservedTimestamp(now)
-	lr.SetTimestamp(now)
-	lr.SetEventName(records.EventSensorHealth)
-	a := lr.Attributes()
+	a := r.appendRecord(records.EventSensorHealth, healthAttrs)
 	a.PutInt(records.AttrSensorEventsSeen, int64(st.Exec+st.Open))
 	a.PutInt(records.AttrSensorEventsDropped, int64(st.Dropped))
 	a.PutInt(records.AttrSensorExecEvents, int64(st.Exec))

@@ -5,15 +5,18 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -309,10 +312,7 @@ func TestHashOfExitedContainerProcess(t *testing.T) {
 // flagged detached, and hashed through /proc/<pid>/exe; before, its path read "/".
 func TestExecFromMemory(t *testing.T) {
 	_, sink := startSensor(t, nil)
-	sleepBin, err := filepath.EvalSymlinks("/bin/sleep")
-	require.NoError(t, err)
-	code, err := os.ReadFile(sleepBin)
-	require.NoError(t, err)
+	sleepBin, code := sleepBinary(t)
 	fd, err := unix.MemfdCreate("runtrust-fileless", 0)
 	require.NoError(t, err)
 	mem := os.NewFile(uintptr(fd), "memfd")
@@ -320,10 +320,7 @@ func TestExecFromMemory(t *testing.T) {
 	_, err = mem.Write(code)
 	require.NoError(t, err)
 
-	cmd := exec.Command(fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), fd), "1")
-	require.NoError(t, cmd.Start())
-	pid := int64(cmd.Process.Pid)
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	pid := startLive(t, fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), fd), "1")
 
 	lr := waitRecords(t, sink, func(lr plog.LogRecord) bool {
 		return lr.EventName() == records.EventProcessExec && intAttr(lr, records.AttrProcessPID) == pid
@@ -332,4 +329,133 @@ func TestExecFromMemory(t *testing.T) {
 	detached, ok := lr.Attributes().Get(records.AttrFilePathDetached)
 	assert.True(t, ok && detached.Bool(), "runtrust.file.path_detached")
 	assert.Equal(t, sha256File(t, sleepBin), strAttr(lr, records.AttrProcessExecutableSHA256))
+}
+
+// TestExecProcessName: the exec record names the process as the kernel does (/proc/<pid>/comm: the executable's
+// base name, cut to 15 bytes).
+func TestExecProcessName(t *testing.T) {
+	_, sink := startSensor(t, nil)
+	_, code := sleepBinary(t)
+	bin := filepath.Join(t.TempDir(), "runtrust-a-long-process-name")
+	require.NoError(t, os.WriteFile(bin, code, 0o755))
+	pid := startLive(t, bin, "30")
+
+	lr := waitRecords(t, sink, func(lr plog.LogRecord) bool {
+		return lr.EventName() == records.EventProcessExec && intAttr(lr, records.AttrProcessPID) == pid
+	})[0]
+	assert.Equal(t, procComm(t, int(pid)), strAttr(lr, records.AttrProcessExecutableName))
+	assert.Equal(t, "runtrust-a-long", strAttr(lr, records.AttrProcessExecutableName), "comm is cut to 15 bytes")
+}
+
+// TestOpenProcessName: an open record names the process (its main thread's comm), also when the opening
+// thread was renamed.
+func TestOpenProcessName(t *testing.T) {
+	// The file is made before the sensor starts, so the only open it sees is the renamed thread's.
+	file := filepath.Join(t.TempDir(), "named-"+rand.Text())
+	require.NoError(t, os.WriteFile(file, nil, 0o644))
+	_, sink := startSensor(t, nil)
+	opened := make(chan error, 1)
+	for renamed := false; !renamed; {
+		go func() {
+			// The renamed thread is never handed back to the scheduler: a goroutine that exits locked ends it.
+			runtime.LockOSThread()
+			if unix.Gettid() == os.Getpid() {
+				// The main thread is the leader: renaming it would rename the process. Try another thread.
+				runtime.UnlockOSThread()
+				opened <- errLeaderThread
+				return
+			}
+			name, _ := unix.BytePtrFromString("renamed-thread")
+			if err := unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(name)), 0, 0, 0); err != nil {
+				opened <- err
+				return
+			}
+			fd, err := unix.Open(file, unix.O_RDONLY, 0)
+			if err == nil {
+				err = unix.Close(fd)
+			}
+			opened <- err
+		}()
+		err := <-opened
+		if err == errLeaderThread {
+			continue
+		}
+		require.NoError(t, err)
+		renamed = true
+	}
+
+	lr := waitRecords(t, sink, func(lr plog.LogRecord) bool {
+		return lr.EventName() == records.EventFileOpen && strAttr(lr, records.AttrFilePath) == file
+	})[0]
+	assert.Equal(t, int64(os.Getpid()), intAttr(lr, records.AttrProcessPID))
+	leader := procComm(t, os.Getpid())
+	require.NotEqual(t, "renamed-thread", leader)
+	assert.Equal(t, leader, strAttr(lr, records.AttrProcessExecutableName))
+}
+
+// errLeaderThread says a goroutine of TestOpenProcessName landed on the process's main thread.
+var errLeaderThread = errors.New("on the leader thread")
+
+// sleepBinary is sleep(1)'s real path and its bytes, for running it under another name or from memory.
+func sleepBinary(t *testing.T) (string, []byte) {
+	t.Helper()
+	path, err := filepath.EvalSymlinks("/bin/sleep")
+	require.NoError(t, err)
+	code, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return path, code
+}
+
+// startLive starts a process that outlives the check of its record (killed at cleanup) and returns its pid.
+func startLive(t *testing.T, path string, args ...string) int64 {
+	t.Helper()
+	cmd := exec.Command(path, args...)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return int64(cmd.Process.Pid)
+}
+
+func procComm(t *testing.T, pid int) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "comm"))
+	require.NoError(t, err)
+	return strings.TrimSuffix(string(b), "\n")
+}
+
+// TestExecCwdTruncated: a working directory longer than the kernel side's path buffer (4 KiB) is flagged, and
+// what is reported is its trailing part. A shell climbs into it one relative step at a time (one chdir of the
+// whole path would fail with ENAMETOOLONG).
+func TestExecCwdTruncated(t *testing.T) {
+	_, sink := startSensor(t, nil)
+	dir := t.TempDir()
+	name := strings.Repeat("d", 200)
+	const levels = 22 // 22 × 201 bytes: past 4 KiB, well within the walk's 64 steps
+	script := fmt.Sprintf(`for i in $(seq %d); do mkdir "$1" && cd -P "$1" || exit 1; done; exec /bin/true cwd-truncated`, levels)
+	cmd := exec.Command("/bin/sh", "-c", script, "sh", name)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	pid := int64(cmd.ProcessState.Pid())
+
+	lr := waitRecords(t, sink, func(lr plog.LogRecord) bool {
+		return lr.EventName() == records.EventProcessExec && intAttr(lr, records.AttrProcessPID) == pid &&
+			strAttr(lr, records.AttrProcessExecutablePath) != "/usr/bin/dash"
+	})[0]
+	truncated, ok := lr.Attributes().Get(records.AttrProcessWorkingDirectoryTruncated)
+	assert.True(t, ok && truncated.Bool(), "runtrust.process.working_directory_truncated")
+	full := dir + strings.Repeat("/"+name, levels)
+	cwd := strAttr(lr, records.AttrProcessWorkingDirectory)
+	assert.True(t, strings.HasSuffix(full, cwd), "the reported cwd %q is the tail of the real one", cwd)
+	assert.Less(t, len(cwd), len(full))
+
+	// A short one is not flagged.
+	short := exec.Command("/bin/true", "cwd-whole")
+	short.Dir = dir
+	require.NoError(t, short.Run())
+	lr = waitRecords(t, sink, func(lr plog.LogRecord) bool {
+		return lr.EventName() == records.EventProcessExec && intAttr(lr, records.AttrProcessPID) == int64(short.ProcessState.Pid())
+	})[0]
+	_, flagged := lr.Attributes().Get(records.AttrProcessWorkingDirectoryTruncated)
+	assert.False(t, flagged)
+	assert.Equal(t, dir, strAttr(lr, records.AttrProcessWorkingDirectory))
 }

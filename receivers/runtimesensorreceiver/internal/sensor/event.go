@@ -12,27 +12,25 @@ import (
 	"github.com/runtrust/runtrust/bpf"
 )
 
-// Event types, as bpf/sensor.c writes them.
+// Event types and flags: bpf/sensor.c's enums, as bpf2go emits them.
 const (
-	TypeExec uint32 = 1
-	TypeOpen uint32 = 2
-)
+	TypeExec = uint32(bpf.SensorEventTypeEVENT_EXEC)
+	TypeOpen = uint32(bpf.SensorEventTypeEVENT_OPEN)
 
-// Event flags, as bpf/sensor.c writes them.
-const (
-	FlagPathTruncated uint32 = 1
-	FlagArgsTruncated uint32 = 2
-	FlagCwdTruncated  uint32 = 4
+	FlagPathTruncated = uint32(bpf.SensorEventFlagFLAG_PATH_TRUNCATED)
+	FlagArgsTruncated = uint32(bpf.SensorEventFlagFLAG_ARGS_TRUNCATED)
+	FlagCwdTruncated  = uint32(bpf.SensorEventFlagFLAG_CWD_TRUNCATED)
 	// FlagPathDetached: the file is reachable from no directory (a memfd or another pseudo file): the path is "/"
 	// and its own name, as /proc/<pid>/exe shows a memfd ("/memfd:<name>", there with " (deleted)").
-	FlagPathDetached uint32 = 8
+	FlagPathDetached = uint32(bpf.SensorEventFlagFLAG_PATH_DETACHED)
 )
 
 // The headers end where their flexible data member starts (Go pads a struct with a trailing zero-size field, so
-// Sizeof would be too large).
-var (
+// Sizeof would be too large). Both headers start with the type, at typeOffset (TestHeaderLayout checks).
+const (
 	execHeaderSize = int(unsafe.Offsetof(bpf.SensorEventExec{}.Data))
 	openHeaderSize = int(unsafe.Offsetof(bpf.SensorEventOpen{}.Data))
+	typeOffset     = int(unsafe.Offsetof(bpf.SensorEventExec{}.Type))
 )
 
 // ExecEvent is one successful execve/execveat.
@@ -48,7 +46,7 @@ type ExecEvent struct {
 	MtimeNsec       uint32
 	Argc            uint32
 	Flags           uint32
-	Comm            string
+	Comm            string   // the process's name (/proc/<pid>/comm): the executable's base name, cut to 15 bytes
 	Path            string   // absolute, as the process sees it
 	Cwd             string   // absolute, as the process sees it
 	Args            []string // the first arguments; Flags&FlagArgsTruncated when more were given
@@ -64,7 +62,7 @@ type OpenEvent struct {
 	Device    uint32
 	Flags     uint32 // the open flags (f_flags)
 	EvFlags   uint32
-	Comm      string
+	Comm      string // the opening process's name (its leader's comm, /proc/<tgid>/comm)
 	Path      string
 	CgroupV2  string
 	CgroupV1  string
@@ -79,10 +77,10 @@ var errShort = errors.New("event shorter than its header")
 
 // Decode decodes one ring-buffer record into an *ExecEvent or an *OpenEvent. It never panics on malformed input.
 func Decode(b []byte) (any, error) {
-	if len(b) < 8 {
+	if len(b) < typeOffset+4 {
 		return nil, fmt.Errorf("%w: %d bytes", errShort, len(b))
 	}
-	switch typ := binary.NativeEndian.Uint32(b); typ {
+	switch typ := binary.NativeEndian.Uint32(b[typeOffset:]); typ {
 	case TypeExec:
 		return decodeExec(b)
 	case TypeOpen:
@@ -92,36 +90,35 @@ func Decode(b []byte) (any, error) {
 	}
 }
 
+// header copies the fixed part of a record into the generated type H, whose layout is the C struct's: the kernel
+// wrote it in this machine's byte order, so the bytes are the value. Its size is the offset of H's flexible data
+// member; the rest of b is the data. The copy stays on the stack (no allocation).
+func header[H any](b []byte, size int, what string) (h H, data []byte, err error) {
+	if len(b) < size {
+		return h, nil, fmt.Errorf("%s: %w: %d of %d bytes", what, errShort, len(b), size)
+	}
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&h)), size), b)
+	return h, b[size:], nil
+}
+
 func decodeExec(b []byte) (*ExecEvent, error) {
-	if len(b) < execHeaderSize {
-		return nil, fmt.Errorf("exec: %w: %d of %d bytes", errShort, len(b), execHeaderSize)
+	h, data, err := header[bpf.SensorEventExec](b, execHeaderSize, "exec")
+	if err != nil {
+		return nil, err
 	}
-	ne := binary.NativeEndian
 	e := &ExecEvent{
-		Flags:     ne.Uint32(b[4:]),
-		CgroupID:  ne.Uint64(b[8:]),
-		StartTime: ne.Uint64(b[16:]),
-		Inode:     ne.Uint64(b[24:]),
-		Size:      ne.Uint64(b[32:]),
-		MtimeSec:  int64(ne.Uint64(b[40:])),
-		MtimeNsec: ne.Uint32(b[48:]),
-		Device:    ne.Uint32(b[52:]),
-		PID:       ne.Uint32(b[56:]),
-		TGID:      ne.Uint32(b[60:]),
-		PPID:      ne.Uint32(b[64:]),
-		UID:       ne.Uint32(b[68:]),
-		GID:       ne.Uint32(b[72:]),
-		Argc:      ne.Uint32(b[76:]),
-		Comm:      cstring(b[88:104]),
+		Flags: h.Flags, CgroupID: h.CgroupId, StartTime: h.StartTime,
+		Inode: h.Ino, Size: h.Size, MtimeSec: h.MtimeSec, MtimeNsec: h.MtimeNsec, Device: h.Dev,
+		PID: h.Pid, TGID: h.Tgid, PPID: h.Ppid, UID: h.Uid, GID: h.Gid, Argc: h.Argc,
+		Comm: cstring(h.Comm[:]),
 	}
-	pathLen, cwdLen, argsLen, cgLen := int(ne.Uint16(b[80:])), int(ne.Uint16(b[82:])), int(ne.Uint16(b[84:])), int(ne.Uint16(b[86:]))
-	d := &reader{b: b[execHeaderSize:]}
-	e.Path = d.str(pathLen)
-	e.Cwd = d.str(cwdLen)
-	if args := d.str(argsLen); argsLen > 0 {
+	d := &reader{b: data}
+	e.Path = d.str(int(h.PathLen))
+	e.Cwd = d.str(int(h.CwdLen))
+	if args := d.str(int(h.ArgsLen)); h.ArgsLen > 0 {
 		e.Args = strings.Split(args, "\x00")
 	}
-	e.CgroupV2, e.CgroupV1 = d.cgroups(cgLen)
+	e.CgroupV2, e.CgroupV1 = d.cgroups(int(h.CgLen))
 	if d.err != nil {
 		return nil, fmt.Errorf("exec: %w", d.err)
 	}
@@ -129,24 +126,17 @@ func decodeExec(b []byte) (*ExecEvent, error) {
 }
 
 func decodeOpen(b []byte) (*OpenEvent, error) {
-	if len(b) < openHeaderSize {
-		return nil, fmt.Errorf("open: %w: %d of %d bytes", errShort, len(b), openHeaderSize)
+	h, data, err := header[bpf.SensorEventOpen](b, openHeaderSize, "open")
+	if err != nil {
+		return nil, err
 	}
-	ne := binary.NativeEndian
 	o := &OpenEvent{
-		EvFlags:  ne.Uint32(b[4:]),
-		CgroupID: ne.Uint64(b[8:]),
-		Inode:    ne.Uint64(b[16:]),
-		Device:   ne.Uint32(b[24:]),
-		Flags:    ne.Uint32(b[28:]),
-		PID:      ne.Uint32(b[32:]),
-		TGID:     ne.Uint32(b[36:]),
-		Comm:     cstring(b[48:64]),
+		EvFlags: h.Flags, CgroupID: h.CgroupId, Inode: h.Ino, Device: h.Dev, Flags: h.OpenFlags,
+		PID: h.Pid, TGID: h.Tgid, Comm: cstring(h.Comm[:]),
 	}
-	pathLen, cgLen := int(ne.Uint16(b[40:])), int(ne.Uint16(b[42:]))
-	d := &reader{b: b[openHeaderSize:]}
-	o.Path = d.str(pathLen)
-	o.CgroupV2, o.CgroupV1 = d.cgroups(cgLen)
+	d := &reader{b: data}
+	o.Path = d.str(int(h.PathLen))
+	o.CgroupV2, o.CgroupV1 = d.cgroups(int(h.CgLen))
 	if d.err != nil {
 		return nil, fmt.Errorf("open: %w", d.err)
 	}

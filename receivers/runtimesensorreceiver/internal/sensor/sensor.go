@@ -30,10 +30,10 @@ type Options struct {
 	Polled bool
 }
 
-// Hierarchies of the filter map.
+// Hierarchies of the filter map: bpf/sensor.c's enum filter_hierarchy.
 const (
-	HierarchyV2       uint32 = 0
-	HierarchyV1Memory uint32 = 1
+	HierarchyV2       = uint32(bpf.SensorFilterHierarchyHIERARCHY_V2)
+	HierarchyV1Memory = uint32(bpf.SensorFilterHierarchyHIERARCHY_V1MEMORY)
 )
 
 // Stats are the kernel-side counters, summed over CPUs.
@@ -163,26 +163,26 @@ func Open(opts Options) (*Sensor, error) {
 		return nil, err
 	}
 	if opts.RingBufferBytes != 0 {
-		spec.Maps["events"].MaxEntries = opts.RingBufferBytes
+		spec.Maps[bpf.SensorMapEvents].MaxEntries = opts.RingBufferBytes
 	}
 	if opts.DedupEntries != 0 {
-		spec.Maps["dedup"].MaxEntries = opts.DedupEntries
+		spec.Maps[bpf.SensorMapDedup].MaxEntries = opts.DedupEntries
 	}
-	if err := spec.Variables["dedup_ttl_ns"].Set(opts.DedupTTLNanos); err != nil {
+	if err := spec.Variables[bpf.SensorVarDedupTtlNs].Set(opts.DedupTTLNanos); err != nil {
 		return nil, err
 	}
 	var noWakeup uint8
 	if opts.Polled {
 		noWakeup = 1
 	}
-	if err := spec.Variables["no_wakeup"].Set(noWakeup); err != nil {
+	if err := spec.Variables[bpf.SensorVarNoWakeup].Set(noWakeup); err != nil {
 		return nil, err
 	}
 	var filter uint8
 	if opts.FilterContainers {
 		filter = 1
 	}
-	if err := spec.Variables["filter_containers"].Set(filter); err != nil {
+	if err := spec.Variables[bpf.SensorVarFilterContainers].Set(filter); err != nil {
 		return nil, err
 	}
 	s := &Sensor{}
@@ -261,11 +261,18 @@ var ErrClosed = ringbuf.ErrClosed
 // Stats sums the per-CPU counters.
 func (s *Sensor) Stats() (Stats, error) {
 	var st Stats
-	dst := []*uint64{&st.Exec, &st.Open, &st.Dropped, &st.DedupHits, &st.Filtered}
-	for i, p := range dst {
+	// The slots of bpf/sensor.c's enum sensor_stat.
+	dst := map[bpf.SensorSensorStat]*uint64{
+		bpf.SensorSensorStatSTAT_EXEC:      &st.Exec,
+		bpf.SensorSensorStatSTAT_OPEN:      &st.Open,
+		bpf.SensorSensorStatSTAT_DROPPED:   &st.Dropped,
+		bpf.SensorSensorStatSTAT_DEDUP_HIT: &st.DedupHits,
+		bpf.SensorSensorStatSTAT_FILTERED:  &st.Filtered,
+	}
+	for slot, p := range dst {
 		var per []uint64
-		if err := s.objs.Stats.Lookup(uint32(i), &per); err != nil {
-			return st, fmt.Errorf("reading counter %d: %w", i, err)
+		if err := s.objs.Stats.Lookup(uint32(slot), &per); err != nil {
+			return st, fmt.Errorf("reading counter %d: %w", slot, err)
 		}
 		for _, v := range per {
 			*p += v
