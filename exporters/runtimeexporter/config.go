@@ -13,6 +13,8 @@ import (
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/config/configretry"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
+
+	"github.com/runtrust/runtrust/internal/wire"
 )
 
 // Modes the heartbeat reports.
@@ -22,12 +24,9 @@ const (
 	ModeImpact    = "impact"    // controller and per-node sensors
 )
 
-// Bounds the service puts on what the exporter sends (runtime-service/internal/ingest).
-const (
-	maxRecordsPerRequestLimit = 100000 // the service's default burst: a larger request could never pass its rate limit
-	minHeartbeat              = time.Second
-	maxCollectorID            = 253 // a Kubernetes node name fits; the service's limit too
-)
+// minHeartbeat is the shortest heartbeat_interval. The bounds the service puts on what the exporter sends are
+// internal/wire's.
+const minHeartbeat = time.Second
 
 // Config is the runtime exporter's configuration. The exporterhelper and configgrpc parts are the collector's own
 // (`sending_queue`, `retry_on_failure`, `timeout`, `endpoint`, `tls`, `compression`, `keepalive`, …).
@@ -89,13 +88,13 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("join_key and token: set one, not both"))
 	}
 	if c.JoinKey != "" {
-		if err := checkPrintable(string(c.JoinKey), 16, 256); err != nil {
+		if err := wire.CheckJoinKey(string(c.JoinKey)); err != nil {
 			errs = append(errs, fmt.Errorf("join_key: %w", err))
 		}
 		if c.ClusterUID == "" {
 			errs = append(errs, errors.New("cluster_uid: required with join_key (by convention the uid of the cluster's kube-system namespace)"))
 		}
-		if err := checkPrintable(c.CollectorID, 1, maxCollectorID); err != nil {
+		if err := checkCollectorID(c.CollectorID); err != nil {
 			errs = append(errs, fmt.Errorf(`collector_id: %w (this collector's id in its cluster: the node name for a sensor, "controller" for the controller)`, err))
 		}
 		if c.tokenStorage() == nil {
@@ -123,8 +122,8 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("mode: %q is not one of auto, integrity, impact", c.Mode))
 	}
-	if c.MaxRecordsPerRequest < 1 || c.MaxRecordsPerRequest > maxRecordsPerRequestLimit {
-		errs = append(errs, fmt.Errorf("max_records_per_request: %d is not within 1 to %d", c.MaxRecordsPerRequest, maxRecordsPerRequestLimit))
+	if c.MaxRecordsPerRequest < 1 || c.MaxRecordsPerRequest > wire.MaxRecordsPerRequest {
+		errs = append(errs, fmt.Errorf("max_records_per_request: %d is not within 1 to %d", c.MaxRecordsPerRequest, wire.MaxRecordsPerRequest))
 	}
 	switch c.ClientConfig.Compression {
 	case "", configcompression.TypeGzip, "none":
@@ -133,7 +132,7 @@ func (c *Config) Validate() error {
 	}
 	for k := range c.ClientConfig.Headers.Iter {
 		switch strings.ToLower(k) {
-		case authorizationHeader, idempotencyKeyHeader:
+		case wire.AuthorizationHeader, wire.IdempotencyKeyHeader:
 			errs = append(errs, fmt.Errorf("headers: %q is set by the exporter itself", k))
 		}
 	}
@@ -146,14 +145,18 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// checkCollectorID is the service's check, and an exporter that enrols must name itself.
+func checkCollectorID(id string) error {
+	if id == "" {
+		return errors.New("required with join_key")
+	}
+	return wire.CheckCollectorID(id)
+}
+
+// checkPrintable bounds a value the exporter sends in metadata or at enrolment.
 func checkPrintable(s string, minLen, maxLen int) error {
 	if len(s) < minLen || len(s) > maxLen {
 		return fmt.Errorf("must be %d to %d characters, got %d", minLen, maxLen, len(s))
 	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x21 || s[i] > 0x7e {
-			return fmt.Errorf("must be printable ASCII without spaces (byte %d is 0x%02x)", i, s[i])
-		}
-	}
-	return nil
+	return wire.CheckPrintable(s)
 }

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 
 	"github.com/runtrust/runtrust/exporters/runtimeexporter/internal/metadata"
+	"github.com/runtrust/runtrust/internal/wire"
 )
 
 func loadConfig(t *testing.T, name string) (*Config, error) {
@@ -104,8 +105,8 @@ func TestValidate(t *testing.T) {
 		{"token with newline", func(c *Config) { c.JoinKey, c.Token = "", configopaque.String("rtc\n") }, "token: must be printable"},
 		{"no cluster uid", func(c *Config) { c.ClusterUID = "" }, "cluster_uid: required"},
 		{"no storage", func(c *Config) { c.Storage = nil }, "storage: required"},
-		{"no collector id", func(c *Config) { c.CollectorID = "" }, "collector_id: must be 1 to 253"},
-		{"collector id too long", func(c *Config) { c.CollectorID = strings.Repeat("n", 254) }, "collector_id: must be 1 to 253"},
+		{"no collector id", func(c *Config) { c.CollectorID = "" }, "collector_id: required with join_key"},
+		{"collector id too long", func(c *Config) { c.CollectorID = strings.Repeat("n", 254) }, "collector_id: is 254 bytes long; at most 253"},
 		{"collector id with newline", func(c *Config) { c.CollectorID = "node\n" }, "collector_id: must be printable"},
 		{"node name as collector id", func(c *Config) { c.CollectorID = "ip-10-0-1-17.eu-west-1.compute.internal" }, ""},
 		{"token needs no collector id", func(c *Config) { c.JoinKey, c.Storage, c.Token, c.CollectorID = "", nil, "rtc_abc", "" }, ""},
@@ -157,7 +158,7 @@ func FuzzConfig(f *testing.F) {
 			return
 		}
 		if cfg.ClientConfig.Endpoint == "" || (cfg.JoinKey == "") == (cfg.Token == "") || cfg.MaxRecordsPerRequest < 1 ||
-			cfg.JoinKey != "" && (cfg.CollectorID == "" || len(cfg.CollectorID) > maxCollectorID || strings.ContainsAny(cfg.CollectorID, " \t\n\x00")) {
+			cfg.JoinKey != "" && (cfg.CollectorID == "" || len(cfg.CollectorID) > wire.MaxCollectorIDLen || strings.ContainsAny(cfg.CollectorID, " \t\n\x00")) {
 			t.Fatalf("an invalid config validated: %+v", cfg)
 		}
 	})

@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,9 +19,7 @@ import (
 	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
-	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	grpcmd "google.golang.org/grpc/metadata"
@@ -31,13 +27,8 @@ import (
 
 	"github.com/runtrust/runtrust/exporters/runtimeexporter/internal/metadata"
 	"github.com/runtrust/runtrust/internal/records"
+	"github.com/runtrust/runtrust/internal/wire"
 	runtrustv1 "github.com/runtrust/runtrust/proto/runtrust/v1"
-)
-
-// gRPC metadata the service reads (runtime-service/internal/ingest).
-const (
-	authorizationHeader  = "authorization"
-	idempotencyKeyHeader = "runtrust-idempotency-key"
 )
 
 // tokenStorageKey is where the token is kept in the storage extension's client for this exporter.
@@ -70,8 +61,7 @@ type runtimeExporter struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	rejected        atomic.Int64 // records the service refused as invalid, dropped
-	rejectedCounter metric.Int64Counter
+	telemetry *metadata.TelemetryBuilder // otelcol_exporter_runtrust_rejected_log_records
 
 	mu           sync.Mutex
 	kindsLogged  map[string]struct{}
@@ -84,11 +74,7 @@ func newExporter(cfg *Config, set exporter.Settings) (*runtimeExporter, error) {
 	e := &runtimeExporter{cfg: cfg, set: set, log: set.Logger,
 		kindsLogged: map[string]struct{}{}, nodes: map[string]struct{}{}}
 	var err error
-	e.rejectedCounter, err = set.MeterProvider.Meter(metadata.ScopeName).Int64Counter(
-		"otelcol_exporter_runtrust_rejected_log_records",
-		metric.WithDescription("Log records the runtime service rejected as invalid (InvalidArgument or partial success); they are dropped."),
-		metric.WithUnit("{records}"))
-	if err != nil {
+	if e.telemetry, err = metadata.NewTelemetryBuilder(set.TelemetrySettings); err != nil {
 		return nil, err
 	}
 	if cfg.Token != "" {
@@ -144,6 +130,7 @@ func (e *runtimeExporter) shutdown(ctx context.Context) error {
 		e.cancel()
 	}
 	e.wg.Wait()
+	e.telemetry.Shutdown()
 	var errs []error
 	if e.store != nil {
 		errs = append(errs, e.store.Close(ctx))
@@ -202,7 +189,7 @@ func (e *runtimeExporter) enrolLoop(ctx context.Context) bool {
 			e.log.Warn("enrolment failed; retrying", zap.Error(err), zap.Duration("retry_in", wait))
 			delay = min(delay*2, max(e.cfg.RetryConfig.MaxInterval, time.Second))
 		}
-		if d := retryAfter(status.Convert(err)); d > wait {
+		if d := wire.RetryAfter(status.Convert(err)); d > wait {
 			wait = d
 		}
 		select {
@@ -247,7 +234,7 @@ func enrolMode(mode string) runtrustv1.Mode {
 }
 
 func (e *runtimeExporter) authContext(ctx context.Context, token string) context.Context {
-	return grpcmd.AppendToOutgoingContext(ctx, authorizationHeader, "Bearer "+token)
+	return grpcmd.AppendToOutgoingContext(ctx, wire.AuthorizationHeader, wire.Bearer(token))
 }
 
 func (e *runtimeExporter) heartbeatLoop(ctx context.Context) {
@@ -349,11 +336,17 @@ func (e *runtimeExporter) push(ctx context.Context, r xexporterhelper.Request) e
 }
 
 func (e *runtimeExporter) send(ctx context.Context, token string, rq request) error {
-	ctx = grpcmd.AppendToOutgoingContext(e.authContext(ctx, token), idempotencyKeyHeader, rq.key)
-	resp, err := e.logs.Export(ctx, plogotlp.NewExportRequestFromLogs(rq.ld))
+	ctx = grpcmd.AppendToOutgoingContext(e.authContext(ctx, token), wire.IdempotencyKeyHeader, rq.key)
+	var trailer grpcmd.MD
+	resp, err := e.logs.Export(ctx, plogotlp.NewExportRequestFromLogs(rq.ld), grpc.Trailer(&trailer))
 	if err == nil {
 		if n := resp.PartialSuccess().RejectedLogRecords(); n > 0 {
-			e.reject(ctx, n, resp.PartialSuccess().ErrorMessage())
+			// The runtime service says which records and why in the trailer; another OTLP server only in words.
+			st := wire.StatusFromTrailer(trailer)
+			if st == nil {
+				st = status.New(codes.InvalidArgument, resp.PartialSuccess().ErrorMessage())
+			}
+			e.reject(ctx, n, st)
 		}
 		return nil
 	}
@@ -363,13 +356,13 @@ func (e *runtimeExporter) send(ctx context.Context, token string, rq request) er
 		return nil
 	case codes.InvalidArgument:
 		// Nothing of this request was stored and sending it again cannot help: drop it, count it, say why.
-		e.reject(ctx, int64(rq.records), st.Message())
+		e.reject(ctx, int64(rq.records), st)
 		return nil
 	case codes.Unauthenticated, codes.PermissionDenied:
 		e.logUnauthenticated(st)
 		return exporterhelper.NewThrottleRetry(err, max(e.cfg.RetryConfig.MaxInterval, time.Second))
 	case codes.Unavailable, codes.ResourceExhausted, codes.DeadlineExceeded, codes.Canceled, codes.Aborted:
-		if d := retryAfter(st); d > 0 {
+		if d := wire.RetryAfter(st); d > 0 {
 			return exporterhelper.NewThrottleRetry(err, d)
 		}
 		return err
@@ -378,15 +371,6 @@ func (e *runtimeExporter) send(ctx context.Context, token string, rq request) er
 		// exporterhelper logs it with the record count.
 		return consumererror.NewPermanent(fmt.Errorf("runtime service refused %d record(s): %w", rq.records, err))
 	}
-}
-
-func retryAfter(st *status.Status) time.Duration {
-	for _, d := range st.Details() {
-		if ri, ok := d.(*errdetails.RetryInfo); ok {
-			return ri.GetRetryDelay().AsDuration()
-		}
-	}
-	return 0
 }
 
 func (e *runtimeExporter) logUnauthenticated(st *status.Status) {
@@ -403,32 +387,29 @@ func (e *runtimeExporter) logUnauthenticated(st *status.Status) {
 	}
 }
 
-var recordPrefix = regexp.MustCompile(`^record \d+ `)
-var digits = regexp.MustCompile(`\d+`)
-
-// rejectionKinds splits the service's message ("3 log record(s) rejected: record 0 ("runtrust.k8s.pod"):
-// k8s.pod.uid is missing; …") into its kinds of rejection, without record numbers.
-func rejectionKinds(msg string) []string {
-	_, list, ok := strings.Cut(msg, " rejected: ")
-	if !ok {
-		return []string{digits.ReplaceAllString(msg, "#")}
-	}
-	var kinds []string
-	for _, part := range strings.Split(list, "; ") {
-		if part == "…" || part == "" {
-			continue
+// rejectionKinds are the service's reasons for the records it refused, from the status details: records refused
+// alike share a reason, which is what gets logged once. A status without per-record details is one kind: the
+// service's reason for refusing the request whole, else (another OTLP server) its message.
+func rejectionKinds(st *status.Status) []string {
+	if r, ok := wire.RejectionsOf(st); ok && len(r.Records) > 0 {
+		kinds := make([]string, 0, len(r.Records))
+		for _, rj := range r.Records {
+			kinds = append(kinds, rj.Reason)
 		}
-		kinds = append(kinds, recordPrefix.ReplaceAllString(part, ""))
+		return kinds
 	}
-	return kinds
+	if reason := wire.ReasonOf(st); reason != "" {
+		return []string{reason}
+	}
+	return []string{st.Message()}
 }
 
 const maxKindsLogged = 1000
 
-func (e *runtimeExporter) reject(ctx context.Context, n int64, msg string) {
-	e.rejected.Add(n)
-	e.rejectedCounter.Add(ctx, n)
-	for _, kind := range rejectionKinds(msg) {
+// reject counts n records the service refused and logs each kind of refusal the first time it is seen.
+func (e *runtimeExporter) reject(ctx context.Context, n int64, st *status.Status) {
+	e.telemetry.ExporterRuntrustRejectedLogRecords.Add(ctx, n)
+	for _, kind := range rejectionKinds(st) {
 		e.mu.Lock()
 		_, seen := e.kindsLogged[kind]
 		if !seen && len(e.kindsLogged) < maxKindsLogged {
@@ -437,7 +418,7 @@ func (e *runtimeExporter) reject(ctx context.Context, n int64, msg string) {
 		e.mu.Unlock()
 		if !seen {
 			e.log.Warn("the runtime service rejected log records; they are dropped (logged once per kind, counted in otelcol_exporter_runtrust_rejected_log_records)",
-				zap.String("kind", kind), zap.String("reason", msg))
+				zap.String("kind", kind), zap.String("reason", st.Message()))
 		}
 	}
 }

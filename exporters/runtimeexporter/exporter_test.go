@@ -3,6 +3,7 @@ package runtimeexporter
 import (
 	"context"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -12,38 +13,40 @@ import (
 	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	grpcmd "google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/runtrust/runtrust/exporters/runtimeexporter/internal/metadatatest"
 	"github.com/runtrust/runtrust/internal/records"
+	"github.com/runtrust/runtrust/internal/wire"
 )
 
 // scripted is an OTLP LogsService on 127.0.0.1 that answers each call with the next scripted error (nil: take
-// the records) and notes the keys and record counts it saw.
+// the records, refusing partial ones as the runtime service does, or partialWords as another OTLP server would)
+// and notes the keys and record counts it saw.
 type scripted struct {
 	plogotlp.UnimplementedGRPCServer
-	mu      sync.Mutex
-	answers []error
-	partial string
-	keys    []string
-	taken   int
-	times   []time.Time
+	mu           sync.Mutex
+	answers      []error
+	partial      *wire.Rejections
+	partialWords string
+	keys         []string
+	taken        int
+	times        []time.Time
 }
 
 func (s *scripted) Export(ctx context.Context, req plogotlp.ExportRequest) (plogotlp.ExportResponse, error) {
 	md, _ := grpcmd.FromIncomingContext(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(md.Get(idempotencyKeyHeader)) == 1 {
-		s.keys = append(s.keys, md.Get(idempotencyKeyHeader)[0])
+	if len(md.Get(wire.IdempotencyKeyHeader)) == 1 {
+		s.keys = append(s.keys, md.Get(wire.IdempotencyKeyHeader)[0])
 	}
 	s.times = append(s.times, time.Now())
 	var err error
@@ -51,14 +54,22 @@ func (s *scripted) Export(ctx context.Context, req plogotlp.ExportRequest) (plog
 		err, s.answers = s.answers[0], s.answers[1:]
 	}
 	resp := plogotlp.NewExportResponse()
-	if err == nil {
-		s.taken += req.Logs().LogRecordCount()
-		if s.partial != "" {
-			resp.PartialSuccess().SetRejectedLogRecords(1)
-			resp.PartialSuccess().SetErrorMessage(s.partial)
-		}
+	if err != nil {
+		return resp, err
 	}
-	return resp, err
+	s.taken += req.Logs().LogRecordCount()
+	switch {
+	case s.partial != nil:
+		resp.PartialSuccess().SetRejectedLogRecords(int64(s.partial.Total))
+		resp.PartialSuccess().SetErrorMessage(s.partial.Message())
+		if err := grpc.SetTrailer(ctx, wire.PartialSuccessTrailer(wire.RejectedStatus(*s.partial))); err != nil {
+			return resp, err
+		}
+	case s.partialWords != "":
+		resp.PartialSuccess().SetRejectedLogRecords(1)
+		resp.PartialSuccess().SetErrorMessage(s.partialWords)
+	}
+	return resp, nil
 }
 
 func startScripted(t *testing.T, s *scripted) string {
@@ -85,30 +96,37 @@ func logsOf(n int) plog.Logs {
 }
 
 func retryInfo(code codes.Code, d time.Duration) error {
-	st, _ := status.New(code, "slow down").WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(d)})
-	return st.Err()
+	return wire.RetryStatus(code, "slow down", d).Err()
 }
 
+// podUIDMissing is how the runtime service refuses records 0 and 7 of a request, alike.
+var podUIDMissing = wire.Rejections{Total: 2, Records: []wire.Rejection{
+	{Record: 0, Reason: `("runtrust.k8s.pod"): k8s.pod.uid is missing`},
+	{Record: 7, Reason: `("runtrust.k8s.pod"): k8s.pod.uid is missing`},
+}}
+
 func TestErrorMapping(t *testing.T) {
-	rejectMsg := `2 log record(s) rejected: record 0 ("runtrust.k8s.pod"): k8s.pod.uid is missing; record 7 ("runtrust.k8s.pod"): k8s.pod.uid is missing`
 	tests := []struct {
-		name       string
-		answers    []error
-		partial    string
-		wantTaken  int
-		wantCalls  int
-		wantReject int64
-		minSpan    time.Duration // between the first and the last call
-		wantLog    string
-		wantLogs   int
+		name         string
+		answers      []error
+		partial      *wire.Rejections
+		partialWords string
+		wantTaken    int
+		wantCalls    int
+		wantReject   int64
+		minSpan      time.Duration // between the first and the last call
+		wantLog      string
+		wantLogs     int
 	}{
 		{name: "unavailable then ok", answers: []error{status.Error(codes.Unavailable, "db down"), status.Error(codes.DeadlineExceeded, "slow")},
 			wantTaken: 10, wantCalls: 3},
 		{name: "resource exhausted honours retry info", answers: []error{retryInfo(codes.ResourceExhausted, 700*time.Millisecond)},
 			wantTaken: 10, wantCalls: 2, minSpan: 700 * time.Millisecond},
-		{name: "invalid argument dropped and counted", answers: []error{status.Error(codes.InvalidArgument, rejectMsg)},
+		{name: "invalid argument dropped and counted", answers: []error{wire.RejectedStatus(podUIDMissing).Err()},
 			wantCalls: 1, wantReject: 10, wantLog: "the runtime service rejected log records", wantLogs: 1},
-		{name: "partial success counted", partial: rejectMsg, wantTaken: 10, wantCalls: 1, wantReject: 1,
+		{name: "partial success counted", partial: &podUIDMissing, wantTaken: 10, wantCalls: 1, wantReject: 2,
+			wantLog: "the runtime service rejected log records", wantLogs: 1},
+		{name: "another server's partial success counted", partialWords: "1 record refused", wantTaken: 10, wantCalls: 1, wantReject: 1,
 			wantLog: "the runtime service rejected log records", wantLogs: 1},
 		{name: "unauthenticated stays queued", answers: []error{status.Error(codes.Unauthenticated, "token replaced"),
 			status.Error(codes.Unauthenticated, "token replaced"), status.Error(codes.Unauthenticated, "token replaced")},
@@ -116,7 +134,7 @@ func TestErrorMapping(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := &scripted{answers: tt.answers, partial: tt.partial}
+			srv := &scripted{answers: tt.answers, partial: tt.partial, partialWords: tt.partialWords}
 			addr := startScripted(t, srv)
 			cfg := createDefaultConfig().(*Config)
 			cfg.ClientConfig.Endpoint = addr
@@ -126,10 +144,10 @@ func TestErrorMapping(t *testing.T) {
 			cfg.RetryConfig.MaxInterval = 100 * time.Millisecond
 			cfg.QueueConfig.Get().NumConsumers = 1
 			core, logs := observer.New(zap.InfoLevel)
-			set := exportertest.NewNopSettings(NewFactory().Type())
+			tel := componenttest.NewTelemetry()
+			t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+			set := metadatatest.NewSettings(tel)
 			set.Logger = zap.New(core)
-			reader := sdkmetric.NewManualReader()
-			set.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 			exp, err := NewFactory().CreateLogs(context.Background(), set, cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -171,9 +189,8 @@ func TestErrorMapping(t *testing.T) {
 			calls := len(srv.times)
 			if tt.wantReject > 0 {
 				calls /= 2
-				if got := rejectedMetric(t, reader); got != 2*tt.wantReject {
-					t.Errorf("otelcol_exporter_runtrust_rejected_log_records = %d, want %d", got, 2*tt.wantReject)
-				}
+				metadatatest.AssertEqualExporterRuntrustRejectedLogRecords(t, tel,
+					[]metricdata.DataPoint[int64]{{Value: 2 * tt.wantReject}}, metricdatatest.IgnoreTimestamp(), metricdatatest.IgnoreExemplars())
 			}
 			if calls != tt.wantCalls {
 				t.Errorf("calls: %d, want %d", calls, tt.wantCalls)
@@ -198,32 +215,23 @@ func TestErrorMapping(t *testing.T) {
 	}
 }
 
-func rejectedMetric(t *testing.T, r *sdkmetric.ManualReader) int64 {
-	var rm metricdata.ResourceMetrics
-	if err := r.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name == "otelcol_exporter_runtrust_rejected_log_records" {
-				var n int64
-				for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
-					n += dp.Value
-				}
-				return n
-			}
-		}
-	}
-	return 0
-}
-
 func TestRejectionKinds(t *testing.T) {
-	got := rejectionKinds(`6 log record(s) rejected: record 0 ("a"): x is missing; record 12 ("b"): y; …`)
-	if len(got) != 2 || got[0] != `("a"): x is missing` || got[1] != `("b"): y` {
-		t.Fatalf("%q", got)
-	}
-	if got := rejectionKinds("the request is not an OTLP ExportLogsServiceRequest: proto: 12 bytes"); got[0] != "the request is not an OTLP ExportLogsServiceRequest: proto: # bytes" {
-		t.Fatalf("%q", got)
+	for _, tc := range []struct {
+		name string
+		st   *status.Status
+		want []string
+	}{
+		{"per record, from the details", wire.RejectedStatus(wire.Rejections{Total: 6, Records: []wire.Rejection{
+			{Record: 0, Reason: `("a"): x is missing`}, {Record: 12, Reason: `("b"): y`}}}), []string{`("a"): x is missing`, `("b"): y`}},
+		{"a request refused whole: the service's reason", wire.RefusedStatus(wire.ReasonRequestUndecodable,
+			"the request is not an OTLP ExportLogsServiceRequest: proto: 12 bytes"), []string{wire.ReasonRequestUndecodable}},
+		{"another server: its words", status.New(codes.InvalidArgument, "bad records"), []string{"bad records"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := rejectionKinds(tc.st); !slices.Equal(got, tc.want) {
+				t.Fatalf("%q, want %q", got, tc.want)
+			}
+		})
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 	"go.opentelemetry.io/collector/exporter/exporterhelper/xexporterhelper"
 	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/runtrust/runtrust/internal/wire"
 )
 
 // batch is what the sending queue holds: the records and the idempotency key they were stamped with when they
@@ -155,5 +157,5 @@ func (encoding) Unmarshal(data []byte) (context.Context, xexporterhelper.Request
 	return ctx, &batch{key: key, ld: ld}, nil
 }
 
-// maxKeyLen leaves room for the ".<i>" suffix within the service's 128 characters.
-const maxKeyLen = 100
+// maxKeyLen leaves room for the ".<i>" suffix within the service's limit.
+const maxKeyLen = wire.MaxIdempotencyKeyLen - 28

@@ -95,7 +95,8 @@ func TestControllerAndSensorsEnrolWithOneJoinKey(t *testing.T) {
 	}
 }
 
-func collectorRows(t *testing.T, dsn, sql string, scan func(pgx.Rows) error) {
+// queryRows runs sql on dsn and hands each row to scan.
+func queryRows(t testing.TB, dsn, sql string, scan func(pgx.Rows) error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -123,7 +124,7 @@ func collectorRows(t *testing.T, dsn, sql string, scan func(pgx.Rows) error) {
 func collectorTokens(t *testing.T, dsn string) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
-	collectorRows(t, dsn, `SELECT k.collector_id, k.token_hash FROM collectors k JOIN clusters c ON c.id = k.cluster_id
+	queryRows(t, dsn, `SELECT k.collector_id, k.token_hash FROM collectors k JOIN clusters c ON c.id = k.cluster_id
 		WHERE c.uid = 'e2e-cluster' AND (SELECT count(*) FROM clusters) = 1`, func(r pgx.Rows) error {
 		var id string
 		var h []byte
@@ -137,7 +138,7 @@ func collectorTokens(t *testing.T, dsn string) map[string][]byte {
 func collectorModes(t *testing.T, dsn string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	collectorRows(t, dsn, `SELECT collector_id, mode FROM collectors WHERE heartbeat_at IS NOT NULL`, func(r pgx.Rows) error {
+	queryRows(t, dsn, `SELECT collector_id, mode FROM collectors WHERE heartbeat_at IS NOT NULL`, func(r pgx.Rows) error {
 		var id, mode string
 		err := r.Scan(&id, &mode)
 		out[id] = mode

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/filestorage"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/configopaque"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/exporter"
@@ -96,6 +97,7 @@ type collector struct {
 	ext     component.Component
 	exp     exporter.Logs
 	logs    *observer.ObservedLogs
+	tel     *componenttest.Telemetry // the exporter's own metrics
 	factory exporter.Factory
 	cfg     component.Config
 }
@@ -125,7 +127,9 @@ func startCollector(t testing.TB, f exporter.Factory, cfg component.Config, dir 
 		t.Fatal(err)
 	}
 	core, logs := observer.New(zap.InfoLevel)
+	tel := componenttest.NewTelemetry()
 	set := exportertest.NewNopSettings(f.Type())
+	set.TelemetrySettings = tel.NewTelemetrySettings()
 	set.Logger = zap.New(core)
 	set.ID = component.NewID(f.Type()) // the same exporter across restarts: its queue and token are found again
 	exp, err := f.CreateLogs(ctx, set, cfg)
@@ -135,7 +139,7 @@ func startCollector(t testing.TB, f exporter.Factory, cfg component.Config, dir 
 	if err := exp.Start(ctx, h); err != nil {
 		t.Fatal(err)
 	}
-	return &collector{t: t, ext: ext, exp: exp, logs: logs, factory: f, cfg: cfg}
+	return &collector{t: t, ext: ext, exp: exp, logs: logs, tel: tel, factory: f, cfg: cfg}
 }
 
 func (c *collector) stop() {
@@ -145,6 +149,9 @@ func (c *collector) stop() {
 		c.t.Logf("exporter shutdown: %v", err)
 	}
 	if err := c.ext.Shutdown(ctx); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := c.tel.Shutdown(ctx); err != nil {
 		c.t.Fatal(err)
 	}
 }
@@ -192,18 +199,9 @@ type execCount struct{ rows, distinct, min, max int64 }
 
 func countExec(t testing.TB, dsn string) execCount {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
 	var c execCount
-	if err := conn.QueryRow(ctx, `SELECT count(*), count(DISTINCT pid), coalesce(min(pid), -1), coalesce(max(pid), -1) FROM exec_events`).
-		Scan(&c.rows, &c.distinct, &c.min, &c.max); err != nil {
-		t.Fatal(err)
-	}
+	queryRows(t, dsn, `SELECT count(*), count(DISTINCT pid), coalesce(min(pid), -1), coalesce(max(pid), -1) FROM exec_events`,
+		func(r pgx.Rows) error { return r.Scan(&c.rows, &c.distinct, &c.min, &c.max) })
 	return c
 }
 

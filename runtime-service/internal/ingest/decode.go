@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/runtrust/runtrust/internal/records"
+	"github.com/runtrust/runtrust/internal/wire"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
 )
 
@@ -18,35 +19,36 @@ import (
 const (
 	maxString      = 4096
 	maxListEntries = 256
-	// maxErrorsReported bounds how many record errors one response names; the count covers the rest.
-	maxErrorsReported = 5
 )
 
 // Decoded is a request's records, sorted into a batch, and what was wrong with the rest.
 type Decoded struct {
 	Batch    store.Batch
 	Rejected int
-	Errors   []string // the first maxErrorsReported record errors
+	Errors   []wire.Rejection // the first wire.MaxRejectionsReported refused records
 	Kinds    map[string]int
 }
 
-// Message summarises the rejected records for an OTLP partial success or an InvalidArgument status.
-func (d *Decoded) Message() string {
-	if d.Rejected == 0 {
-		return ""
-	}
-	msg := fmt.Sprintf("%d log record(s) rejected: %s", d.Rejected, strings.Join(d.Errors, "; "))
-	if d.Rejected > len(d.Errors) {
-		msg += "; …"
-	}
-	return msg
+// Rejections are the refused records as the answer reports them (wire.RejectedStatus).
+func (d *Decoded) Rejections() wire.Rejections {
+	return wire.Rejections{Total: d.Rejected, Records: d.Errors}
 }
 
-func (d *Decoded) reject(err string) {
+// Message summarises the rejected records for an OTLP partial success or an InvalidArgument status.
+func (d *Decoded) Message() string { return d.Rejections().Message() }
+
+// reject refuses record n for reason, which does not repeat the record's number.
+func (d *Decoded) reject(n int, reason string) {
 	d.Rejected++
-	if len(d.Errors) < maxErrorsReported {
-		d.Errors = append(d.Errors, err)
+	if len(d.Errors) < wire.MaxRejectionsReported {
+		d.Errors = append(d.Errors, wire.Rejection{Record: n, Reason: reason})
 	}
+}
+
+// foreignCluster is the reason every record of resource i is refused when the resource names cluster uid
+// rather than own, the token's. Both decoders word it so.
+func foreignCluster(i int, uid, own string) string {
+	return fmt.Sprintf("in resource %d: %s %q is not the cluster this token belongs to (%q)", i, records.AttrK8sClusterUID, uid, own)
 }
 
 // Decode turns OTLP logs from cluster c into a store batch. Each record is checked against the record contract
@@ -68,8 +70,9 @@ func Decode(logs plog.Logs, c store.Cluster, now time.Time) *Decoded {
 			for j := 0; j < sls.Len(); j++ {
 				count += sls.At(j).LogRecords().Len()
 			}
+			reason := foreignCluster(i, v.AsString(), c.UID)
 			for k := 0; k < count; k++ {
-				d.reject(fmt.Sprintf("resource %d: %s %q is not the cluster this token belongs to (%q)", i, records.AttrK8sClusterUID, v.AsString(), c.UID))
+				d.reject(n+k, reason)
 			}
 			n += count
 			continue
@@ -92,7 +95,7 @@ func Decode(logs plog.Logs, c store.Cluster, now time.Time) *Decoded {
 // and the wire decoder in wire.go) go through here, so they accept, reject and word errors alike.
 func (d *Decoded) record(n int, event string, t time.Time, r *reader) {
 	if err := d.add(event, t, r); err != "" {
-		d.reject(fmt.Sprintf("record %d (%s): %s", n, printable(event), err))
+		d.reject(n, fmt.Sprintf("(%s): %s", printable(event), err))
 	} else {
 		d.Kinds[event]++
 	}
@@ -116,123 +119,167 @@ func recordTime(lr plog.LogRecord, now time.Time) time.Time {
 	return now.UTC()
 }
 
-// add appends one record to the batch, or says what is wrong with it.
+// add appends one record to the batch, or says what is wrong with it. Each kind has its own method; a record
+// is appended only when its reader found nothing wrong.
 func (d *Decoded) add(event string, t time.Time, r *reader) string {
 	switch event {
 	case records.EventK8sNode:
-		n := store.Node{UID: r.str(records.AttrK8sNodeUID, true), Name: r.str(records.AttrK8sNodeName, true), Time: t}
-		n.Deleted = r.deleted()
-		if r.err == "" {
-			d.Batch.Nodes = append(d.Batch.Nodes, n)
-		}
+		d.addNode(t, r)
 	case records.EventK8sWorkload:
-		w := store.Workload{
-			UID:       r.str(records.AttrK8sWorkloadUID, true),
-			Kind:      r.str(records.AttrK8sWorkloadKind, true),
-			Name:      r.str(records.AttrK8sWorkloadName, true),
-			Namespace: r.str(records.AttrK8sNamespaceName, false),
-			Time:      t,
-		}
-		w.Deleted = r.deleted()
-		if r.err == "" {
-			d.Batch.Workloads = append(d.Batch.Workloads, w)
-		}
+		d.addWorkload(t, r)
 	case records.EventK8sPod:
-		p := store.Pod{
-			UID:          r.str(records.AttrK8sPodUID, true),
-			Name:         r.str(records.AttrK8sPodName, true),
-			Namespace:    r.str(records.AttrK8sNamespaceName, false),
-			NodeName:     r.str(records.AttrK8sNodeName, false),
-			WorkloadUID:  r.str(records.AttrK8sWorkloadUID, false),
-			WorkloadKind: r.str(records.AttrK8sWorkloadKind, false),
-			WorkloadName: r.str(records.AttrK8sWorkloadName, false),
-			Time:         t,
-		}
-		p.Deleted = r.deleted()
-		if r.err == "" {
-			d.Batch.Pods = append(d.Batch.Pods, p)
-		}
+		d.addPod(t, r)
 	case records.EventK8sContainer:
-		k := store.Container{
-			PodUID:          r.str(records.AttrK8sPodUID, true),
-			Name:            r.str(records.AttrK8sContainerName, true),
-			ContainerID:     r.str(records.AttrContainerID, false),
-			Namespace:       r.str(records.AttrK8sNamespaceName, false),
-			PodName:         r.str(records.AttrK8sPodName, false),
-			NodeName:        r.str(records.AttrK8sNodeName, false),
-			WorkloadUID:     r.str(records.AttrK8sWorkloadUID, false),
-			WorkloadKind:    r.str(records.AttrK8sWorkloadKind, false),
-			WorkloadName:    r.str(records.AttrK8sWorkloadName, false),
-			ImageName:       r.str(records.AttrContainerImageName, false),
-			ImageRef:        r.str(records.AttrImageRef, false),
-			RegistryHost:    r.str(records.AttrRegistryHost, false),
-			RegistryTrusted: r.boolean(records.AttrRegistryTrusted),
-			TagMutable:      r.boolean(records.AttrImageTagMutable),
-			RunningDigest:   r.digest(records.AttrImageRunningDigest),
-			PullPolicy:      r.str(records.AttrImagePullPolicy, false),
-			Integrity:       r.oneOf(records.AttrImageIntegrity, integrityValues),
-			ExpectedDigest:  r.digest(records.AttrImageExpectedDigest),
-			Severity:        r.oneOf(records.AttrRiskSeverity, severityValues),
-			Reasons:         r.strs(records.AttrRiskReasons),
-			Time:            t,
-		}
-		k.Deleted = r.deleted()
-		if r.err == "" {
-			d.Batch.Containers = append(d.Batch.Containers, k)
-		}
+		d.addContainer(t, r)
 	case records.EventProcessExec:
-		e := store.ExecEvent{
-			Time:             t,
-			ContainerID:      r.str(records.AttrContainerID, false),
-			ImageDigest:      r.digest(records.AttrImageRunningDigest),
-			PID:              r.integer(records.AttrProcessPID),
-			ParentPID:        r.integer(records.AttrProcessParentPID),
-			UserID:           r.integer(records.AttrProcessUserID),
-			ExecutablePath:   r.str(records.AttrProcessExecutablePath, true),
-			SHA256:           r.sha256(records.AttrProcessExecutableSHA256),
-			CommandArgs:      r.strs(records.AttrProcessCommandArgs),
-			WorkingDirectory: r.str(records.AttrProcessWorkingDirectory, false),
-		}
-		if r.err == "" {
-			d.Batch.Execs = append(d.Batch.Execs, e)
-		}
+		d.addExec(t, r)
 	case records.EventFileOpen:
-		f := store.FileOpenEvent{
-			Time:           t,
-			ContainerID:    r.str(records.AttrContainerID, false),
-			ImageDigest:    r.digest(records.AttrImageRunningDigest),
-			PID:            r.integer(records.AttrProcessPID),
-			ExecutablePath: r.str(records.AttrProcessExecutablePath, false),
-			FilePath:       r.str(records.AttrFilePath, true),
-			Flags:          r.integer(records.AttrFileFlags),
-		}
-		if r.err == "" {
-			d.Batch.FileOpens = append(d.Batch.FileOpens, f)
-		}
+		d.addFileOpen(t, r)
 	case records.EventSensorHealth:
-		h := store.SensorHealth{
-			NodeName:      r.str(records.AttrK8sNodeName, false),
-			EventsSeen:    r.integer(records.AttrSensorEventsSeen),
-			EventsDropped: r.integer(records.AttrSensorEventsDropped),
-			Kernel:        r.str(records.AttrSensorKernel, false),
-			ProgramStatus: r.str(records.AttrSensorProgramStatus, false),
-			Time:          t,
-		}
-		if h.NodeName == "" {
-			h.NodeName = r.str(records.AttrHostName, false)
-		}
-		if h.NodeName == "" && r.err == "" {
-			r.fail(fmt.Sprintf("%s (or %s) is missing", records.AttrK8sNodeName, records.AttrHostName))
-		}
-		if r.err == "" {
-			d.Batch.SensorHealth = append(d.Batch.SensorHealth, h)
-		}
+		d.addSensorHealth(t, r)
 	case "":
 		return "no event name: every runtrust record says what it is in the log record's EventName"
 	default:
 		return fmt.Sprintf("unknown event name %s (the runtime service stores the records in docs/records.md)", printable(event))
 	}
 	return r.err
+}
+
+func (d *Decoded) addNode(t time.Time, r *reader) {
+	n := store.Node{UID: r.str(records.AttrK8sNodeUID, true), Name: r.str(records.AttrK8sNodeName, true), Time: t}
+	n.Deleted = r.deleted()
+	if r.err == "" {
+		d.Batch.Nodes = append(d.Batch.Nodes, n)
+	}
+}
+
+func (d *Decoded) addWorkload(t time.Time, r *reader) {
+	w := store.Workload{
+		UID:       r.str(records.AttrK8sWorkloadUID, true),
+		Kind:      r.str(records.AttrK8sWorkloadKind, true),
+		Name:      r.str(records.AttrK8sWorkloadName, true),
+		Namespace: r.str(records.AttrK8sNamespaceName, false),
+		Time:      t,
+	}
+	w.Deleted = r.deleted()
+	if r.err == "" {
+		d.Batch.Workloads = append(d.Batch.Workloads, w)
+	}
+}
+
+// placement is where a pod or container runs and what owns it: optional on both records.
+type placement struct{ namespace, podName, node, workloadUID, workloadKind, workloadName string }
+
+// placement reads it in the order the records list it (the first error is the one reported); a container's
+// record also names its pod.
+func (r *reader) placement(withPodName bool) placement {
+	var p placement
+	p.namespace = r.str(records.AttrK8sNamespaceName, false)
+	if withPodName {
+		p.podName = r.str(records.AttrK8sPodName, false)
+	}
+	p.node = r.str(records.AttrK8sNodeName, false)
+	p.workloadUID = r.str(records.AttrK8sWorkloadUID, false)
+	p.workloadKind = r.str(records.AttrK8sWorkloadKind, false)
+	p.workloadName = r.str(records.AttrK8sWorkloadName, false)
+	return p
+}
+
+func (d *Decoded) addPod(t time.Time, r *reader) {
+	uid, name := r.str(records.AttrK8sPodUID, true), r.str(records.AttrK8sPodName, true)
+	at := r.placement(false)
+	p := store.Pod{UID: uid, Name: name, Namespace: at.namespace, NodeName: at.node,
+		WorkloadUID: at.workloadUID, WorkloadKind: at.workloadKind, WorkloadName: at.workloadName, Time: t}
+	p.Deleted = r.deleted()
+	if r.err == "" {
+		d.Batch.Pods = append(d.Batch.Pods, p)
+	}
+}
+
+func (d *Decoded) addContainer(t time.Time, r *reader) {
+	podUID, name, id := r.str(records.AttrK8sPodUID, true), r.str(records.AttrK8sContainerName, true), r.str(records.AttrContainerID, false)
+	at := r.placement(true)
+	k := store.Container{
+		PodUID: podUID, Name: name, ContainerID: id,
+		Namespace: at.namespace, PodName: at.podName, NodeName: at.node,
+		WorkloadUID: at.workloadUID, WorkloadKind: at.workloadKind, WorkloadName: at.workloadName,
+		ImageName:       r.str(records.AttrContainerImageName, false),
+		ImageRef:        r.str(records.AttrImageRef, false),
+		RegistryHost:    r.str(records.AttrRegistryHost, false),
+		RegistryTrusted: r.boolean(records.AttrRegistryTrusted),
+		TagMutable:      r.boolean(records.AttrImageTagMutable),
+		RunningDigest:   r.digest(records.AttrImageRunningDigest),
+		PullPolicy:      r.str(records.AttrImagePullPolicy, false),
+		Integrity:       r.oneOf(records.AttrImageIntegrity, integrityValues),
+		ExpectedDigest:  r.digest(records.AttrImageExpectedDigest),
+		Severity:        r.oneOf(records.AttrRiskSeverity, severityValues),
+		Reasons:         r.strs(records.AttrRiskReasons),
+		Time:            t,
+	}
+	k.Deleted = r.deleted()
+	if r.err == "" {
+		d.Batch.Containers = append(d.Batch.Containers, k)
+	}
+}
+
+// origin is the container, image and process a sensor event comes from, read first on both event records.
+type origin struct {
+	containerID, imageDigest string
+	pid                      int64
+}
+
+func (r *reader) origin() origin {
+	return origin{containerID: r.str(records.AttrContainerID, false), imageDigest: r.digest(records.AttrImageRunningDigest),
+		pid: r.integer(records.AttrProcessPID)}
+}
+
+func (d *Decoded) addExec(t time.Time, r *reader) {
+	from := r.origin()
+	e := store.ExecEvent{
+		Time: t, ContainerID: from.containerID, ImageDigest: from.imageDigest, PID: from.pid,
+		ParentPID:        r.integer(records.AttrProcessParentPID),
+		UserID:           r.integer(records.AttrProcessUserID),
+		ExecutablePath:   r.str(records.AttrProcessExecutablePath, true),
+		SHA256:           r.sha256(records.AttrProcessExecutableSHA256),
+		CommandArgs:      r.strs(records.AttrProcessCommandArgs),
+		WorkingDirectory: r.str(records.AttrProcessWorkingDirectory, false),
+	}
+	if r.err == "" {
+		d.Batch.Execs = append(d.Batch.Execs, e)
+	}
+}
+
+func (d *Decoded) addFileOpen(t time.Time, r *reader) {
+	from := r.origin()
+	f := store.FileOpenEvent{
+		Time: t, ContainerID: from.containerID, ImageDigest: from.imageDigest, PID: from.pid,
+		ExecutablePath: r.str(records.AttrProcessExecutablePath, false),
+		FilePath:       r.str(records.AttrFilePath, true),
+		Flags:          r.integer(records.AttrFileFlags),
+	}
+	if r.err == "" {
+		d.Batch.FileOpens = append(d.Batch.FileOpens, f)
+	}
+}
+
+func (d *Decoded) addSensorHealth(t time.Time, r *reader) {
+	h := store.SensorHealth{
+		NodeName:      r.str(records.AttrK8sNodeName, false),
+		EventsSeen:    r.integer(records.AttrSensorEventsSeen),
+		EventsDropped: r.integer(records.AttrSensorEventsDropped),
+		Kernel:        r.str(records.AttrSensorKernel, false),
+		ProgramStatus: r.str(records.AttrSensorProgramStatus, false),
+		Time:          t,
+	}
+	if h.NodeName == "" {
+		h.NodeName = r.str(records.AttrHostName, false)
+	}
+	if h.NodeName == "" && r.err == "" {
+		r.fail(fmt.Sprintf("%s (or %s) is missing", records.AttrK8sNodeName, records.AttrHostName))
+	}
+	if r.err == "" {
+		d.Batch.SensorHealth = append(d.Batch.SensorHealth, h)
+	}
 }
 
 var (

@@ -109,16 +109,7 @@ var (
 
 // TestDecodeAcceptsEveryRecordKind: one record of each kind in docs/records.md lands in the batch with its fields.
 func TestDecodeAcceptsEveryRecordKind(t *testing.T) {
-	ld := logsOf(map[string]any{records.AttrK8sClusterUID: testCluster.UID, records.AttrK8sNodeName: "node-1"},
-		rec{records.EventK8sNode, nodeAttrs},
-		rec{records.EventK8sWorkload, workloadAttrs},
-		rec{records.EventK8sPod, podAttrs},
-		rec{records.EventK8sContainer, containerAttrs},
-		rec{records.EventProcessExec, execAttrs},
-		rec{records.EventFileOpen, fileAttrs},
-		rec{records.EventSensorHealth, healthAttrs},
-	)
-	d := decodeBoth(t, ld, testCluster, time.Now())
+	d := decodeBoth(t, everyKindOf(testCluster.UID), testCluster, time.Now())
 	if d.Rejected != 0 {
 		t.Fatalf("rejected: %s", d.Message())
 	}

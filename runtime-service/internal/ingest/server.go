@@ -11,32 +11,30 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"golang.org/x/time/rate"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/runtrust/runtrust/internal/wire"
 	runtrustv1 "github.com/runtrust/runtrust/proto/runtrust/v1"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
 )
 
-// Metadata keys the service reads.
+// Metadata keys the service reads, as internal/wire defines them (named here too for the service's own tools
+// and tests).
 const (
-	// AuthorizationHeader carries "Bearer <cluster token>".
-	AuthorizationHeader = "authorization"
+	// AuthorizationHeader carries "Bearer <collector token>".
+	AuthorizationHeader = wire.AuthorizationHeader
 	// IdempotencyKeyHeader names a batch; a batch sent again with the same key is acknowledged and not applied
 	// again. Keys are remembered for IdempotencyKeyTTL.
-	IdempotencyKeyHeader = "runtrust-idempotency-key"
-	maxIdempotencyKeyLen = 128
+	IdempotencyKeyHeader = wire.IdempotencyKeyHeader
 )
 
 // IdempotencyKeyTTL is how long the store remembers a batch's idempotency key.
@@ -52,7 +50,8 @@ type Limits struct {
 }
 
 // DefaultLimits suit a large cluster in Impact mode: 8 MiB requests, 20k records/s, bursts of 100k.
-var DefaultLimits = Limits{MaxRequestBytes: 8 << 20, RecordsPerSecond: 20000, Burst: 100000}
+var DefaultLimits = Limits{MaxRequestBytes: wire.DefaultMaxRequestBytes, RecordsPerSecond: wire.DefaultRecordsPerSecond,
+	Burst: wire.DefaultBurst}
 
 // Server implements both gRPC services.
 type Server struct {
@@ -190,8 +189,8 @@ func bearerToken(ctx context.Context) (string, error) {
 	if len(vals) == 0 {
 		return "", status.Error(codes.Unauthenticated, `no "authorization: Bearer <cluster token>" metadata; enrol the cluster to get a token`)
 	}
-	token, ok := strings.CutPrefix(vals[0], "Bearer ")
-	if !ok || token == "" {
+	token, ok := wire.TokenFromBearer(vals[0])
+	if !ok {
 		return "", status.Error(codes.Unauthenticated, `the authorization metadata is not "Bearer <cluster token>"`)
 	}
 	return token, nil
@@ -244,16 +243,10 @@ func idempotencyKey(ctx context.Context) (string, error) {
 	if len(vals) == 0 {
 		return "", nil
 	}
-	k := vals[0]
-	if len(k) == 0 || len(k) > maxIdempotencyKeyLen {
-		return "", status.Errorf(codes.InvalidArgument, "%s must be 1 to %d characters", IdempotencyKeyHeader, maxIdempotencyKeyLen)
+	if err := wire.CheckIdempotencyKey(vals[0]); err != nil {
+		return "", wire.RefusedStatus(wire.ReasonIdempotencyKeyInvalid, fmt.Sprintf("%s %v", IdempotencyKeyHeader, err)).Err()
 	}
-	for _, r := range k {
-		if r < 0x21 || r > 0x7e {
-			return "", status.Errorf(codes.InvalidArgument, "%s must be printable ASCII without spaces", IdempotencyKeyHeader)
-		}
-	}
-	return k, nil
+	return vals[0], nil
 }
 
 // exportRaw is OTLP LogsService/Export: decode, check, store, and answer with a partial success naming what was
@@ -272,7 +265,7 @@ func (s *Server) exportRaw(ctx context.Context, in *rawMessage) (*rawMessage, er
 	if err != nil {
 		s.metrics.Batches.WithLabelValues("invalid").Inc()
 		s.log.Warn("undecodable OTLP request", "cluster", c.UID, "bytes", len(in.b), "error", err)
-		return nil, status.Errorf(codes.InvalidArgument, "the request is not an OTLP ExportLogsServiceRequest: %v", err)
+		return nil, wire.RefusedStatus(wire.ReasonRequestUndecodable, fmt.Sprintf("the request is not an OTLP ExportLogsServiceRequest: %v", err)).Err()
 	}
 	// The rate limit counts every record, kept or rejected. It is checked after decoding (the wire decoder
 	// counts as it goes); decoding costs far less than the store, which is what the limit protects.
@@ -281,10 +274,8 @@ func (s *Server) exportRaw(ctx context.Context, in *rawMessage) (*rawMessage, er
 		if delay := r.DelayFrom(s.now()); delay > 0 {
 			r.Cancel()
 			s.metrics.Batches.WithLabelValues("rate_limited").Inc()
-			st, _ := status.New(codes.ResourceExhausted,
-				fmt.Sprintf("cluster %s is over its rate limit of %.0f records/s; retry later", c.UID, s.limits.RecordsPerSecond)).
-				WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(delay)})
-			return nil, st.Err()
+			return nil, wire.RetryStatus(codes.ResourceExhausted,
+				fmt.Sprintf("cluster %s is over its rate limit of %.0f records/s; retry later", c.UID, s.limits.RecordsPerSecond), delay).Err()
 		}
 	}
 	for ev, n := range d.Kinds {
@@ -297,7 +288,7 @@ func (s *Server) exportRaw(ctx context.Context, in *rawMessage) (*rawMessage, er
 	if d.Batch.Len() == 0 {
 		if d.Rejected > 0 {
 			s.metrics.Batches.WithLabelValues("invalid").Inc()
-			return nil, status.Error(codes.InvalidArgument, d.Message())
+			return nil, wire.RejectedStatus(d.Rejections()).Err()
 		}
 		s.metrics.Batches.WithLabelValues("ok").Inc()
 		return marshalResponse(plogotlp.NewExportResponse())
@@ -325,8 +316,12 @@ func (s *Server) exportRaw(ctx context.Context, in *rawMessage) (*rawMessage, er
 		s.metrics.Batches.WithLabelValues("ok").Inc()
 	}
 	if d.Rejected > 0 {
+		// The partial success says how many and why in words; the trailer says which, for programs.
 		resp.PartialSuccess().SetRejectedLogRecords(int64(d.Rejected))
 		resp.PartialSuccess().SetErrorMessage(d.Message())
+		if err := grpc.SetTrailer(ctx, wire.PartialSuccessTrailer(wire.RejectedStatus(d.Rejections()))); err != nil {
+			s.log.Warn("the rejections trailer could not be set", "cluster", c.UID, "error", err)
+		}
 	}
 	return marshalResponse(resp)
 }
@@ -365,8 +360,8 @@ func (s *Server) enrol(ctx context.Context, req *runtrustv1.EnrolRequest) (*runt
 			return nil, status.Error(codes.InvalidArgument, msg)
 		}
 	}
-	if msg := checkCollectorID(req.GetCollectorId()); msg != "" {
-		return nil, status.Error(codes.InvalidArgument, msg)
+	if err := wire.CheckCollectorID(req.GetCollectorId()); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, `collector_id %v; use the node name or "controller"`, err)
 	}
 	mode, ok := modeNames[req.GetMode()]
 	if !ok {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -26,9 +27,11 @@ import (
 
 	"github.com/runtrust/runtrust/internal/pgtest"
 	"github.com/runtrust/runtrust/internal/records"
+	"github.com/runtrust/runtrust/internal/wire"
 	runtrustv1 "github.com/runtrust/runtrust/proto/runtrust/v1"
 	"github.com/runtrust/runtrust/runtime-service/internal/ingest"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
+	"github.com/runtrust/runtrust/runtime-service/internal/store/storetest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -48,21 +51,14 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 
 func openStore(t *testing.T, dsn string) *store.Store {
 	t.Helper()
-	s, err := store.Open(context.Background(), dsn, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
+	s := storetest.OpenAt(t, dsn, store.Options{})
 	if err := s.SeedJoinKeys(context.Background(), []string{joinKey}); err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
 
-func migratedDB(t *testing.T) string {
-	pgtest.Template(t, "ingest_schema", func(ctx context.Context, dsn string) error { return store.Migrate(ctx, dsn) })
-	return pgtest.DBFrom(t, "ingest_schema")
-}
+func migratedDB(t *testing.T) string { return storetest.DSN(t) }
 
 // startServer serves the ingest services on a loopback port over a real store.
 func startServer(t *testing.T, s *store.Store, limits ingest.Limits, tlsCfg *tls.Config, clientCreds credentials.TransportCredentials) *harness {
@@ -97,11 +93,14 @@ func (h *harness) enrol(t *testing.T, uid string) string {
 }
 
 func withToken(ctx context.Context, token string, kv ...string) context.Context {
-	return metadata.AppendToOutgoingContext(ctx, append([]string{ingest.AuthorizationHeader, "Bearer " + token}, kv...)...)
+	return metadata.AppendToOutgoingContext(ctx, append([]string{ingest.AuthorizationHeader, wire.Bearer(token)}, kv...)...)
 }
 
-func everyKind() plog.Logs {
-	return logsOf(map[string]any{records.AttrK8sClusterUID: "c1", records.AttrK8sNodeName: "node-1"},
+func everyKind() plog.Logs { return everyKindOf("c1") }
+
+// everyKindOf is one record of each kind in docs/records.md, from node-1 of cluster uid.
+func everyKindOf(uid string) plog.Logs {
+	return logsOf(map[string]any{records.AttrK8sClusterUID: uid, records.AttrK8sNodeName: "node-1"},
 		rec{records.EventK8sNode, nodeAttrs},
 		rec{records.EventK8sWorkload, workloadAttrs},
 		rec{records.EventK8sPod, podAttrs},
@@ -115,7 +114,7 @@ func everyKind() plog.Logs {
 func count(t *testing.T, s *store.Store, sql string) int {
 	t.Helper()
 	var n int
-	if err := s.Pool().QueryRow(context.Background(), sql).Scan(&n); err != nil {
+	if err := storetest.SQL(t, s).QueryRow(context.Background(), sql).Scan(&n); err != nil {
 		t.Fatalf("%s: %v", sql, err)
 	}
 	return n
@@ -206,7 +205,8 @@ func TestGarbageGetsAClearErrorAndLosesNothing(t *testing.T) {
 	ctx := withToken(context.Background(), h.enrol(t, "c1"))
 
 	err := rawExport(ctx, h.conn, []byte("\xff\xff\xff garbage"))
-	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "not an OTLP ExportLogsServiceRequest") {
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "not an OTLP ExportLogsServiceRequest") ||
+		wire.ReasonOf(status.Convert(err)) != wire.ReasonRequestUndecodable {
 		t.Fatalf("garbage: %v", err)
 	}
 
@@ -215,7 +215,8 @@ func TestGarbageGetsAClearErrorAndLosesNothing(t *testing.T) {
 		rec{records.EventK8sPod, merge(podAttrs, map[string]any{records.AttrK8sPodUID: nil})},
 		rec{"app.log", nil},
 	)
-	resp, err := h.logs.Export(ctx, plogotlp.NewExportRequestFromLogs(mixed))
+	var trailer metadata.MD
+	resp, err := h.logs.Export(ctx, plogotlp.NewExportRequestFromLogs(mixed), grpc.Trailer(&trailer))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,13 +225,29 @@ func TestGarbageGetsAClearErrorAndLosesNothing(t *testing.T) {
 		!strings.Contains(ps.ErrorMessage(), `unknown event name "app.log"`) {
 		t.Fatalf("partial success: %d %q", ps.RejectedLogRecords(), ps.ErrorMessage())
 	}
+	// The same, for programs: which records, and why, in the trailer's status details.
+	st := wire.StatusFromTrailer(trailer)
+	if st == nil {
+		t.Fatalf("no rejections trailer beside the partial success: %v", trailer)
+	}
+	wantRefused := wire.Rejections{Total: 2, Records: []wire.Rejection{
+		{Record: 1, Reason: `("runtrust.k8s.pod"): k8s.pod.uid is missing`},
+		{Record: 2, Reason: `("app.log"): unknown event name "app.log" (the runtime service stores the records in docs/records.md)`},
+	}}
+	if got, ok := wire.RejectionsOf(st); !ok || !reflect.DeepEqual(got, wantRefused) || st.Message() != ps.ErrorMessage() {
+		t.Fatalf("trailer rejections %+v (%v), message %q; want %+v", got, ok, st.Message(), wantRefused)
+	}
 	if n := count(t, h.store, "SELECT count(*) FROM nodes"); n != 1 {
 		t.Fatalf("the good record of a mixed batch was not kept: %d nodes", n)
 	}
 
-	_, err = h.logs.Export(ctx, plogotlp.NewExportRequestFromLogs(logsOf(nil, rec{"app.log", nil})))
-	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "1 log record(s) rejected") {
+	_, err = h.logs.Export(ctx, plogotlp.NewExportRequestFromLogs(logsOf(nil, rec{"app.log", nil}, rec{"", nil})))
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "2 log record(s) rejected") {
 		t.Fatalf("all-bad batch: %v", err)
+	}
+	if got, ok := wire.RejectionsOf(status.Convert(err)); !ok || got.Total != 2 || len(got.Records) != 2 ||
+		got.Records[0].Record != 0 || got.Records[1].Record != 1 || !strings.Contains(got.Records[1].Reason, "no event name") {
+		t.Fatalf("all-bad batch's details: %+v (%v)", got, ok)
 	}
 	// Another cluster's resource is refused: a token writes its own cluster only.
 	_, err = h.logs.Export(ctx, plogotlp.NewExportRequestFromLogs(logsOf(map[string]any{records.AttrK8sClusterUID: "c2"}, rec{records.EventK8sNode, nodeAttrs})))
@@ -239,7 +256,8 @@ func TestGarbageGetsAClearErrorAndLosesNothing(t *testing.T) {
 	}
 	_, err = h.logs.Export(metadata.AppendToOutgoingContext(ctx, ingest.IdempotencyKeyHeader, strings.Repeat("k", 200)),
 		plogotlp.NewExportRequestFromLogs(everyKind()))
-	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), ingest.IdempotencyKeyHeader) {
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), ingest.IdempotencyKeyHeader) ||
+		wire.ReasonOf(status.Convert(err)) != wire.ReasonIdempotencyKeyInvalid {
 		t.Fatalf("overlong idempotency key: %v", err)
 	}
 }

@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"errors"
-	"fmt"
 	"time"
 	"unsafe"
 
@@ -185,13 +184,7 @@ func parseAnyValue(b []byte, depth int) (v attrValue, arr []byte, err error) {
 			if typ != protowire.BytesType {
 				return errStepAside
 			}
-			if err := forEachField(val, func(num protowire.Number, typ protowire.Type, e []byte) error {
-				if num != 1 {
-					return unknownField(typ)
-				}
-				if typ != protowire.BytesType {
-					return errStepAside
-				}
+			if err := forEachEntry(val, func(e []byte) error {
 				_, _, err := parseAnyValue(e, depth+1)
 				return err
 			}); err != nil {
@@ -203,13 +196,7 @@ func parseAnyValue(b []byte, depth int) (v attrValue, arr []byte, err error) {
 			if typ != protowire.BytesType {
 				return errStepAside
 			}
-			if err := forEachField(val, func(num protowire.Number, typ protowire.Type, e []byte) error {
-				if num != 1 {
-					return unknownField(typ)
-				}
-				if typ != protowire.BytesType {
-					return errStepAside
-				}
+			if err := forEachEntry(val, func(e []byte) error {
 				_, err := parseKeyValue(e, depth+1)
 				return err
 			}); err != nil {
@@ -230,6 +217,19 @@ func parseAnyValue(b []byte, depth int) (v attrValue, arr []byte, err error) {
 		return nil
 	})
 	return v, arr, err
+}
+
+// forEachEntry hands each entry of an ArrayValue or a KeyValueList (both: field 1, repeated) to parse.
+func forEachEntry(b []byte, parse func(e []byte) error) error {
+	return forEachField(b, func(num protowire.Number, typ protowire.Type, e []byte) error {
+		if num != 1 {
+			return unknownField(typ)
+		}
+		if typ != protowire.BytesType {
+			return errStepAside
+		}
+		return parse(e)
+	})
 }
 
 // unknownField skips a field the message does not define, as pdata does (ConsumeUnknown); forEachField has
@@ -396,7 +396,7 @@ func (w *wireDecoder) resourceLogs(i int, b []byte) error {
 			return errStepAside // Decode compares its AsString form
 		}
 		if v.str != w.c.UID {
-			foreign = fmt.Sprintf("resource %d: %s %q is not the cluster this token belongs to (%q)", i, records.AttrK8sClusterUID, v.str, w.c.UID)
+			foreign = foreignCluster(i, v.str, w.c.UID)
 		}
 	}
 	return forEachField(b, func(num protowire.Number, _ protowire.Type, val []byte) error {
@@ -514,7 +514,7 @@ func (w *wireDecoder) logRecord(b []byte, foreign string) error {
 	n := w.n
 	w.n++
 	if foreign != "" {
-		w.d.reject(foreign)
+		w.d.reject(n, foreign)
 		return nil
 	}
 	name, ok := eventNames[string(event)] // no allocation: the compiler looks up without converting

@@ -120,7 +120,7 @@ func TestWireDecoderMatchesPdata(t *testing.T) {
 			field(6, kv("b", field(7, []byte{1, 2}))),
 			field(5, field(5, field(1, strValue("body")))))), wireOnly: true, kept: 1},
 		{name: "another cluster", b: request(field(1, kv(records.AttrK8sClusterUID, strValue("other"))), nodeRecord(), nodeRecord()),
-			wireOnly: true, msgSub: `2 log record(s) rejected: resource 0: k8s.cluster.uid "other" is not the cluster`},
+			wireOnly: true, msgSub: `2 log record(s) rejected: record 0 in resource 0: k8s.cluster.uid "other" is not the cluster`},
 		{name: "cluster uid as an int", b: request(field(1, kv(records.AttrK8sClusterUID, varintField(3, 7))), nodeRecord()),
 			msgSub: `k8s.cluster.uid "7" is not the cluster`},
 		{name: "repeated resource merges", b: field(1, cat(field(1, ownResource), field(2, field(2, nodeRecord())),
