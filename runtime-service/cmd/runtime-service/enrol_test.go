@@ -16,6 +16,7 @@ import (
 	"github.com/runtrust/runtrust/internal/pgtest"
 	"github.com/runtrust/runtrust/runtime-service/internal/ingest"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
+	"github.com/runtrust/runtrust/runtime-service/internal/store/storetest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -25,11 +26,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // keeps a token that still works.
 func TestEnrolCollectorIDs(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, pgtest.DB(t), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := storetest.Open(t, store.Options{})
 	const key = "enrol-subcommand-test-key"
 	if err := st.SeedJoinKeys(ctx, []string{key}); err != nil {
 		t.Fatal(err)

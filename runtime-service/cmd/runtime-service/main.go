@@ -56,10 +56,20 @@ func main() {
 	log := newLogger(cfg, os.Stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := service.Run(ctx, cfg, log, nil); err != nil {
+	if err := run(ctx, service.New(cfg, log)); err != nil {
 		log.Error("runtime service failed", "error", err)
 		os.Exit(1)
 	}
+}
+
+// run starts svc, waits for SIGINT or SIGTERM (ctx) or a listener's failure, and shuts svc down gracefully.
+func run(ctx context.Context, svc *service.Service) error {
+	if err := svc.Start(ctx); err != nil {
+		return err
+	}
+	err := svc.Wait(ctx)
+	_ = svc.Shutdown(context.Background()) // each step that fails says so in the log
+	return err
 }
 
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {

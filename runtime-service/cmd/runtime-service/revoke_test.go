@@ -7,20 +7,16 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/runtrust/runtrust/internal/pgtest"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
+	"github.com/runtrust/runtrust/runtime-service/internal/store/storetest"
 )
 
 // TestRevokeSubcommand: `runtime-service revoke` on real Postgres stops one collector's token and says so; run
 // again it names the collectors there are; missing flags are named.
 func TestRevokeSubcommand(t *testing.T) {
 	ctx := context.Background()
-	dsn := pgtest.DB(t)
-	st, err := store.Open(ctx, dsn, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	dsn := storetest.DSN(t)
+	st := storetest.OpenAt(t, dsn, store.Options{})
 	if err := st.SeedJoinKeys(ctx, []string{"revoke-test-key"}); err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +49,7 @@ func TestRevokeSubcommand(t *testing.T) {
 		t.Fatalf("the controller's token stopped working: %v", err)
 	}
 
-	err = revoke([]string{"-database-url", dsn, "-cluster", "uid-r", "-collector-id", "node-7"}, func(string) string { return "" }, &out)
+	err := revoke([]string{"-database-url", dsn, "-cluster", "uid-r", "-collector-id", "node-7"}, func(string) string { return "" }, &out)
 	if !errors.Is(err, store.ErrNotFound) || !strings.Contains(err.Error(), "it has: controller") {
 		t.Fatalf("revoking it again: %v", err)
 	}

@@ -19,22 +19,25 @@ import (
 //go:embed openapi.yaml
 var OpenAPI []byte
 
-// Route is one endpoint: method and Go ServeMux pattern path.
-type Route struct{ Method, Path string }
+// Route is one endpoint: method, Go ServeMux pattern path, and the handler method that serves it.
+type Route struct {
+	Method, Path string
+	serve        func(h *Handler, w http.ResponseWriter, r *http.Request)
+}
 
 // Routes lists every endpoint the handler serves (the OpenAPI test compares it with openapi.yaml).
 var Routes = []Route{
-	{"GET", "/api/v1/images"},
-	{"GET", "/api/v1/images/{digest}"},
-	{"GET", "/api/v1/clusters"},
-	{"GET", "/api/v1/clusters/{cluster}"},
-	{"GET", "/api/v1/workloads"},
-	{"GET", "/api/v1/artifacts"},
-	{"GET", "/api/v1/openapi.yaml"},
-	{"GET", "/api/v1/artifacts.csv"},
-	{"GET", "/api/v1/registries"},
-	{"GET", "/api/v1/vulnerabilities"},
-	{"GET", "/api/v1/vulnerabilities.csv"},
+	{"GET", "/api/v1/images", (*Handler).listImages},
+	{"GET", "/api/v1/images/{digest}", (*Handler).getImage},
+	{"GET", "/api/v1/clusters", (*Handler).listClusters},
+	{"GET", "/api/v1/clusters/{cluster}", (*Handler).getCluster},
+	{"GET", "/api/v1/workloads", (*Handler).listWorkloads},
+	{"GET", "/api/v1/artifacts", (*Handler).listArtifacts},
+	{"GET", "/api/v1/openapi.yaml", (*Handler).openAPI},
+	{"GET", "/api/v1/artifacts.csv", (*Handler).artifactsCSV},
+	{"GET", "/api/v1/registries", (*Handler).listRegistries},
+	{"GET", "/api/v1/vulnerabilities", (*Handler).listVulnerabilities},
+	{"GET", "/api/v1/vulnerabilities.csv", (*Handler).vulnerabilitiesCSV},
 }
 
 // Handler serves the API from a store.
@@ -47,9 +50,9 @@ type Handler struct {
 // New returns the API handler.
 func New(s *store.Store, log *slog.Logger) *Handler {
 	h := &Handler{store: s, log: log, mux: http.NewServeMux()}
-	handlers := []http.HandlerFunc{h.listImages, h.getImage, h.listClusters, h.getCluster, h.listWorkloads, h.listArtifacts, h.openAPI, h.artifactsCSV, h.listRegistries, h.listVulnerabilities, h.vulnerabilitiesCSV}
-	for i, r := range Routes {
-		h.mux.HandleFunc(r.Method+" "+r.Path, handlers[i])
+	for _, r := range Routes {
+		serve := r.serve
+		h.mux.HandleFunc(r.Method+" "+r.Path, func(w http.ResponseWriter, req *http.Request) { serve(h, w, req) })
 		method := r.Method
 		h.mux.HandleFunc(r.Path, func(w http.ResponseWriter, req *http.Request) {
 			w.Header().Set("Allow", method)

@@ -15,6 +15,7 @@ import (
 	"github.com/runtrust/runtrust/internal/pgtest"
 	"github.com/runtrust/runtrust/internal/records"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
+	"github.com/runtrust/runtrust/runtime-service/internal/store/storetest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -29,23 +30,11 @@ var (
 func seeded(t testing.TB) *Handler {
 	t.Helper()
 	ctx := context.Background()
-	pgtest.Template(t, "api_schema", func(ctx context.Context, dsn string) error { return store.Migrate(ctx, dsn) })
-	s, err := store.Open(ctx, pgtest.DBFrom(t, "api_schema"), store.Options{MaxConns: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
+	s := storetest.Open(t, store.Options{MaxConns: 4})
 	now := time.Now().UTC().Truncate(time.Second)
 	trusted := true
 	for i, uid := range []string{"uid-prod", "uid-stage"} {
-		key := "k-" + uid
-		if err := s.SeedJoinKeys(ctx, []string{key}); err != nil {
-			t.Fatal(err)
-		}
-		_, c, err := s.Enrol(ctx, key, uid, strings.TrimPrefix(uid, "uid-"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := storetest.Enrol(t, s, uid, strings.TrimPrefix(uid, "uid-"))
 		if err := s.Heartbeat(ctx, c, "v0.161.0", "impact", 1); err != nil {
 			t.Fatal(err)
 		}
@@ -155,7 +144,7 @@ func TestRegistryCorrelationEndpoints(t *testing.T) {
 	}
 }
 
-func route(path string) Route { return Route{"GET", path} }
+func route(path string) Route { return Route{Method: "GET", Path: path} }
 
 // TestEveryEndpointAnswersAsDocumented calls each endpoint, with and without filters, and checks both what it
 // says and that the response matches openapi.yaml.

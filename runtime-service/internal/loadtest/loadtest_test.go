@@ -23,7 +23,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
@@ -39,6 +38,7 @@ import (
 	"github.com/runtrust/runtrust/runtime-service/internal/api"
 	"github.com/runtrust/runtrust/runtime-service/internal/ingest"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
+	"github.com/runtrust/runtrust/runtime-service/internal/store/storetest"
 )
 
 var (
@@ -100,13 +100,7 @@ func eventBatch(c, b, n int, now time.Time) plog.Logs {
 // target rate; then the same number of rows is COPYed straight into the same tables, the practical limit.
 func TestIngestLoad(t *testing.T) {
 	ctx := context.Background()
-	pgtest.Template(t, "load_schema", func(ctx context.Context, dsn string) error { return store.Migrate(ctx, dsn) })
-	dsn := pgtest.DBFrom(t, "load_schema")
-	st, err := store.Open(ctx, dsn, store.Options{MaxConns: int32(max(4, *clusters+2, *committers+1)), Committers: *committers})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := storetest.Open(t, store.Options{MaxConns: int32(max(4, *clusters+2, *committers+1)), Committers: *committers})
 	srv := ingest.NewServer(st, slog.New(slog.NewTextHandler(io.Discard, nil)),
 		ingest.Limits{MaxRequestBytes: 64 << 20, RecordsPerSecond: 1e9, Burst: 1 << 30}, ingest.NewMetrics(prometheus.NewRegistry()))
 	g := srv.GRPCServer(nil)
@@ -209,7 +203,7 @@ func TestIngestLoad(t *testing.T) {
 	}
 	total := *clusters * batchesPer * *batchSize
 	var stored int
-	if err := st.Pool().QueryRow(ctx, "SELECT (SELECT count(*) FROM exec_events) + (SELECT count(*) FROM file_events)").Scan(&stored); err != nil {
+	if err := storetest.SQL(t, st).QueryRow(ctx, "SELECT (SELECT count(*) FROM exec_events) + (SELECT count(*) FROM file_events)").Scan(&stored); err != nil {
 		t.Fatal(err)
 	}
 	if stored != total {
@@ -245,7 +239,7 @@ func (a cpu) sub(b cpu) cpu { return cpu{a.self - b.self, a.pg - b.pg} }
 func postmaster(t *testing.T, st *store.Store) int {
 	t.Helper()
 	var backend int
-	if err := st.Pool().QueryRow(context.Background(), "SELECT pg_backend_pid()").Scan(&backend); err != nil {
+	if err := storetest.SQL(t, st).QueryRow(context.Background(), "SELECT pg_backend_pid()").Scan(&backend); err != nil {
 		t.Fatal(err)
 	}
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", backend))
@@ -307,7 +301,7 @@ func cpuNow(t *testing.T, pg int) cpu {
 
 // copyBaseline COPYs rows events per cluster (the same rows as the ingest's: half exec events, half file opens,
 // attributed to the same digests) into exec_events and file_events, one transaction per cluster, concurrently,
-// with the encoder the ingest uses (store.CopyEvents).
+// with the encoder the ingest uses (Store.CopyEvents).
 func copyBaseline(t *testing.T, st *store.Store, pg, clusters, rows int, now time.Time) (time.Duration, cpu) {
 	t.Helper()
 	ctx := context.Background()
@@ -338,9 +332,7 @@ func copyBaseline(t *testing.T, st *store.Store, pg, clusters, rows int, now tim
 		wg.Add(1)
 		go func(c int, s set) {
 			defer wg.Done()
-			errs <- pgx.BeginFunc(ctx, st.Pool(), func(tx pgx.Tx) error {
-				return store.CopyEvents(ctx, tx, int64(c+1), s.exec, s.file)
-			})
+			errs <- st.CopyEvents(ctx, int64(c+1), s.exec, s.file)
 		}(c, sets[c])
 	}
 	wg.Wait()
@@ -376,22 +368,11 @@ func (rawCodec) Name() string { return "proto" }
 // namespace, and one namespace of one cluster.
 func TestLiveAssessmentQuery(t *testing.T) {
 	ctx := context.Background()
-	pgtest.Template(t, "load_schema", func(ctx context.Context, dsn string) error { return store.Migrate(ctx, dsn) })
-	st, err := store.Open(ctx, pgtest.DBFrom(t, "load_schema"), store.Options{MaxConns: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := storetest.Open(t, store.Options{MaxConns: 4})
 	const nClusters, nNamespaces = 5, 40
 	cls := make([]store.Cluster, nClusters)
 	for i := range cls {
-		key := fmt.Sprintf("assess-join-key-%04d", i)
-		if err := st.SeedJoinKeys(ctx, []string{key}); err != nil {
-			t.Fatal(err)
-		}
-		if _, cls[i], err = st.Enrol(ctx, key, fmt.Sprintf("cluster-%d", i), fmt.Sprintf("cluster-%d", i)); err != nil {
-			t.Fatal(err)
-		}
+		cls[i] = storetest.Enrol(t, st, fmt.Sprintf("cluster-%d", i), fmt.Sprintf("cluster-%d", i))
 	}
 	severities := []string{records.SeverityNone, records.SeverityNone, records.SeverityLow, records.SeverityMedium, records.SeverityHigh, records.SeverityCritical}
 	verdicts := []string{records.IntegrityVerified, records.IntegrityVerified, records.IntegrityUnverified, records.IntegrityStaleTag, records.IntegrityArtifactMissing, records.IntegrityDigestMismatch}
@@ -429,11 +410,11 @@ func TestLiveAssessmentQuery(t *testing.T) {
 	}
 	seeded := time.Since(seedStart)
 	t.Logf("seeded %d pods running %d images through store.Apply (batches of %d containers) in %v", *assessPods, *assessImages, chunk, seeded.Round(time.Millisecond))
-	if _, err := st.Pool().Exec(ctx, "VACUUM ANALYZE"); err != nil {
+	if _, err := storetest.SQL(t, st).Exec(ctx, "VACUUM ANALYZE"); err != nil {
 		t.Fatal(err)
 	}
 	var pods, images int
-	if err := st.Pool().QueryRow(ctx, "SELECT (SELECT count(*) FROM pods), (SELECT count(*) FROM images WHERE containers > 0)").Scan(&pods, &images); err != nil {
+	if err := storetest.SQL(t, st).QueryRow(ctx, "SELECT (SELECT count(*) FROM pods), (SELECT count(*) FROM images WHERE containers > 0)").Scan(&pods, &images); err != nil {
 		t.Fatal(err)
 	}
 	if pods != *assessPods || images != min(*assessImages, *assessPods) {

@@ -17,11 +17,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
 
 	"github.com/runtrust/runtrust/internal/localpg"
 	"github.com/runtrust/runtrust/runtime-service/internal/api"
 	"github.com/runtrust/runtrust/runtime-service/internal/config"
 	"github.com/runtrust/runtrust/runtime-service/internal/correlate"
+	"github.com/runtrust/runtrust/runtime-service/internal/httpmw"
 	"github.com/runtrust/runtrust/runtime-service/internal/ingest"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
 	"github.com/runtrust/runtrust/runtime-service/internal/ui"
@@ -40,61 +42,176 @@ type Addrs struct{ GRPC, HTTP string }
 // Run runs the service until ctx is cancelled, then shuts down gracefully. ready, if not nil, receives the
 // listening addresses once the service accepts calls.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<- Addrs) error {
-	dsn := cfg.DatabaseURL
-	if dsn == "" {
-		pg, localDSN, err := startLocalPostgres(ctx, cfg, log)
-		if err != nil {
-			return err
-		}
-		defer func() {
-			stopCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			if err := pg.Stop(stopCtx); err != nil {
-				log.Error("stopping the local PostgreSQL", "error", err)
-			} else {
-				log.Info("local PostgreSQL stopped")
-			}
-		}()
-		dsn = localDSN
-	}
-	st, err := store.Open(ctx, dsn, store.Options{Retention: cfg.Retention, SensorStaleAfter: cfg.SensorStaleAfter})
-	if err != nil {
+	svc := New(cfg, log)
+	if err := svc.Start(ctx); err != nil {
 		return err
 	}
-	defer st.Close()
-	if err := st.SeedJoinKeys(ctx, cfg.JoinKeys); err != nil {
-		return err
+	if ready != nil {
+		ready <- svc.Addrs()
 	}
-	tlsCfg, err := cfg.TLS.TLSConfig()
-	if err != nil {
-		return err
-	}
+	err := svc.Wait(ctx)
+	_ = svc.Shutdown(context.Background()) // each step that fails says so in the log
+	return err
+}
 
+// Service is the running service's parts. Start starts them in one order (database, store, listeners,
+// background work, serving, maintenance) and Shutdown stops them in the reverse: each part is recorded with what
+// stops it as it starts, so a Start that fails half-way stops only what it started.
+type Service struct {
+	cfg config.Config
+	log *slog.Logger
+
+	addrs    Addrs
+	draining atomic.Bool // readiness answers 503 from the start of Shutdown
+	failed   chan error  // a listener's error
+	stages   []stage     // in start order
+}
+
+// stage is one started part and what stops it.
+type stage struct {
+	name string
+	stop func(ctx context.Context) error
+}
+
+// New returns the service for cfg; nothing runs until Start.
+func New(cfg config.Config, log *slog.Logger) *Service {
+	return &Service{cfg: cfg, log: log, failed: make(chan error, 2)}
+}
+
+// started records a part Start started and what stops it.
+func (s *Service) started(name string, stop func(ctx context.Context) error) {
+	s.stages = append(s.stages, stage{name, stop})
+}
+
+// Addrs are the listening addresses, once Start returned.
+func (s *Service) Addrs() Addrs { return s.addrs }
+
+// Start starts the service; when it returns nil the service accepts calls. On an error what it started is
+// stopped again.
+func (s *Service) Start(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			_ = s.Shutdown(context.Background())
+		}
+	}()
+	dsn, err := s.startDatabase(ctx)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, dsn, store.Options{Retention: s.cfg.Retention, SensorStaleAfter: s.cfg.SensorStaleAfter})
+	if err != nil {
+		return err
+	}
+	s.started("store", func(context.Context) error { st.Close(); return nil })
+	if err := st.SeedJoinKeys(ctx, s.cfg.JoinKeys); err != nil {
+		return err
+	}
+	tlsCfg, err := s.cfg.TLS.TLSConfig()
+	if err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := ingest.NewMetrics(reg)
-	partitionsDropped := prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "runtrust_store_partitions_dropped_total", Help: "Raw event partitions dropped for retention."})
-	reg.MustRegister(partitionsDropped)
-
-	grpcLis, err := net.Listen("tcp", cfg.GRPCListen)
+	grpcLis, httpLis, err := s.listen()
 	if err != nil {
-		return fmt.Errorf("gRPC listen on %s: %w", cfg.GRPCListen, err)
+		return err
 	}
-	httpLis, err := net.Listen("tcp", cfg.HTTPListen)
+	grpcSrv := ingest.NewServer(st, s.log, s.cfg.Limits, ingest.NewMetrics(reg)).GRPCServer(tlsCfg)
+	httpSrv := &http.Server{Handler: s.routes(st, reg), ReadHeaderTimeout: 10 * time.Second}
+	if err := s.startBackground(ctx, st, reg); err != nil {
+		return err
+	}
+	s.serveHTTP(httpSrv, httpLis)
+	s.serveGRPC(grpcSrv, grpcLis)
+	s.startMaintenance(st, reg)
+	s.addrs = Addrs{GRPC: grpcLis.Addr().String(), HTTP: httpLis.Addr().String()}
+	s.log.Info("runtime service ready", "grpc", s.addrs.GRPC, "http", s.addrs.HTTP,
+		"database", redact(dsn), "retention", s.cfg.Retention.String(), "tls", tlsCfg != nil)
+	return nil
+}
+
+// Wait blocks until ctx is cancelled (the caller's signal to stop) or a listener fails, and returns the
+// listener's error.
+func (s *Service) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		s.log.Info("shutting down: draining in-flight batches", "timeout", s.cfg.ShutdownTimeout.String())
+		return nil
+	case err := <-s.failed:
+		s.log.Error("a listener failed; shutting down", "error", err)
+		return err
+	}
+}
+
+// Shutdown stops what Start started, in the reverse order: readiness fails at once, maintenance stops, the gRPC
+// ingest drains its in-flight batches (within the configured shutdown timeout), then HTTP, the background work,
+// the store and a local PostgreSQL. A step that fails is logged and the others still run.
+func (s *Service) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	var errs []error
+	for i := len(s.stages) - 1; i >= 0; i-- {
+		st := s.stages[i]
+		if err := st.stop(ctx); err != nil {
+			s.log.Error("stopping "+st.name, "error", err)
+			errs = append(errs, fmt.Errorf("stop %s: %w", st.name, err))
+		}
+	}
+	s.stages = nil
+	if s.addrs != (Addrs{}) { // it had started
+		s.log.Info("runtime service stopped")
+	}
+	return errors.Join(errs...)
+}
+
+// startDatabase returns the configured DSN, or starts the local PostgreSQL when none is configured.
+func (s *Service) startDatabase(ctx context.Context) (string, error) {
+	if s.cfg.DatabaseURL != "" {
+		return s.cfg.DatabaseURL, nil
+	}
+	pg, dsn, err := startLocalPostgres(ctx, s.cfg, s.log)
+	if err != nil {
+		return "", err
+	}
+	s.started("local PostgreSQL", func(ctx context.Context) error {
+		stopCtx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := pg.Stop(stopCtx); err != nil {
+			return err
+		}
+		s.log.Info("local PostgreSQL stopped")
+		return nil
+	})
+	return dsn, nil
+}
+
+func (s *Service) listen() (grpcLis, httpLis net.Listener, err error) {
+	grpcLis, err = net.Listen("tcp", s.cfg.GRPCListen)
+	if err != nil {
+		return nil, nil, fmt.Errorf("gRPC listen on %s: %w", s.cfg.GRPCListen, err)
+	}
+	httpLis, err = net.Listen("tcp", s.cfg.HTTPListen)
 	if err != nil {
 		grpcLis.Close()
-		return fmt.Errorf("HTTP listen on %s: %w", cfg.HTTPListen, err)
+		return nil, nil, fmt.Errorf("HTTP listen on %s: %w", s.cfg.HTTPListen, err)
 	}
-	grpcSrv := ingest.NewServer(st, log, cfg.Limits, metrics).GRPCServer(tlsCfg)
+	// Until they serve, the listeners are closed with the stages; serving takes them over.
+	s.started("listeners", func(context.Context) error {
+		grpcLis.Close()
+		httpLis.Close()
+		return nil
+	})
+	return grpcLis, httpLis, nil
+}
 
-	var draining atomic.Bool
+// routes is the HTTP surface: the API, metrics, health and readiness, and the web UI, all behind gzip
+// (net/http compresses nothing itself; handlers that encode on their own pass through).
+func (s *Service) routes(st *store.Store, reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/api/", api.New(st, log))
+	mux.Handle("/api/", api.New(st, s.log))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if draining.Load() {
+		if s.draining.Load() {
 			http.Error(w, "shutting down", http.StatusServiceUnavailable)
 			return
 		}
@@ -107,129 +224,113 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<- 
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("/", ui.Handler()) // the web UI: "/" and its assets under /ui/
-	// gzip for the API's JSON and the UI (net/http compresses nothing itself); handlers that encode on their own pass through.
-	httpSrv := &http.Server{Handler: ui.Compress(mux), ReadHeaderTimeout: 10 * time.Second}
+	return httpmw.Gzip(mux)
+}
 
+// startBackground starts registry correlation and vulnerability scanning.
+func (s *Service) startBackground(ctx context.Context, st *store.Store, reg prometheus.Registerer) error {
 	// Registry correlation (issue #8): list each configured registry at start and on its interval, in the
 	// background; a registry that is down is recorded as such and retried, it never stops the service.
 	// Configuring no registries still runs New, which marks registries dropped from the file as unconfigured.
-	cor, err := correlate.New(ctx, st, cfg.Registries, log, correlate.NewMetrics(reg), nil)
+	cor, err := correlate.New(ctx, st, s.cfg.Registries, s.log, correlate.NewMetrics(reg), nil)
 	if err != nil {
-		grpcLis.Close()
-		httpLis.Close()
 		return err
 	}
-	corCtx, stopCor := context.WithCancel(context.Background())
-	corDone := make(chan struct{})
-	go func() {
-		defer close(corDone)
-		cor.Run(corCtx)
-	}()
-	defer func() { stopCor(); <-corDone }()
-
-	stopScan, err := startScanner(st, cfg, log, reg)
-	if err != nil {
-		grpcLis.Close()
-		httpLis.Close()
+	s.started("registry correlation", runInBackground(cor.Run))
+	sc, err := newScanner(st, s.cfg, s.log, reg)
+	if err != nil || sc == nil {
 		return err
 	}
-	defer stopScan()
-
-	errs := make(chan error, 2)
-	go func() { errs <- grpcSrv.Serve(grpcLis) }()
-	go func() {
-		if err := httpSrv.Serve(httpLis); !errors.Is(err, http.ErrServerClosed) {
-			errs <- err
-		}
-	}()
-	maintCtx, stopMaint := context.WithCancel(context.Background())
-	maintDone := make(chan struct{})
-	go func() {
-		defer close(maintDone)
-		maintain(maintCtx, st, log, partitionsDropped)
-	}()
-	log.Info("runtime service ready", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(),
-		"database", redact(dsn), "retention", cfg.Retention.String(), "tls", tlsCfg != nil)
-	if ready != nil {
-		ready <- Addrs{GRPC: grpcLis.Addr().String(), HTTP: httpLis.Addr().String()}
-	}
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down: draining in-flight batches", "timeout", cfg.ShutdownTimeout.String())
-	case runErr = <-errs:
-		log.Error("a listener failed; shutting down", "error", runErr)
-	}
-	draining.Store(true)
-	stopMaint()
-	<-maintDone
-	// GracefulStop stops accepting calls and waits for the running ones: an Export returns only after its
-	// transaction committed, so every batch acknowledged is stored. Past the timeout, calls are cut off; their
-	// clients get an error and retry.
-	stopped := make(chan struct{})
-	go func() { grpcSrv.GracefulStop(); close(stopped) }()
-	select {
-	case <-stopped:
-	case <-time.After(cfg.ShutdownTimeout):
-		log.Warn("shutdown timeout: cutting off in-flight gRPC calls")
-		grpcSrv.Stop()
-	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = httpSrv.Shutdown(shutCtx)
-	log.Info("runtime service stopped")
-	return runErr
+	s.started("vulnerability scanning", runInBackground(sc.Run))
+	return nil
 }
 
-// startScanner starts the vulnerability work (issue #17) in the background when a database is configured, and
-// returns what stops it.
-func startScanner(st *store.Store, cfg config.Config, log *slog.Logger, reg prometheus.Registerer) (func(), error) {
-	v := cfg.Vulnerabilities
-	if len(v.Databases) == 0 {
-		log.Info("vulnerability scanning off: no -vulnerability-db configured (docs/vulnerabilities.md)")
-		return func() {}, nil
-	}
-	sc, err := vulnscan.New(st, vulnscan.Options{Databases: v.Databases, Registries: cfg.Registries, Interval: v.Interval,
-		Concurrency: v.Concurrency, Window: v.Window, Platform: v.Platform}, log, vulnscan.NewMetrics(reg))
-	if err != nil {
-		return nil, err
-	}
+// runInBackground runs fn until the returned stop cancels it and waits for it to return.
+func runInBackground(fn func(ctx context.Context)) func(context.Context) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		sc.Run(ctx)
+		fn(ctx)
 	}()
-	return func() { cancel(); <-done }, nil
+	return func(context.Context) error { cancel(); <-done; return nil }
 }
 
-func maintain(ctx context.Context, st *store.Store, log *slog.Logger, dropped prometheus.Counter) {
-	t := time.NewTicker(MaintenanceInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if err := st.MaintainPartitions(ctx); err != nil {
-			log.Error("partition maintenance", "error", err)
-		}
-		names, err := st.DropExpiredPartitions(ctx)
-		if err != nil {
-			log.Error("dropping expired partitions", "error", err)
-		}
-		if len(names) > 0 {
-			dropped.Add(float64(len(names)))
-			log.Info("dropped expired event partitions", "partitions", names)
-		}
-		if n, err := st.ExpireIdempotencyKeys(ctx, ingest.IdempotencyKeyTTL); err != nil {
-			log.Error("expiring idempotency keys", "error", err)
-		} else if n > 0 {
-			log.Debug("expired idempotency keys", "count", n)
-		}
+// newScanner returns the vulnerability work (issue #17) when a database is configured, else nil.
+func newScanner(st *store.Store, cfg config.Config, log *slog.Logger, reg prometheus.Registerer) (*vulnscan.Scanner, error) {
+	v := cfg.Vulnerabilities
+	if len(v.Databases) == 0 {
+		log.Info("vulnerability scanning off: no -vulnerability-db configured (docs/vulnerabilities.md)")
+		return nil, nil
 	}
+	return vulnscan.New(st, vulnscan.Options{Databases: v.Databases, Registries: cfg.Registries, Interval: v.Interval,
+		Concurrency: v.Concurrency, Window: v.Window, Platform: v.Platform}, log, vulnscan.NewMetrics(reg))
+}
+
+func (s *Service) serveHTTP(srv *http.Server, lis net.Listener) {
+	go func() {
+		if err := srv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
+			s.failed <- err
+		}
+	}()
+	s.started("HTTP", func(ctx context.Context) error {
+		shutCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutCtx) // past the timeout, connections are left to close with the process
+		return nil
+	})
+}
+
+func (s *Service) serveGRPC(srv *grpc.Server, lis net.Listener) {
+	go func() { s.failed <- srv.Serve(lis) }()
+	s.started("gRPC ingest", func(ctx context.Context) error {
+		// GracefulStop stops accepting calls and waits for the running ones: an Export returns only after its
+		// transaction committed, so every batch acknowledged is stored. Past the timeout, calls are cut off;
+		// their clients get an error and retry.
+		stopped := make(chan struct{})
+		go func() { srv.GracefulStop(); close(stopped) }()
+		timeout := time.NewTimer(s.cfg.ShutdownTimeout)
+		defer timeout.Stop()
+		select {
+		case <-stopped:
+		case <-timeout.C:
+			s.log.Warn("shutdown timeout: cutting off in-flight gRPC calls")
+			srv.Stop()
+		case <-ctx.Done():
+			s.log.Warn("shutdown cancelled: cutting off in-flight gRPC calls")
+			srv.Stop()
+		}
+		return nil
+	})
+}
+
+// startMaintenance runs the store's retention pass every MaintenanceInterval.
+func (s *Service) startMaintenance(st *store.Store, reg prometheus.Registerer) {
+	dropped := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "runtrust_store_partitions_dropped_total", Help: "Raw event partitions dropped for retention."})
+	reg.MustRegister(dropped)
+	s.started("maintenance", runInBackground(func(ctx context.Context) {
+		t := time.NewTicker(MaintenanceInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			pass, err := st.Retain(ctx, ingest.IdempotencyKeyTTL)
+			if err != nil {
+				s.log.Error("store retention", "error", err)
+			}
+			if len(pass.DroppedPartitions) > 0 {
+				dropped.Add(float64(len(pass.DroppedPartitions)))
+				s.log.Info("dropped expired event partitions", "partitions", pass.DroppedPartitions)
+			}
+			if pass.ExpiredKeys > 0 {
+				s.log.Debug("expired idempotency keys", "count", pass.ExpiredKeys)
+			}
+		}
+	}))
 }
 
 // startLocalPostgres runs the embedded default: a PostgreSQL from the installed binaries in cfg.PGDataDir

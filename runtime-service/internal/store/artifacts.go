@@ -206,28 +206,13 @@ func (s *Store) withoutJIT(ctx context.Context, fn func(tx pgx.Tx) error) error 
 // ListArtifacts lists registry artifacts with their usage, most recently seen running first by default, each
 // with up to WhereLimit placements (cluster, namespace, workload).
 func (s *Store) ListArtifacts(ctx context.Context, f Filter) (Page[Artifact], error) {
-	sql, a, err := s.artifactsSQL(f, true)
-	if err != nil {
-		return Page[Artifact]{}, err
-	}
 	page := Page[Artifact]{Items: []Artifact{}}
-	err = s.withoutJIT(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, sql, a...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var x Artifact
-			if err := scanArtifact(rows, &x, &page.Total); err != nil {
-				return err
-			}
-			page.Items = append(page.Items, x)
-		}
-		return rows.Err()
+	err := s.eachArtifact(ctx, f, true, &page.Total, func(x *Artifact) error {
+		page.Items = append(page.Items, *x)
+		return nil
 	})
 	if err != nil {
-		return Page[Artifact]{}, classify(err)
+		return Page[Artifact]{}, err
 	}
 	if len(page.Items) == 0 {
 		return page, nil
@@ -241,7 +226,13 @@ func (s *Store) ListArtifacts(ctx context.Context, f Filter) (Page[Artifact], er
 // EachArtifact calls fn for every artifact the filter selects (ignoring paging), in order, streaming from one
 // query: the CSV export. Placements are not filled in. An error from fn stops the query and is returned as is.
 func (s *Store) EachArtifact(ctx context.Context, f Filter, fn func(*Artifact) error) error {
-	sql, a, err := s.artifactsSQL(f, false)
+	return s.eachArtifact(ctx, f, false, nil, fn)
+}
+
+// eachArtifact runs the artifacts query (one page of it when paged) and calls fn for each row; total, if not
+// nil, receives the size of the whole list.
+func (s *Store) eachArtifact(ctx context.Context, f Filter, paged bool, total *int, fn func(*Artifact) error) error {
+	sql, a, err := s.artifactsSQL(f, paged)
 	if err != nil {
 		return err
 	}
@@ -254,7 +245,7 @@ func (s *Store) EachArtifact(ctx context.Context, f Filter, fn func(*Artifact) e
 		defer rows.Close()
 		for rows.Next() {
 			var x Artifact
-			if err := scanArtifact(rows, &x, nil); err != nil {
+			if err := scanArtifact(rows, &x, total); err != nil {
 				return err
 			}
 			if fnErr = fn(&x); fnErr != nil {

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/runtrust/runtrust/internal/pgtest"
 	"github.com/runtrust/runtrust/internal/records"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
+	"github.com/runtrust/runtrust/runtime-service/internal/store/storetest"
 )
 
 // BenchmarkArtifacts: the artifacts query at 10,000 listed tags and 10,000 running images. The registry lists
@@ -66,13 +66,8 @@ func BenchmarkArtifacts(b *testing.B) {
 // seedArtifacts builds the store BenchmarkArtifacts measures.
 func seedArtifacts(tb testing.TB) *store.Store {
 	ctx := context.Background()
-	pgtest.Template(tb, "store_schema", func(ctx context.Context, dsn string) error { return store.Migrate(ctx, dsn) })
 	now := time.Now().UTC().Truncate(time.Second)
-	s, err := store.Open(ctx, pgtest.DBFrom(tb, "store_schema"), store.Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(s.Close)
+	s := storetest.Open(tb, store.Options{})
 	if err := s.ConfigureRegistries(ctx, []store.RegistryConfig{{Name: "corp", Kind: "oci", URL: "https://reg.example", Host: "reg.example"}}); err != nil {
 		tb.Fatal(err)
 	}
@@ -125,7 +120,7 @@ func seedArtifacts(tb testing.TB) *store.Store {
 	if err := s.RecordListing(ctx, "corp", listing); err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := s.Pool().Exec(ctx, "VACUUM ANALYZE"); err != nil {
+	if _, err := storetest.SQL(tb, s).Exec(ctx, "VACUUM ANALYZE"); err != nil {
 		tb.Fatal(err)
 	}
 	return s

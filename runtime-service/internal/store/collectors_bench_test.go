@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/runtrust/runtrust/internal/pgtest"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
+	"github.com/runtrust/runtrust/runtime-service/internal/store/storetest"
 )
 
 // BenchmarkCollectors: the per-collector credential paths. 20 clusters of 101 collectors (a controller and 100
@@ -20,12 +20,7 @@ import (
 //   - get_cluster: GetCluster of one, with its collector list.
 func BenchmarkCollectors(b *testing.B) {
 	ctx := context.Background()
-	pgtest.Template(b, "store_schema", func(ctx context.Context, dsn string) error { return store.Migrate(ctx, dsn) })
-	s, err := store.Open(ctx, pgtest.DBFrom(b, "store_schema"), store.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(s.Close)
+	s := storetest.Open(b, store.Options{})
 	var tokens []string
 	var cols []store.Cluster
 	for c := 0; c < 20; c++ {
@@ -59,7 +54,7 @@ func BenchmarkCollectors(b *testing.B) {
 	b.Run("pk_probe", func(b *testing.B) {
 		for i := 0; b.Loop(); i++ {
 			var uid, name string
-			if err := s.Pool().QueryRow(ctx, "SELECT uid, name FROM clusters WHERE id = $1", cols[i%len(cols)].ID).Scan(&uid, &name); err != nil {
+			if err := storetest.SQL(b, s).QueryRow(ctx, "SELECT uid, name FROM clusters WHERE id = $1", cols[i%len(cols)].ID).Scan(&uid, &name); err != nil {
 				b.Fatal(err)
 			}
 		}

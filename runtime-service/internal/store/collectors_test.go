@@ -12,6 +12,7 @@ import (
 
 	"github.com/runtrust/runtrust/internal/pgtest"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
+	"github.com/runtrust/runtrust/runtime-service/internal/store/storetest"
 )
 
 // TestOneJoinKeyEnrolsEveryCollectorOfOneCluster: the controller and each node's sensor enrol with the same key,
@@ -19,7 +20,7 @@ import (
 // replaces only its own token.
 func TestOneJoinKeyEnrolsEveryCollectorOfOneCluster(t *testing.T) {
 	ctx := context.Background()
-	s := openStore(t, store.Options{})
+	s := storetest.Open(t, store.Options{})
 	if err := s.SeedJoinKeys(ctx, []string{"cluster-key"}); err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +59,7 @@ func TestOneJoinKeyEnrolsEveryCollectorOfOneCluster(t *testing.T) {
 		t.Fatalf("the refusal names the bound cluster to a caller that did not prove it knows it: %v", err)
 	}
 	var clusters int
-	if err := s.Pool().QueryRow(ctx, "SELECT count(*) FROM clusters").Scan(&clusters); err != nil || clusters != 1 {
+	if err := storetest.SQL(t, s).QueryRow(ctx, "SELECT count(*) FROM clusters").Scan(&clusters); err != nil || clusters != 1 {
 		t.Fatalf("clusters after the refusal: %d, %v; want 1 (the refused enrolment rolled back)", clusters, err)
 	}
 
@@ -78,7 +79,7 @@ func TestOneJoinKeyEnrolsEveryCollectorOfOneCluster(t *testing.T) {
 		}
 	}
 	var rows int
-	if err := s.Pool().QueryRow(ctx, "SELECT count(*) FROM collectors WHERE cluster_id = $1", clusterID).Scan(&rows); err != nil || rows != 3 {
+	if err := storetest.SQL(t, s).QueryRow(ctx, "SELECT count(*) FROM collectors WHERE cluster_id = $1", clusterID).Scan(&rows); err != nil || rows != 3 {
 		t.Fatalf("collectors: %d, %v; want 3", rows, err)
 	}
 }
@@ -86,13 +87,13 @@ func TestOneJoinKeyEnrolsEveryCollectorOfOneCluster(t *testing.T) {
 // TestEnrolRefusesUnknownAndOrphanedKeys: an unknown key, and a key whose cluster was deleted, say so.
 func TestEnrolRefusesUnknownAndOrphanedKeys(t *testing.T) {
 	ctx := context.Background()
-	s := openStore(t, store.Options{})
+	s := storetest.Open(t, store.Options{})
 	_, _, err := s.EnrolCollector(ctx, store.Enrolment{JoinKey: "never-seeded", ClusterUID: "u", CollectorID: "controller"})
 	if !errors.Is(err, store.ErrJoinKeyInvalid) || !strings.Contains(err.Error(), "unknown") {
 		t.Fatalf("unknown key: %v", err)
 	}
 	c := enrol(t, s, "gone")
-	if _, err := s.Pool().Exec(ctx, "DELETE FROM clusters WHERE id = $1", c.ID); err != nil {
+	if _, err := storetest.SQL(t, s).Exec(ctx, "DELETE FROM clusters WHERE id = $1", c.ID); err != nil {
 		t.Fatal(err)
 	}
 	_, _, err = s.EnrolCollector(ctx, store.Enrolment{JoinKey: "join-gone", ClusterUID: "gone", CollectorID: "controller"})
@@ -106,7 +107,7 @@ func TestEnrolRefusesUnknownAndOrphanedKeys(t *testing.T) {
 func TestClusterViewDerivesFromItsCollectors(t *testing.T) {
 	ctx := context.Background()
 	clk := &clock{t: t0}
-	s := openStore(t, store.Options{Now: clk.Now})
+	s := storetest.Open(t, store.Options{Now: clk.Now})
 	if err := s.SeedJoinKeys(ctx, []string{"k"}); err != nil {
 		t.Fatal(err)
 	}
@@ -199,11 +200,7 @@ func TestMigration004KeepsEnrolledClustersWorking(t *testing.T) {
 	}
 
 	clk := &clock{t: t0.Add(time.Minute)}
-	s, err := store.Open(ctx, dsn, store.Options{Now: clk.Now}) // applies 004 and anything after
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := storetest.OpenAt(t, dsn, store.Options{Now: clk.Now}) // applies 004 and anything after
 	c, err := s.ClusterByToken(ctx, token)
 	if err != nil || c.ID != id || c.UID != "uid-old" || c.CollectorID != store.LegacyCollector {
 		t.Fatalf("the pre-migration token: %+v, %v", c, err)
@@ -232,7 +229,7 @@ func TestMigration004KeepsEnrolledClustersWorking(t *testing.T) {
 // used yet; the key's row lock queues them, the first binds it, and every one gets its own token in one cluster.
 func TestSensorsEnrolAtOnceWithAFreshKey(t *testing.T) {
 	ctx := context.Background()
-	s := openStore(t, store.Options{MaxConns: 8})
+	s := storetest.Open(t, store.Options{MaxConns: 8})
 	if err := s.SeedJoinKeys(ctx, []string{"fresh"}); err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +248,7 @@ func TestSensorsEnrolAtOnceWithAFreshKey(t *testing.T) {
 		}
 	}
 	var clusters, collectors int
-	if err := s.Pool().QueryRow(ctx, "SELECT (SELECT count(*) FROM clusters), (SELECT count(*) FROM collectors)").Scan(&clusters, &collectors); err != nil {
+	if err := storetest.SQL(t, s).QueryRow(ctx, "SELECT (SELECT count(*) FROM clusters), (SELECT count(*) FROM collectors)").Scan(&clusters, &collectors); err != nil {
 		t.Fatal(err)
 	}
 	if clusters != 1 || collectors != n {

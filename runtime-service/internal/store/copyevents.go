@@ -127,9 +127,10 @@ func (c *eventCopy) copyTo(ctx context.Context, tx pgx.Tx, table string, cols []
 	return nil
 }
 
-// CopyEvents COPYs events into the raw event tables as ingest does, each with its own ImageDigest, in tx. It
-// is the load test's baseline: the same rows, the same encoder, none of the ingest's other work.
-func CopyEvents(ctx context.Context, tx pgx.Tx, clusterID int64, execs []ExecEvent, files []FileOpenEvent) error {
+// CopyEvents COPYs events into the raw event tables as ingest does, each with its own ImageDigest, in one
+// transaction of its own. It is the load test's baseline: the same rows, the same encoder, none of the ingest's
+// other work.
+func (s *Store) CopyEvents(ctx context.Context, clusterID int64, execs []ExecEvent, files []FileOpenEvent) error {
 	var ec, fc eventCopy
 	for i := range execs {
 		ec.addExec(clusterID, &execs[i], execs[i].ImageDigest)
@@ -137,11 +138,13 @@ func CopyEvents(ctx context.Context, tx pgx.Tx, clusterID int64, execs []ExecEve
 	for i := range files {
 		fc.addFile(clusterID, &files[i], files[i].ImageDigest)
 	}
-	if err := ec.copyTo(ctx, tx, "exec_events", ExecEventColumns); err != nil {
-		return fmt.Errorf("copy exec events: %w", err)
-	}
-	if err := fc.copyTo(ctx, tx, "file_events", FileEventColumns); err != nil {
-		return fmt.Errorf("copy file events: %w", err)
-	}
-	return nil
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := ec.copyTo(ctx, tx, "exec_events", ExecEventColumns); err != nil {
+			return fmt.Errorf("copy exec events: %w", err)
+		}
+		if err := fc.copyTo(ctx, tx, "file_events", FileEventColumns); err != nil {
+			return fmt.Errorf("copy file events: %w", err)
+		}
+		return nil
+	})
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
+	"github.com/runtrust/runtrust/runtime-service/internal/store/storetest"
 )
 
 // TestCopyEventsRoundTrip: rows written with the store's own binary COPY encoder read back from PostgreSQL as
@@ -18,7 +19,7 @@ import (
 // empty and non-ASCII text, empty and long arrays).
 func TestCopyEventsRoundTrip(t *testing.T) {
 	ctx := context.Background()
-	s := openStore(t, store.Options{Now: func() time.Time { return t0 }})
+	s := storetest.Open(t, store.Options{Now: func() time.Time { return t0 }})
 	c := enrol(t, s, "a")
 	if err := s.MaintainPartitions(ctx); err != nil {
 		t.Fatal(err)
@@ -39,12 +40,10 @@ func TestCopyEventsRoundTrip(t *testing.T) {
 		{Time: t0.Add(999 * time.Microsecond), ContainerID: "cid", ImageDigest: digest('b'), PID: 0, ExecutablePath: "",
 			FilePath: "/etc/passwd", Flags: math.MaxInt64},
 	}
-	if err := pgx.BeginFunc(ctx, s.Pool(), func(tx pgx.Tx) error {
-		return store.CopyEvents(ctx, tx, c.ID, execs, files)
-	}); err != nil {
+	if err := s.CopyEvents(ctx, c.ID, execs, files); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := s.Pool().Query(ctx, "SELECT "+strings.Join(store.ExecEventColumns[1:], ", ")+" FROM exec_events ORDER BY time DESC")
+	rows, err := storetest.SQL(t, s).Query(ctx, "SELECT "+strings.Join(store.ExecEventColumns[1:], ", ")+" FROM exec_events ORDER BY time DESC")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +69,7 @@ func TestCopyEventsRoundTrip(t *testing.T) {
 	}
 	var f store.FileOpenEvent
 	var cluster int64
-	if err := s.Pool().QueryRow(ctx, "SELECT "+strings.Join(store.FileEventColumns, ", ")+" FROM file_events").Scan(
+	if err := storetest.SQL(t, s).QueryRow(ctx, "SELECT "+strings.Join(store.FileEventColumns, ", ")+" FROM file_events").Scan(
 		&cluster, &f.Time, &f.ContainerID, &f.ImageDigest, &f.PID, &f.ExecutablePath, &f.FilePath, &f.Flags); err != nil {
 		t.Fatal(err)
 	}
@@ -79,9 +78,7 @@ func TestCopyEventsRoundTrip(t *testing.T) {
 		t.Fatalf("file event: cluster %d, %+v; want %d, %+v", cluster, f, c.ID, files[0])
 	}
 	// A pre-2000 time goes before the table's partitions: the COPY fails whole, with PostgreSQL's reason.
-	err = pgx.BeginFunc(ctx, s.Pool(), func(tx pgx.Tx) error {
-		return store.CopyEvents(ctx, tx, c.ID, []store.ExecEvent{{Time: time.Date(1999, 12, 31, 23, 59, 59, 0, time.UTC)}}, nil)
-	})
+	err = s.CopyEvents(ctx, c.ID, []store.ExecEvent{{Time: time.Date(1999, 12, 31, 23, 59, 59, 0, time.UTC)}}, nil)
 	if err == nil || !strings.Contains(err.Error(), "no partition") {
 		t.Fatalf("an event outside every partition: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/runtrust/runtrust/internal/records"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
+	"github.com/runtrust/runtrust/runtime-service/internal/store/storetest"
 )
 
 func usages(t *testing.T, s *store.Store, f store.Filter) map[string]string {
@@ -36,7 +37,7 @@ func usages(t *testing.T, s *store.Store, f store.Filter) map[string]string {
 func TestListingAndUsage(t *testing.T) {
 	ctx := context.Background()
 	clk := &clock{t: t0}
-	s := openStore(t, store.Options{Now: clk.Now})
+	s := storetest.Open(t, store.Options{Now: clk.Now})
 	if err := s.ConfigureRegistries(ctx, []store.RegistryConfig{{Name: "corp", Kind: "oci", URL: "https://reg.example", Host: "reg.example"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func TestListingAndUsage(t *testing.T) {
 // detail carries the pull policy, the registry's digest for the tag and the pinned reference.
 func TestVerdictTimeline(t *testing.T) {
 	ctx := context.Background()
-	s := openStore(t, store.Options{})
+	s := storetest.Open(t, store.Options{})
 	c := enrol(t, s, "c1")
 	d, fresh := digest('1'), digest('2')
 	k := container("a1", "app", d, records.SeverityNone, records.IntegrityVerified, t0)
@@ -199,7 +200,7 @@ func TestVerdictTimeline(t *testing.T) {
 // adds none.
 func TestVerdictTimelineMergesContainers(t *testing.T) {
 	ctx := context.Background()
-	s := openStore(t, store.Options{})
+	s := storetest.Open(t, store.Options{})
 	c := enrol(t, s, "c1")
 	d := digest('3')
 	a := container("a1", "app", d, records.SeverityLow, records.IntegrityVerified, t0)
@@ -228,7 +229,7 @@ func TestVerdictTimelineMergesContainers(t *testing.T) {
 func TestSensorRatesAndStaleness(t *testing.T) {
 	ctx := context.Background()
 	clk := &clock{t: t0}
-	s := openStore(t, store.Options{Now: clk.Now})
+	s := storetest.Open(t, store.Options{Now: clk.Now})
 	c := enrol(t, s, "c1")
 	b := &store.Batch{Nodes: []store.Node{{UID: "n1", Name: "node-1", Time: t0}, {UID: "n2", Name: "node-2", Time: t0}}}
 	if _, err := s.Apply(ctx, c, "", b); err != nil {
@@ -260,7 +261,7 @@ func TestSensorRatesAndStaleness(t *testing.T) {
 	if !d.NodeList[0].Sensor.Stale || d.NodeList[1].Sensor.Stale || d.SensorsStale != 1 || d.SensorsReporting != 1 {
 		t.Fatalf("at 121 s: %+v", d)
 	}
-	s2 := openStore(t, store.Options{Now: clk.Now, SensorStaleAfter: time.Minute})
+	s2 := storetest.Open(t, store.Options{Now: clk.Now, SensorStaleAfter: time.Minute})
 	c2 := enrol(t, s2, "c2")
 	if _, err := s2.Apply(ctx, c2, "", &store.Batch{Nodes: []store.Node{{UID: "n1", Name: "node-1", Time: t0}},
 		SensorHealth: []store.SensorHealth{{NodeName: "node-1", Time: t0}}}); err != nil {

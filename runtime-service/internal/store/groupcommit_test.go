@@ -8,8 +8,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/runtrust/runtrust/internal/pgtest"
 )
 
 // These tests reach into the commit queue to make groups form deterministically: the public path forms them
@@ -17,25 +15,7 @@ import (
 
 func openForGroups(t *testing.T, opts Options) (*Store, []Cluster) {
 	t.Helper()
-	ctx := context.Background()
-	pgtest.Template(t, "store_schema", func(ctx context.Context, dsn string) error { return Migrate(ctx, dsn) })
-	s, err := Open(ctx, pgtest.DBFrom(t, "store_schema"), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	var cls []Cluster
-	for _, uid := range []string{"a", "b"} {
-		if err := s.SeedJoinKeys(ctx, []string{"join-" + uid}); err != nil {
-			t.Fatal(err)
-		}
-		_, c, err := s.Enrol(ctx, "join-"+uid, uid, uid)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cls = append(cls, c)
-	}
-	return s, cls
+	return openInternal(t, opts, "a", "b")
 }
 
 // holdCommitters makes the queue believe every committer is busy, so batches wait in it; release starts one

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
+	"github.com/runtrust/runtrust/runtime-service/internal/store/storetest"
 )
 
 // TestRevokeCollector: revoking one collector stops its token and only its token; the cluster can be named by
@@ -14,7 +15,7 @@ import (
 // there is.
 func TestRevokeCollector(t *testing.T) {
 	ctx := context.Background()
-	s := openStore(t, store.Options{})
+	s := storetest.Open(t, store.Options{})
 	if err := s.SeedJoinKeys(ctx, []string{"k1", "k2", "k3"}); err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +82,7 @@ func TestRevokeCollector(t *testing.T) {
 // keep working; retiring it again, or a key never seen, says so.
 func TestRetireJoinKey(t *testing.T) {
 	ctx := context.Background()
-	s := openStore(t, store.Options{})
+	s := storetest.Open(t, store.Options{})
 	if err := s.SeedJoinKeys(ctx, []string{"leaked", "unused"}); err != nil {
 		t.Fatal(err)
 	}

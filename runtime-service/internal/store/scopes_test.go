@@ -15,6 +15,7 @@ import (
 	"github.com/runtrust/runtrust/internal/pgtest"
 	"github.com/runtrust/runtrust/internal/records"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
+	"github.com/runtrust/runtrust/runtime-service/internal/store/storetest"
 )
 
 // fromContainers is the assessment computed straight from the live containers in a scope, as the scoped list
@@ -48,7 +49,7 @@ type assessment struct {
 
 func oracle(t *testing.T, s *store.Store, cond string, args ...any) map[string]assessment {
 	t.Helper()
-	rows, err := s.Pool().Query(context.Background(), fmt.Sprintf(fromContainers, cond), args...)
+	rows, err := storetest.SQL(t, s).Query(context.Background(), fmt.Sprintf(fromContainers, cond), args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +80,7 @@ func summaries(items []store.ImageSummary) map[string]assessment {
 // and every scoped list (each cluster, each namespace, both) equal what the live containers say.
 func TestScopeRollupsMatchContainers(t *testing.T) {
 	ctx := context.Background()
-	s := openStore(t, store.Options{Now: func() time.Time { return t0 }})
+	s := storetest.Open(t, store.Options{Now: func() time.Time { return t0 }})
 	clusters := []store.Cluster{enrol(t, s, "a"), enrol(t, s, "b"), enrol(t, s, "c")}
 	rng := rand.New(rand.NewPCG(1, 2))
 	severities := []string{"", records.SeverityNone, records.SeverityLow, records.SeverityMedium, records.SeverityHigh, records.SeverityCritical}
@@ -122,7 +123,7 @@ func TestScopeRollupsMatchContainers(t *testing.T) {
 
 		// The maintained images rows: every digest ever seen, live or not.
 		want := oracle(t, s, "true")
-		rows, err := s.Pool().Query(ctx, `SELECT digest, severity, verdict, reasons, refs, expected_digests, clusters,
+		rows, err := storetest.SQL(t, s).Query(ctx, `SELECT digest, severity, verdict, reasons, refs, expected_digests, clusters,
 			namespaces, workloads, pods, containers FROM images`)
 		if err != nil {
 			t.Fatal(err)
@@ -212,7 +213,7 @@ func byRisk(a, b store.ImageSummary) int {
 func TestImagesSeenOnlyThroughEvents(t *testing.T) {
 	ctx := context.Background()
 	clk := &clock{t: t0}
-	s := openStore(t, store.Options{Now: clk.Now})
+	s := storetest.Open(t, store.Options{Now: clk.Now})
 	c := enrol(t, s, "a")
 	img := digest('e')
 	exec := func(at time.Time) *store.Batch {
@@ -316,11 +317,7 @@ func TestImageScopesMigrationBackfillsExistingContainers(t *testing.T) {
 	if err := store.MigrateTo(ctx, dsn, 3); err != nil {
 		t.Fatal(err)
 	}
-	s, err := store.Open(ctx, dsn, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := storetest.OpenAt(t, dsn, store.Options{})
 	for _, f := range []store.Filter{{Cluster: "a"}, {Cluster: "b"}, {Namespace: "ns-1"}, {Cluster: "b", Namespace: "ns-2"}} {
 		cond, args := "true", []any{}
 		if f.Cluster != "" {

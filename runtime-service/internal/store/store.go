@@ -1,6 +1,14 @@
-// Package store is the runtime service's Postgres store: the schema (versioned migrations applied at start),
-// the ingest transaction (COPY-based upserts, aggregates and raw event partitions), enrolment, retention, and the
-// queries the HTTP API serves.
+// Package store is the runtime service's Postgres store. It is split by job, one set of files each, over one
+// connection pool that never leaves the package (docs/decisions.md, "Store split by job"):
+//
+//   - store.go, model.go: opening (migrations applied at start), the records the write path takes, error classes;
+//   - write path: ingest.go (Apply, idempotency keys), groupcommit.go (batches applied together),
+//     ingest_state.go (state records through staging tables, image recompute, verdict changes),
+//     ingest_events.go (aggregates, sensor health), copyevents.go (the raw events' binary COPY);
+//   - read model: query.go (images, clusters, workloads), artifacts.go, timeline.go, and the read halves of
+//     correlation.go and vulnerabilities.go, whose other halves the correlator and the scanner write with;
+//   - enrolment: enrolment.go (join keys, clusters, collectors and their tokens);
+//   - retention: retention.go (event partitions, idempotency keys).
 package store
 
 import (
@@ -128,9 +136,6 @@ func (s *Store) Close() { s.pool.Close() }
 
 // Ping says whether the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
-
-// Pool is the connection pool, for tests and the load test's COPY baseline.
-func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 // Staging tables, one set per connection, emptied at every commit: the ingest COPYs a batch's state records here
 // and upserts from them in one statement per kind.

@@ -12,6 +12,7 @@ import (
 	"github.com/runtrust/runtrust/internal/pgtest"
 	"github.com/runtrust/runtrust/internal/records"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
+	"github.com/runtrust/runtrust/runtime-service/internal/store/storetest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -27,30 +28,10 @@ func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 var t0 = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
 
-func openStore(t *testing.T, opts store.Options) *store.Store {
-	t.Helper()
-	pgtest.Template(t, "store_schema", func(ctx context.Context, dsn string) error { return store.Migrate(ctx, dsn) })
-	dsn := pgtest.DBFrom(t, "store_schema")
-	s, err := store.Open(context.Background(), dsn, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
+// enrol enrols cluster uid, named "name-"+uid.
 func enrol(t *testing.T, s *store.Store, uid string) store.Cluster {
 	t.Helper()
-	ctx := context.Background()
-	key := "join-" + uid
-	if err := s.SeedJoinKeys(ctx, []string{key}); err != nil {
-		t.Fatal(err)
-	}
-	_, c, err := s.Enrol(ctx, key, uid, "name-"+uid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return storetest.Enrol(t, s, uid, "name-"+uid)
 }
 
 func digest(c byte) string { return "sha256:" + strings.Repeat(string(c), 64) }
@@ -66,7 +47,7 @@ func container(pod, name, digestOf, severity, verdict string, at time.Time) stor
 }
 
 func TestMigrationsApplyOnceAndAgain(t *testing.T) {
-	s := openStore(t, store.Options{})
+	s := storetest.Open(t, store.Options{})
 	v, err := s.SchemaVersion(context.Background())
 	if err != nil || v < 1 {
 		t.Fatalf("schema version %d, %v", v, err)
@@ -75,7 +56,7 @@ func TestMigrationsApplyOnceAndAgain(t *testing.T) {
 
 func TestEnrolSpendsTheJoinKeyAndTokensIdentifyTheCluster(t *testing.T) {
 	ctx := context.Background()
-	s := openStore(t, store.Options{})
+	s := storetest.Open(t, store.Options{})
 	if err := s.SeedJoinKeys(ctx, []string{"k1", "k2"}); err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +96,7 @@ func TestEnrolSpendsTheJoinKeyAndTokensIdentifyTheCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stored []byte
-	if err := s.Pool().QueryRow(ctx, "SELECT token_hash FROM collectors WHERE id = $1", c2.Collector).Scan(&stored); err != nil {
+	if err := storetest.SQL(t, s).QueryRow(ctx, "SELECT token_hash FROM collectors WHERE id = $1", c2.Collector).Scan(&stored); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(string(stored), tok2) || len(stored) != 32 {
@@ -128,7 +109,7 @@ func TestEnrolSpendsTheJoinKeyAndTokensIdentifyTheCluster(t *testing.T) {
 func TestApplyStateRanksImagesAndReplayChangesNothing(t *testing.T) {
 	ctx := context.Background()
 	clk := &clock{t: t0}
-	s := openStore(t, store.Options{Now: clk.Now})
+	s := storetest.Open(t, store.Options{Now: clk.Now})
 	a, b := enrol(t, s, "a"), enrol(t, s, "b")
 	bad, good := digest('b'), digest('g')
 
@@ -231,7 +212,7 @@ func TestApplyStateRanksImagesAndReplayChangesNothing(t *testing.T) {
 
 func TestEventsAreAggregatedPerImageAndKeptRaw(t *testing.T) {
 	ctx := context.Background()
-	s := openStore(t, store.Options{Now: func() time.Time { return t0 }})
+	s := storetest.Open(t, store.Options{Now: func() time.Time { return t0 }})
 	c := enrol(t, s, "a")
 	dg := digest('e')
 	if _, err := s.Apply(ctx, c, "", &store.Batch{Containers: []store.Container{container("1a", "app", dg, "", "", t0)}}); err != nil {
@@ -268,7 +249,7 @@ func TestEventsAreAggregatedPerImageAndKeptRaw(t *testing.T) {
 		t.Fatalf("files: %+v", d.Files)
 	}
 	var raw int
-	if err := s.Pool().QueryRow(ctx, "SELECT (SELECT count(*) FROM exec_events) + (SELECT count(*) FROM file_events)").Scan(&raw); err != nil {
+	if err := storetest.SQL(t, s).QueryRow(ctx, "SELECT (SELECT count(*) FROM exec_events) + (SELECT count(*) FROM file_events)").Scan(&raw); err != nil {
 		t.Fatal(err)
 	}
 	if raw != 4 {
@@ -288,7 +269,7 @@ func TestEventsAreAggregatedPerImageAndKeptRaw(t *testing.T) {
 func TestRetentionDropsWholePartitions(t *testing.T) {
 	ctx := context.Background()
 	clk := &clock{t: t0}
-	s := openStore(t, store.Options{Now: clk.Now, Retention: 3 * 24 * time.Hour})
+	s := storetest.Open(t, store.Options{Now: clk.Now, Retention: 3 * 24 * time.Hour})
 	c := enrol(t, s, "a")
 	var execs []store.ExecEvent
 	for d := 0; d < 3; d++ {
@@ -313,7 +294,7 @@ func TestRetentionDropsWholePartitions(t *testing.T) {
 		t.Fatalf("dropped %v; want the days that ended before 2026-03-09 12:00", dropped)
 	}
 	var n int
-	if err := s.Pool().QueryRow(ctx, "SELECT count(*) FROM exec_events").Scan(&n); err != nil {
+	if err := storetest.SQL(t, s).QueryRow(ctx, "SELECT count(*) FROM exec_events").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	if n != 2 {
@@ -334,7 +315,7 @@ func TestRetentionDropsWholePartitions(t *testing.T) {
 
 func TestListFiltersAndSortOrders(t *testing.T) {
 	ctx := context.Background()
-	s := openStore(t, store.Options{Now: func() time.Time { return t0 }})
+	s := storetest.Open(t, store.Options{Now: func() time.Time { return t0 }})
 	a, b := enrol(t, s, "a"), enrol(t, s, "b")
 	pay := container("1a", "app", digest('1'), records.SeverityHigh, records.IntegrityArtifactMissing, t0)
 	pay.ImageName, pay.ImageRef, pay.RegistryHost = "ghcr.io/acme/pay_ments:2.1", "ghcr.io/acme/pay_ments:2.1", "ghcr.io"

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -19,44 +18,6 @@ type VerdictChange struct {
 	OldVerdict, OldSeverity *string // nil: the first assessment
 	NewVerdict, NewSeverity string
 	Reasons                 []string
-}
-
-// recordVerdictChanges runs in the ingest transaction after the images were recomputed: for every (digest,
-// reference) of this cluster the batch touched, it compares the worst live verdict and severity with the last
-// recorded one and appends a verdict_changes row when they differ. The images rows of these digests are
-// locked by then (recomputeImages), so two batches cannot both record the same change.
-func recordVerdictChanges(ctx context.Context, tx pgx.Tx, clusterID int64, digests []string) error {
-	if len(digests) == 0 {
-		return nil
-	}
-	_, err := tx.Exec(ctx, `
-		WITH cur AS (
-			-- One grouped pass: the reasons are unnested in the same pass, not gathered by a second aggregate
-			-- joined back, which PostgreSQL (misjudging the batch's rows before an ANALYZE) ran as a nested loop
-			-- re-sorting that aggregate once per (digest, reference): 1 s for an 800-image batch.
-			SELECT k.running_digest AS digest, CASE WHEN k.image_ref <> '' THEN k.image_ref ELSE k.image_name END AS ref,
-				(array_agg(k.integrity ORDER BY k.verdict_rank DESC))[1] AS verdict,
-				(array_agg(k.severity ORDER BY k.severity_rank DESC))[1] AS severity, max(k.last_seen) AS at,
-				coalesce(array_agg(DISTINCT r ORDER BY r) FILTER (WHERE r IS NOT NULL), '{}') AS reasons
-			FROM containers k LEFT JOIN LATERAL unnest(k.reasons) r ON true
-			WHERE k.cluster_id = $1 AND k.running_digest = ANY($2) AND k.deleted_at IS NULL
-			GROUP BY 1, 2),
-		changed AS (
-			SELECT cur.*, v.verdict AS old_verdict, v.severity AS old_severity
-			FROM cur LEFT JOIN image_verdicts v ON v.cluster_id = $1 AND v.digest = cur.digest AND v.ref = cur.ref
-			WHERE CASE WHEN v.cluster_id IS NULL THEN cur.verdict <> '' OR cur.severity <> ''
-				ELSE v.verdict <> cur.verdict OR v.severity <> cur.severity END),
-		log AS (
-			INSERT INTO verdict_changes (time, cluster_id, digest, ref, old_verdict, old_severity, new_verdict, new_severity, reasons)
-			SELECT at, $1, digest, ref, old_verdict, old_severity, verdict, severity, reasons FROM changed)
-		INSERT INTO image_verdicts (cluster_id, digest, ref, verdict, severity, changed_at)
-		SELECT $1, digest, ref, verdict, severity, at FROM changed ORDER BY digest, ref
-		ON CONFLICT (cluster_id, digest, ref) DO UPDATE SET verdict = excluded.verdict, severity = excluded.severity,
-			changed_at = excluded.changed_at`, clusterID, digests)
-	if err != nil {
-		return fmt.Errorf("verdict changes: %w", err)
-	}
-	return nil
 }
 
 // Timeline returns an image's verdict changes, newest first, at most limit.

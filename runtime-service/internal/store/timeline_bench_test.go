@@ -8,7 +8,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/runtrust/runtrust/internal/pgtest"
 	"github.com/runtrust/runtrust/internal/records"
 )
 
@@ -18,19 +17,8 @@ import (
 // alternate between ops, so every op records 1,000 changes: the worst case.
 func BenchmarkVerdictChanges(b *testing.B) {
 	ctx := context.Background()
-	pgtest.Template(b, "store_schema", func(ctx context.Context, dsn string) error { return Migrate(ctx, dsn) })
-	s, err := Open(ctx, pgtest.DBFrom(b, "store_schema"), Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(s.Close)
-	if err := s.SeedJoinKeys(ctx, []string{"k"}); err != nil {
-		b.Fatal(err)
-	}
-	_, c, err := s.Enrol(ctx, "k", "c1", "c1")
-	if err != nil {
-		b.Fatal(err)
-	}
+	s, cls := openInternal(b, Options{}, "c1")
+	c := cls[0]
 	digests := make([]string, 1000)
 	batch := func(i int) *Batch {
 		verdict, severity := records.IntegrityVerified, records.SeverityNone

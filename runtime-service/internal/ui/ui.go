@@ -4,8 +4,8 @@
 //
 // Handler serves "/" (the page) and "/ui/…" (its assets). The assets' names carry a hash of their content, so a
 // browser may keep them forever (Cache-Control immutable) and a new binary's assets are new names; the page
-// itself is revalidated with its ETag on every load. Compress gzips what the handlers behind it write; the
-// assets are compressed once at start.
+// itself is revalidated with its ETag on every load. The service gzips what other handlers write (httpmw.Gzip);
+// the assets are compressed once at start and pass through it.
 package ui
 
 import (
@@ -20,6 +20,8 @@ import (
 	"path"
 	"strings"
 	"sync"
+
+	"github.com/runtrust/runtrust/runtime-service/internal/httpmw"
 )
 
 //go:embed static
@@ -161,7 +163,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	hd.Set("Content-Type", a.contentType)
 	body := a.body
-	if a.gz != nil && AcceptsGzip(r.Header.Get("Accept-Encoding")) {
+	if a.gz != nil && httpmw.AcceptsGzip(r.Header.Get("Accept-Encoding")) {
 		hd.Set("Content-Encoding", "gzip")
 		body = a.gz
 	}

@@ -1,4 +1,6 @@
-package ui
+// Package httpmw holds the runtime service's HTTP middleware: gzip for every response worth compressing, and
+// the Accept-Encoding negotiation the UI's precompressed assets share with it.
+package httpmw
 
 import (
 	"bufio"
@@ -11,12 +13,12 @@ import (
 	"sync"
 )
 
-// Compress gzips the responses of next for clients that accept gzip, when the response is of a textual type
+// Gzip gzips the responses of next for clients that accept gzip, when the response is of a textual type
 // (JSON, CSV, YAML, HTML, CSS, JavaScript, plain text) and not already encoded. The service's HTTP stack
 // (net/http) compresses nothing itself; the API's JSON shrinks about tenfold (docs/performance.md), which is
 // what a page of 50 images costs on a slow link. A handler that encodes on its own (the UI's precompressed
 // assets, promhttp's /metrics) sets Content-Encoding and is passed through untouched.
-func Compress(next http.Handler) http.Handler {
+func Gzip(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Every response that could be compressed varies with the header, compressed or not, so a cache between
 		// here and the browser keeps the two apart.
@@ -93,7 +95,7 @@ func (c *compressWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if hj, ok := c.ResponseWriter.(http.Hijacker); ok {
 		return hj.Hijack()
 	}
-	return nil, nil, errors.New("ui: the underlying ResponseWriter cannot be hijacked")
+	return nil, nil, errors.New("httpmw: the underlying ResponseWriter cannot be hijacked")
 }
 
 func (c *compressWriter) close() {

@@ -1,7 +1,11 @@
 package store
 
+// Retention: raw events live in daily partitions, created ahead of the clock and dropped whole once past the
+// retention window; idempotency keys are forgotten once no client would retry their batch.
+
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -36,9 +40,17 @@ func (s *Store) rawWindow() (from, to time.Time) {
 }
 
 // MaintainPartitions creates the partitions for every day of the retention window up to tomorrow and drops
-// those wholly older than the retention: a DROP TABLE per day, not a DELETE per row. It runs at start and then
-// periodically (see RunMaintenance).
+// those wholly older than the retention: a DROP TABLE per day, not a DELETE per row. Open runs it; a running
+// service runs Retain periodically, which does the same and more.
 func (s *Store) MaintainPartitions(ctx context.Context) error {
+	if err := s.ensureWindowPartitions(ctx); err != nil {
+		return err
+	}
+	_, err := s.DropExpiredPartitions(ctx)
+	return err
+}
+
+func (s *Store) ensureWindowPartitions(ctx context.Context) error {
 	from, to := s.rawWindow()
 	for d := from.Truncate(day); d.Before(to); d = d.Add(day) {
 		for _, t := range eventTables {
@@ -47,8 +59,26 @@ func (s *Store) MaintainPartitions(ctx context.Context) error {
 			}
 		}
 	}
-	_, err := s.DropExpiredPartitions(ctx)
-	return err
+	return nil
+}
+
+// RetentionPass is what one Retain call removed.
+type RetentionPass struct {
+	DroppedPartitions []string // the event partitions dropped, by name
+	ExpiredKeys       int64    // the idempotency keys forgotten
+}
+
+// Retain is the periodic retention pass: it creates the partitions the window now reaches, drops the event
+// partitions past the retention and forgets idempotency keys older than keyTTL. A step that fails does not stop
+// the others; the error joins every step's.
+func (s *Store) Retain(ctx context.Context, keyTTL time.Duration) (RetentionPass, error) {
+	var pass RetentionPass
+	errEnsure := s.ensureWindowPartitions(ctx)
+	dropped, errDrop := s.DropExpiredPartitions(ctx)
+	pass.DroppedPartitions = dropped
+	expired, errExpire := s.ExpireIdempotencyKeys(ctx, keyTTL)
+	pass.ExpiredKeys = expired
+	return pass, errors.Join(errEnsure, errDrop, errExpire)
 }
 
 // ensurePartition creates table's partition for day d if this process has not seen it yet. It runs in its own
