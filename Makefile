@@ -32,7 +32,7 @@ HELM_LDFLAGS    := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
 	-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$(HELM_K8S_MINOR) \
 	-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$(HELM_K8S_MINOR)
 
-.PHONY: all build test unit e2e load generate dist run bench lint fmt vet staticcheck clean kube-apiserver kubectl helm
+.PHONY: all build test unit e2e load generate dist run demo bench lint fmt vet staticcheck clean kube-apiserver kubectl helm
 
 all: build
 
@@ -51,10 +51,14 @@ test: lint dist kube-apiserver kubectl helm
 ## Chromium — plus the testbed's other tests and its load smoke run. Installs from Debian what a fresh machine
 ## lacks (as .ci/run does), builds the distribution and the apiserver, then runs the package (~3 min once built).
 E2E_APT := etcd:etcd-server containerd:containerd runc:runc chromium:chromium
-e2e: dist kube-apiserver
-	@need=""; for p in $(E2E_APT); do command -v $${p%%:*} >/dev/null || need="$$need $${p#*:}"; done; \
+# apt_need installs the Debian packages of a list of command:package pairs whose command is missing, and PostgreSQL.
+define apt_need
+	@need=""; for p in $(1); do command -v $${p%%:*} >/dev/null || need="$$need $${p#*:}"; done; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$$need postgresql-15"; \
 	if [ -n "$$need" ]; then echo "installing$$need"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; fi
+endef
+e2e: dist kube-apiserver
+	$(call apt_need,$(E2E_APT))
 	RUNTRUST_OTELCOL=$(CURDIR)/$(DIST_BIN) RUNTRUST_KUBE_APISERVER=$(KUBE_APISERVER) \
 		$(GO) test -count=1 -timeout 30m -v ./testbed/...
 
@@ -90,6 +94,19 @@ $(DIST_BIN): builder-config.yaml $(GO_SOURCES)
 ## the service); Ctrl-C stops both. See runtime-service/scripts/run-local.sh.
 run: dist _build/runtime-service
 	runtime-service/scripts/run-local.sh
+
+## demo: the testbed's parts left running on this machine with an image for every finding (verified, stale tag,
+## digest mismatch, artifact missing, untrusted registry, and, as root with eBPF, a shell and a loaded vulnerable
+## package in real containers watched by the sensor); prints the UI's address; Ctrl-C stops everything and
+## removes what it made (.run/demo). DEMO_FLAGS: -http (127.0.0.1:8080), -containers auto|on|off, -ready-file.
+DEMO_APT := etcd:etcd-server containerd:containerd runc:runc
+demo: dist _build/runtime-service _build/runtrust-demo kube-apiserver
+	$(call apt_need,$(DEMO_APT))
+	RUNTRUST_OTELCOL=$(CURDIR)/$(DIST_BIN) RUNTRUST_SERVICE_BIN=$(CURDIR)/_build/runtime-service \
+		RUNTRUST_KUBE_APISERVER=$(KUBE_APISERVER) _build/runtrust-demo $(DEMO_FLAGS)
+
+_build/runtrust-demo: $(GO_SOURCES)
+	$(GO) build -o $@ ./testbed/cmd/runtrust-demo
 
 _build/runtime-service: $(GO_SOURCES) $(wildcard runtime-service/internal/*/*.sql runtime-service/internal/*/*/*.sql runtime-service/internal/*/*.yaml runtime-service/internal/ui/static/*)
 	$(GO) build -o $@ ./runtime-service/cmd/runtime-service

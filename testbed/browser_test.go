@@ -77,16 +77,22 @@ func (p *page) screenshot(t *testing.T, name string) {
 	if dir == "" {
 		dir = filepath.Join(repoRoot(t), "_build", "test-artifacts", "testbed")
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	p.screenshotTo(t, filepath.Join(dir, name+".png"))
+}
+
+// screenshotTo writes a full-page PNG to path (quality 100 is what makes chromedp capture PNG, not JPEG).
+func (p *page) screenshotTo(t *testing.T, path string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
 	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+	if err := os.WriteFile(path, png, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -2,8 +2,6 @@ package testbed
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -37,7 +35,7 @@ func TestScenarios(t *testing.T) {
 		s.RunDeployment(t, "batch", "miner", s.Untrusted.Ref("tools/miner:1"), corev1.PullIfNotPresent,
 			Running{ImageID: s.Untrusted.Ref("tools/miner@" + digest)})
 		img := s.waitImage(t, digest, "severity high for the untrusted registry", func(i Image) bool {
-			return Str(i.Severity) == records.SeverityHigh && hasReason(i.Reasons, records.ReasonUntrustedRegistry)
+			return Str(i.Severity) == records.SeverityHigh && HasReason(i.Reasons, records.ReasonUntrustedRegistry)
 		})
 		// The registry answered, so integrity is still known: trust and integrity are separate findings.
 		if v := Str(img.Verdict); v != records.IntegrityVerified {
@@ -244,46 +242,6 @@ type Node struct {
 		Stale      bool `json:"stale"`
 		EventsSeen int  `json:"events_seen"`
 	} `json:"sensor"`
-}
-
-// waitImage polls the image's detail until ok holds, and fails with what the API and the controller said.
-func (s *Stack) waitImage(t *testing.T, digest, what string, ok func(Image) bool) Image {
-	t.Helper()
-	var img Image
-	var found bool
-	WaitFor(t, 90*time.Second, func() bool {
-		img, found = s.ImageDetail(t, digest)
-		return found && ok(img)
-	}, func() string {
-		why := fmt.Sprintf("%s: image %s (found %v):\n%s\ncontroller:\n%s\nservice:\n%s", what, digest, found, js(img),
-			tail(s.Controller.Output()), tail(s.Service.Output()))
-		if s.Sensor != nil {
-			why += "\nsensor:\n" + tail(s.Sensor.Output())
-		}
-		return why + "\nservice metrics:\n" + s.metrics(t, "runtrust_ingest_")
-	})
-	return img
-}
-
-// metrics returns the service's Prometheus lines that start with prefix.
-func (s *Stack) metrics(t *testing.T, prefix string) string {
-	resp, err := http.Get(s.API + "/metrics")
-	if err != nil {
-		return err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	var out []string
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, prefix) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
-}
-
-func hasReason(reasons []string, code string) bool {
-	return slices.ContainsFunc(reasons, func(r string) bool { return strings.HasPrefix(r, code) })
 }
 
 func timelineHas(img Image, from, to string) bool {

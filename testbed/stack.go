@@ -3,6 +3,8 @@ package testbed
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -29,6 +31,8 @@ type StackOptions struct {
 	ControllerOverride string
 	// ServiceFlags are extra runtime-service flags.
 	ServiceFlags []string
+	// HTTPAddr is where the service's API and UI listen; empty: a free loopback port.
+	HTTPAddr string
 }
 
 // The names the stack enrols and runs under.
@@ -57,7 +61,8 @@ type Stack struct {
 	Controller *Process
 	Sensor     *Process
 
-	dir string
+	dir        string
+	containerd *Containerd // the demo's, for its real containers
 }
 
 // StartStack starts the parts opts asks for and returns when the collectors are healthy.
@@ -68,7 +73,10 @@ func StartStack(t testing.TB, opts StackOptions) *Stack {
 	s.Untrusted = registrytest.Start(t)
 
 	s.GRPC = FreeAddr(t)
-	httpAddr := FreeAddr(t)
+	httpAddr := opts.HTTPAddr
+	if httpAddr == "" {
+		httpAddr = FreeAddr(t)
+	}
 	s.API = "http://" + httpAddr
 	args := append([]string{"-database-url", opts.DatabaseURL, "-grpc-listen", s.GRPC, "-http-listen", httpAddr,
 		"-join-key", stackJoin, "-log-level", "warn"}, opts.ServiceFlags...)
@@ -277,4 +285,40 @@ func Str(p *string) string {
 		return ""
 	}
 	return *p
+}
+
+// waitImage polls the image's detail until ok holds, and fails with what the API and the controller said.
+func (s *Stack) waitImage(t testing.TB, digest, what string, ok func(Image) bool) Image {
+	t.Helper()
+	var img Image
+	var found bool
+	WaitFor(t, 90*time.Second, func() bool {
+		img, found = s.ImageDetail(t, digest)
+		return found && ok(img)
+	}, func() string {
+		why := fmt.Sprintf("%s: image %s (found %v):\n%s\ncontroller:\n%s\nservice:\n%s", what, digest, found, js(img),
+			tail(s.Controller.Output()), tail(s.Service.Output()))
+		if s.Sensor != nil {
+			why += "\nsensor:\n" + tail(s.Sensor.Output())
+		}
+		return why + "\nservice metrics:\n" + s.metrics(t, "runtrust_ingest_")
+	})
+	return img
+}
+
+// metrics returns the service's Prometheus lines that start with prefix.
+func (s *Stack) metrics(t testing.TB, prefix string) string {
+	resp, err := http.Get(s.API + "/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
