@@ -209,6 +209,24 @@ func TestShippedConfigsValidate(t *testing.T) {
 			}
 		})
 	}
+	// make run merges sensor.yaml (as root with BTF) and inventory.yaml (with KUBECONFIG) over the local config and
+	// names their receivers in RUNTRUST_LOCAL_RECEIVERS (runtime-service/scripts/run-local.sh).
+	t.Run("local with the sensor and the inventory", func(t *testing.T) {
+		for k, v := range shippedConfigEnv["local"] {
+			t.Setenv(k, v)
+		}
+		t.Setenv("RUNTRUST_LOCAL_RECEIVERS", "[otlp, runtimesensor, k8sinventory]")
+		t.Setenv("RUNTRUST_NODE_NAME", "laptop")
+		t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "kubeconfig"))
+		local := filepath.Join(repoRoot(t), "distributions", "local")
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		out, err := RunCollector(ctx, t, "validate", "--config", filepath.Join(local, "config.yaml"),
+			"--config", filepath.Join(local, "sensor.yaml"), "--config", filepath.Join(local, "inventory.yaml"))
+		if err != nil {
+			t.Fatalf("the local config with both overlays does not validate: %v\n%s", err, out)
+		}
+	})
 }
 
 // TestModeConfigsRejectMistakes: each mode's config with its env set, but a typo or a missing setting, is refused

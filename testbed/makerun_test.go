@@ -1,0 +1,118 @@
+package testbed
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/runtrust/runtrust/internal/records"
+	"github.com/runtrust/runtrust/internal/registry/registrytest"
+)
+
+// TestMakeRunWatchesHostContainers runs `make run` as a user would on this machine (as root, with BTF): it must
+// start the runtime sensor with the local pipeline, and a container started on the host afterwards (containerd,
+// as a host's own containerd would run it: not in any pod) has its exec in the findings file and reaches the
+// service. Ctrl-C (SIGINT to make's process group) stops everything.
+func TestMakeRunWatchesHostContainers(t *testing.T) {
+	// Not t.TempDir(): its parent is private to root, and the local PostgreSQL runs as the postgres user.
+	runDir, err := os.MkdirTemp("", "rt-makerun-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(runDir) })
+	if err := os.Chmod(runDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	httpAddr, health := FreeAddr(t), FreeAddr(t)
+	env := map[string]string{
+		"RUNTRUST_RUN_DIR": runDir, "RUNTRUST_HTTP_LISTEN": httpAddr, "RUNTRUST_SERVICE_GRPC": FreeAddr(t),
+		"RUNTRUST_OTLP_GRPC": FreeAddr(t), "RUNTRUST_OTLP_HTTP": FreeAddr(t), "RUNTRUST_HEALTH": health,
+		"RUNTRUST_METRICS_PORT": fmt.Sprint(FreePort(t)), "RUNTRUST_DEBUG_VERBOSITY": "basic",
+	}
+	var environ []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "KUBECONFIG=") { // the machine's cluster, if any, is not this test's
+			environ = append(environ, kv)
+		}
+	}
+	for k, v := range env {
+		environ = append(environ, k+"="+v)
+	}
+	out := &syncBuffer{}
+	cmd := exec.Command("make", "-s", "run")
+	cmd.Dir, cmd.Env = repoRoot(t), environ
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+	})
+	WaitFor(t, 5*time.Minute, func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("make run exited (%v):\n%s", err, tail(out.String()))
+		default:
+		}
+		resp, err := http.Get("http://" + health + "/")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == 200
+	}, func() string { return "make run's collector not healthy:\n" + tail(out.String()) })
+	if !strings.Contains(out.String(), "receivers: otlp, runtimesensor") {
+		t.Fatalf("make run did not start the runtime sensor as root with BTF:\n%s", tail(out.String()))
+	}
+
+	// A host container: the shell image from a loopback registry, in a cgroup of its own as a host's runtime
+	// makes one (…/cri-containerd-<id>.scope outside kubepods).
+	reg := registrytest.Start(t)
+	img := PushShellImage(t, reg.Host, "host/toolbox:1")
+	ctd := StartContainerd(t)
+	ctd.Pull(t, img.Ref)
+	id := ctd.Run(t, img.Ref, "/rt-makerun-"+randomHex(4)+".slice", "/bin/sleep", "600")
+	findings := filepath.Join(runDir, "findings.jsonl")
+	WaitFor(t, 90*time.Second, func() bool {
+		ctd.Exec(t, id, img.ShellPath, "-c", "true")
+		b, _ := os.ReadFile(findings)
+		return strings.Contains(string(b), id) && strings.Contains(string(b), records.EventProcessExec)
+	}, func() string { return "no exec of container " + id + " in " + findings + ":\n" + tail(out.String()) })
+
+	stopping := time.Now()
+	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("make run did not stop within a minute of Ctrl-C:\n%s", tail(out.String()))
+	}
+	t.Logf("stopped in %s", time.Since(stopping).Round(100*time.Millisecond))
+	// The service and its PostgreSQL name runDir on their command lines; the collector holds the health port.
+	if pids, _ := exec.Command("pgrep", "-f", runDir).Output(); len(pids) > 0 {
+		t.Errorf("processes left running after Ctrl-C: pids %s", pids)
+	}
+	if resp, err := http.Get("http://" + health + "/"); err == nil {
+		resp.Body.Close()
+		t.Errorf("the collector still answers on %s after Ctrl-C", health)
+	}
+}
