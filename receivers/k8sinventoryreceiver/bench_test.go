@@ -28,6 +28,7 @@ import (
 	clientfeatures "k8s.io/client-go/features"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/runtrust/runtrust/internal/k8sconfig"
 	"github.com/runtrust/runtrust/internal/kubetest"
 	"github.com/runtrust/runtrust/receivers/k8sinventoryreceiver/internal/metadata"
 )
@@ -128,7 +129,7 @@ func TestReceiverProcess(t *testing.T) {
 		return
 	}
 	cfg := testConfig()
-	cfg.AuthType, cfg.KubeConfig = AuthKubeConfig, kubeconfig
+	cfg.AuthType, cfg.KubeConfig = k8sconfig.AuthKubeConfig, kubeconfig
 	cfg.keepFullObjects = os.Getenv("RUNTRUST_K8SINVENTORY_BENCH_FULL") == "true"
 	var n atomic.Int64
 	counter, err := consumer.NewLogs(func(_ context.Context, ld plog.Logs) error {

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -117,10 +118,16 @@ func sortedBodies(rs []rec) []string {
 // startReceiver starts a receiver on client and waits for its first snapshot.
 func startReceiver(t *testing.T, cfg *Config, client kubernetes.Interface, next consumer.Logs) *inventoryReceiver {
 	t.Helper()
+	return startReceiverWith(t, receivertest.NewNopSettings(metadata.Type), cfg, client, next)
+}
+
+// startReceiverWith is startReceiver with the given settings (a test telemetry, say).
+func startReceiverWith(t *testing.T, set receiver.Settings, cfg *Config, client kubernetes.Interface, next consumer.Logs) *inventoryReceiver {
+	t.Helper()
 	if client != nil {
 		cfg.makeClient = func() (kubernetes.Interface, error) { return client, nil }
 	}
-	r, err := newReceiver(receivertest.NewNopSettings(metadata.Type), cfg, next)
+	r, err := newReceiver(set, cfg, next)
 	require.NoError(t, err)
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })

@@ -28,6 +28,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 
+	"github.com/runtrust/runtrust/internal/k8sconfig"
 	"github.com/runtrust/runtrust/internal/kubetest"
 	"github.com/runtrust/runtrust/internal/records"
 	"github.com/runtrust/runtrust/processors/registrytrustprocessor"
@@ -158,7 +159,7 @@ func TestIntegration(t *testing.T) {
 
 	f := NewFactory()
 	cfg := f.CreateDefaultConfig().(*Config)
-	cfg.AuthType = AuthKubeConfig
+	cfg.AuthType = k8sconfig.AuthKubeConfig
 	cfg.KubeConfig = serviceAccountKubeconfig(t, c, admin)
 	cfg.Context = "it"
 	cfg.ClusterName = "integration"

@@ -12,11 +12,11 @@ import (
 // resolveOwner names the workload a pod belongs to: its controller, followed one step further from a
 // ReplicaSet to the Deployment controlling it and from a Job to the CronJob controlling it. A bare pod has
 // none. The answer is kept per pod uid, so a pod deleted after its ReplicaSet still names its Deployment.
-func (r *inventoryReceiver) resolveOwner(p metav1.Object) workloadRef {
+func (r *inventoryReceiver) resolveOwner(ctx context.Context, p metav1.Object) workloadRef {
 	if w, ok := r.owners[p.GetUID()]; ok {
 		return w
 	}
-	w, final := r.lookupOwner(p.GetNamespace(), p.GetOwnerReferences())
+	w, final := r.lookupOwner(ctx, p.GetNamespace(), p.GetOwnerReferences())
 	if final {
 		r.owners[p.GetUID()] = w
 	}
@@ -24,8 +24,9 @@ func (r *inventoryReceiver) resolveOwner(p metav1.Object) workloadRef {
 }
 
 // lookupOwner returns the owner of a pod in namespace ns with owner references refs, and whether the answer is
-// final (false when the intermediate object could not be read, so the next event tries again).
-func (r *inventoryReceiver) lookupOwner(ns string, refs []metav1.OwnerReference) (workloadRef, bool) {
+// final (false when the intermediate object could not be read, so the next event tries again). A read from the
+// kube-apiserver runs under ctx, the run goroutine's: Shutdown ends it.
+func (r *inventoryReceiver) lookupOwner(ctx context.Context, ns string, refs []metav1.OwnerReference) (workloadRef, bool) {
 	ref := controllerOf(refs)
 	if ref == nil {
 		return workloadRef{}, true
@@ -48,7 +49,7 @@ func (r *inventoryReceiver) lookupOwner(ns string, refs []metav1.OwnerReference)
 	default:
 		return direct, true
 	}
-	owner, ok := r.getOwner(inf, ns+"/"+ref.Name, get)
+	owner, ok := r.getOwner(ctx, inf, ns+"/"+ref.Name, get)
 	if !ok {
 		return direct, false
 	}
@@ -70,14 +71,15 @@ func informerFor(m map[string]cache.SharedIndexInformer, ns string) cache.Shared
 
 // getOwner reads a ReplicaSet or Job from its informer's cache, or from the kube-apiserver when its watch has
 // not delivered it yet (a pod's event can arrive before its ReplicaSet's).
-func (r *inventoryReceiver) getOwner(inf cache.SharedIndexInformer, key string, get func(context.Context) (metav1.Object, error)) (metav1.Object, bool) {
+func (r *inventoryReceiver) getOwner(ctx context.Context, inf cache.SharedIndexInformer, key string,
+	get func(context.Context) (metav1.Object, error)) (metav1.Object, bool) {
 	if inf != nil {
 		if obj, ok, _ := inf.GetStore().GetByKey(key); ok {
 			m, err := apimeta.Accessor(obj)
 			return m, err == nil
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	obj, err := get(ctx)
 	if err != nil {

@@ -1,6 +1,8 @@
 package k8sinventoryreceiver
 
 import (
+	"context"
+
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -46,11 +48,11 @@ func TestLookupOwner(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p", UID: types.UID("pod-" + tt.name), OwnerReferences: tt.owners}}
-			got, final := r.lookupOwner(p.Namespace, p.OwnerReferences)
+			got, final := r.lookupOwner(context.Background(), p.Namespace, p.OwnerReferences)
 			assert.Equal(t, tt.want, got)
 			assert.Equal(t, tt.final, final)
 			// resolveOwner keeps final answers only.
-			r.resolveOwner(p)
+			r.resolveOwner(context.Background(), p)
 			_, kept := r.owners[p.UID]
 			assert.Equal(t, tt.final, kept)
 		})

@@ -260,51 +260,63 @@ func TestChanges(t *testing.T) {
 	require.NoError(t, apps.Deployments("shop").Delete(bg, "green-burrito", metav1.DeleteOptions{}))
 	assert.Equal(t, []string{"deployment shop/green-burrito deleted"}, bodyList(next(t, sink, &seen, 1)))
 
-	// The other workload kinds: added, updated on an image change, deleted.
-	_, err = apps.StatefulSets("shop").Create(bg, statefulSetObj("shop", "db", "sts-uid", "postgres:16"), metav1.CreateOptions{})
-	require.NoError(t, err)
-	assert.Equal(t, []string{"statefulset shop/db added"}, bodyList(next(t, sink, &seen, 1)))
-	_, err = apps.StatefulSets("shop").Update(bg, statefulSetObj("shop", "db", "sts-uid", "postgres:17"), metav1.UpdateOptions{})
-	require.NoError(t, err)
-	assert.Equal(t, []string{"statefulset shop/db updated"}, bodyList(next(t, sink, &seen, 1)))
-	require.NoError(t, apps.StatefulSets("shop").Delete(bg, "db", metav1.DeleteOptions{}))
-	assert.Equal(t, []string{"statefulset shop/db deleted"}, bodyList(next(t, sink, &seen, 1)))
-
-	_, err = apps.DaemonSets("shop").Create(bg, daemonSetObj("shop", "agent", "ds-uid", "agent:1"), metav1.CreateOptions{})
-	require.NoError(t, err)
-	_, err = apps.DaemonSets("shop").Update(bg, daemonSetObj("shop", "agent", "ds-uid", "agent:2"), metav1.UpdateOptions{})
-	require.NoError(t, err)
-	require.NoError(t, apps.DaemonSets("shop").Delete(bg, "agent", metav1.DeleteOptions{}))
-	assert.Equal(t, []string{"daemonset shop/agent added", "daemonset shop/agent updated", "daemonset shop/agent deleted"},
-		bodyList(next(t, sink, &seen, 3)))
-
-	_, err = batch.CronJobs("shop").Create(bg, cronJob("shop", "report", "cj-uid", "report:1"), metav1.CreateOptions{})
-	require.NoError(t, err)
-	_, err = batch.CronJobs("shop").Update(bg, cronJob("shop", "report", "cj-uid", "report:2"), metav1.UpdateOptions{})
-	require.NoError(t, err)
-	require.NoError(t, batch.CronJobs("shop").Delete(bg, "report", metav1.DeleteOptions{}))
-	assert.Equal(t, []string{"cronjob shop/report added", "cronjob shop/report updated", "cronjob shop/report deleted"},
-		bodyList(next(t, sink, &seen, 3)))
-
-	// A CronJob's Job sends nothing; a bare Job is a workload.
+	// A CronJob's Job sends nothing (the next record is the StatefulSet's); a bare Job and a bare ReplicaSet are
+	// workloads. The other workload kinds: added, updated on an image change, deleted.
 	_, err = batch.Jobs("shop").Create(bg, job("shop", "report-1", "job-1", ctrl(kindCronJob, "report", "cj-uid"), "report:2"), metav1.CreateOptions{})
 	require.NoError(t, err)
-	_, err = batch.Jobs("shop").Create(bg, job("shop", "migrate", "job-2", nil, "migrate:1"), metav1.CreateOptions{})
-	require.NoError(t, err)
-	_, err = batch.Jobs("shop").Update(bg, job("shop", "migrate", "job-2", nil, "migrate:2"), metav1.UpdateOptions{})
-	require.NoError(t, err)
-	require.NoError(t, batch.Jobs("shop").Delete(bg, "migrate", metav1.DeleteOptions{}))
-	assert.Equal(t, []string{"job shop/migrate added", "job shop/migrate updated", "job shop/migrate deleted"},
-		bodyList(next(t, sink, &seen, 3)))
-
-	// A bare ReplicaSet is a workload.
-	_, err = apps.ReplicaSets("shop").Create(bg, replicaSet("shop", "bare", "rs-2", nil, "nginx:1.25"), metav1.CreateOptions{})
-	require.NoError(t, err)
-	_, err = apps.ReplicaSets("shop").Update(bg, replicaSet("shop", "bare", "rs-2", nil, "nginx:1.27"), metav1.UpdateOptions{})
-	require.NoError(t, err)
-	require.NoError(t, apps.ReplicaSets("shop").Delete(bg, "bare", metav1.DeleteOptions{}))
-	assert.Equal(t, []string{"replicaset shop/bare added", "replicaset shop/bare updated", "replicaset shop/bare deleted"},
-		bodyList(next(t, sink, &seen, 3)))
+	ignore := func(_ any, err error) error { return err }
+	for _, w := range []struct {
+		name                   string
+		create, update, remove func() error
+	}{
+		{"statefulset shop/db",
+			func() error {
+				return ignore(apps.StatefulSets("shop").Create(bg, statefulSetObj("shop", "db", "sts-uid", "postgres:16"), metav1.CreateOptions{}))
+			},
+			func() error {
+				return ignore(apps.StatefulSets("shop").Update(bg, statefulSetObj("shop", "db", "sts-uid", "postgres:17"), metav1.UpdateOptions{}))
+			},
+			func() error { return apps.StatefulSets("shop").Delete(bg, "db", metav1.DeleteOptions{}) }},
+		{"daemonset shop/agent",
+			func() error {
+				return ignore(apps.DaemonSets("shop").Create(bg, daemonSetObj("shop", "agent", "ds-uid", "agent:1"), metav1.CreateOptions{}))
+			},
+			func() error {
+				return ignore(apps.DaemonSets("shop").Update(bg, daemonSetObj("shop", "agent", "ds-uid", "agent:2"), metav1.UpdateOptions{}))
+			},
+			func() error { return apps.DaemonSets("shop").Delete(bg, "agent", metav1.DeleteOptions{}) }},
+		{"cronjob shop/report",
+			func() error {
+				return ignore(batch.CronJobs("shop").Create(bg, cronJob("shop", "report", "cj-uid", "report:1"), metav1.CreateOptions{}))
+			},
+			func() error {
+				return ignore(batch.CronJobs("shop").Update(bg, cronJob("shop", "report", "cj-uid", "report:2"), metav1.UpdateOptions{}))
+			},
+			func() error { return batch.CronJobs("shop").Delete(bg, "report", metav1.DeleteOptions{}) }},
+		{"job shop/migrate",
+			func() error {
+				return ignore(batch.Jobs("shop").Create(bg, job("shop", "migrate", "job-2", nil, "migrate:1"), metav1.CreateOptions{}))
+			},
+			func() error {
+				return ignore(batch.Jobs("shop").Update(bg, job("shop", "migrate", "job-2", nil, "migrate:2"), metav1.UpdateOptions{}))
+			},
+			func() error { return batch.Jobs("shop").Delete(bg, "migrate", metav1.DeleteOptions{}) }},
+		{"replicaset shop/bare",
+			func() error {
+				return ignore(apps.ReplicaSets("shop").Create(bg, replicaSet("shop", "bare", "rs-2", nil, "nginx:1.25"), metav1.CreateOptions{}))
+			},
+			func() error {
+				return ignore(apps.ReplicaSets("shop").Update(bg, replicaSet("shop", "bare", "rs-2", nil, "nginx:1.27"), metav1.UpdateOptions{}))
+			},
+			func() error { return apps.ReplicaSets("shop").Delete(bg, "bare", metav1.DeleteOptions{}) }},
+	} {
+		require.NoError(t, w.create())
+		assert.Equal(t, []string{w.name + " added"}, bodyList(next(t, sink, &seen, 1)))
+		require.NoError(t, w.update())
+		assert.Equal(t, []string{w.name + " updated"}, bodyList(next(t, sink, &seen, 1)))
+		require.NoError(t, w.remove())
+		assert.Equal(t, []string{w.name + " deleted"}, bodyList(next(t, sink, &seen, 1)))
+	}
 
 	time.Sleep(200 * time.Millisecond)
 	assert.Len(t, sinkRecords(sink), seen, "nothing more")

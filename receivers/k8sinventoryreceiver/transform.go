@@ -41,25 +41,15 @@ func trim(obj any) (any, error) {
 			containers: containerViewsOf(o)}, nil
 	case *corev1.Node:
 		return &nodeEntry{ObjectMeta: trimMeta(&o.ObjectMeta), view: nodeViewOf(o)}, nil
-	case *appsv1.Deployment:
-		return newWorkloadEntry(o, &o.ObjectMeta), nil
-	case *appsv1.ReplicaSet:
-		return newWorkloadEntry(o, &o.ObjectMeta), nil
-	case *appsv1.StatefulSet:
-		return newWorkloadEntry(o, &o.ObjectMeta), nil
-	case *appsv1.DaemonSet:
-		return newWorkloadEntry(o, &o.ObjectMeta), nil
-	case *batchv1.Job:
-		return newWorkloadEntry(o, &o.ObjectMeta), nil
-	case *batchv1.CronJob:
-		return newWorkloadEntry(o, &o.ObjectMeta), nil
+	case *appsv1.Deployment, *appsv1.ReplicaSet, *appsv1.StatefulSet, *appsv1.DaemonSet, *batchv1.Job, *batchv1.CronJob:
+		return newWorkloadEntry(o.(metav1.Object)), nil
 	}
 	return obj, nil
 }
 
-func newWorkloadEntry(obj any, m *metav1.ObjectMeta) *workloadEntry {
+func newWorkloadEntry(obj metav1.Object) *workloadEntry {
 	v, ok := workloadViewOf(obj)
-	return &workloadEntry{ObjectMeta: trimMeta(m), view: v, isWorkload: ok}
+	return &workloadEntry{ObjectMeta: trimMeta(obj), view: v, isWorkload: ok}
 }
 
 // entryOf returns the cache entry of an object: the object itself when the transform already ran, else
@@ -69,14 +59,14 @@ func entryOf(obj any) any {
 	return e
 }
 
-func trimMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
+func trimMeta(m metav1.Object) metav1.ObjectMeta {
 	out := metav1.ObjectMeta{
-		Name:            m.Name,
-		Namespace:       m.Namespace,
-		UID:             m.UID,
-		ResourceVersion: m.ResourceVersion,
+		Name:            m.GetName(),
+		Namespace:       m.GetNamespace(),
+		UID:             m.GetUID(),
+		ResourceVersion: m.GetResourceVersion(),
 	}
-	if ref := controllerOf(m.OwnerReferences); ref != nil {
+	if ref := controllerOf(m.GetOwnerReferences()); ref != nil {
 		out.OwnerReferences = []metav1.OwnerReference{{Kind: ref.Kind, Name: ref.Name, UID: ref.UID, Controller: ref.Controller}}
 	}
 	return out

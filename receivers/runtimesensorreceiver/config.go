@@ -8,6 +8,9 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
+
+	"github.com/runtrust/runtrust/internal/configerr"
+	"github.com/runtrust/runtrust/internal/k8sconfig"
 )
 
 // Config is the runtimesensor receiver's configuration.
@@ -61,11 +64,20 @@ type HashConfig struct {
 // KubernetesConfig configures the pod watch. Without it, records carry container.id only.
 type KubernetesConfig struct {
 	Enabled bool `mapstructure:"enabled"`
-	// AuthType is serviceAccount (in cluster) or kubeConfig ($KUBECONFIG or ~/.kube/config).
-	AuthType string `mapstructure:"auth_type"`
-	// Context is the kubeconfig context for kubeConfig; empty: the current one.
-	Context string `mapstructure:"context"`
+	// kubeAPIConfig is the shared client configuration (auth_type, kubeconfig, context, endpoint, qps, burst,
+	// content_type). Embedded through an unexported alias so that confmap.Validate does not check it on its own,
+	// under the Go field's name and even when the pod watch is off; Config.Validate checks it when enabled.
+	kubeAPIConfig `mapstructure:",squash"`
 }
+
+type kubeAPIConfig = k8sconfig.APIConfig
+
+// Validate hides the embedded APIConfig's from confmap.Validate: Config.Validate checks the pod watch, which
+// needs node_name too, and names its fields kubernetes.auth_type and so on.
+func (*KubernetesConfig) Validate() error { return nil }
+
+// The pod watch is one list and watch of one node's pods: client-go's own request rate is plenty.
+const kubeQPS, kubeBurst = 5, 10
 
 var _ confmap.Validator = (*Config)(nil)
 
@@ -86,7 +98,7 @@ func createDefaultConfig() component.Config {
 		Hash:                 HashConfig{Enabled: true, MaxFileSize: 256 << 20, CacheEntries: 4096},
 		ProcPath:             "/proc",
 		CgroupPath:           "/sys/fs/cgroup",
-		Kubernetes:           KubernetesConfig{AuthType: "serviceAccount"},
+		Kubernetes:           KubernetesConfig{kubeAPIConfig: k8sconfig.Default(kubeQPS, kubeBurst)},
 	}
 }
 
@@ -129,11 +141,7 @@ func (cfg *Config) Validate() error {
 		errs = append(errs, errors.New("cgroup_path: empty"))
 	}
 	if cfg.Kubernetes.Enabled {
-		switch cfg.Kubernetes.AuthType {
-		case "serviceAccount", "kubeConfig":
-		default:
-			errs = append(errs, fmt.Errorf("kubernetes.auth_type: %q is not serviceAccount or kubeConfig", cfg.Kubernetes.AuthType))
-		}
+		errs = append(errs, configerr.Prefix("kubernetes", cfg.Kubernetes.kubeAPIConfig.Validate()))
 		if cfg.NodeName == "" {
 			errs = append(errs, errors.New("node_name: empty, but kubernetes.enabled needs it to watch this node's pods "+
 				"(set it, or K8S_NODE_NAME from the downward API spec.nodeName)"))

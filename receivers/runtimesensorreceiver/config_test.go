@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 
+	"github.com/runtrust/runtrust/internal/k8sconfig"
 	"github.com/runtrust/runtrust/receivers/runtimesensorreceiver/internal/metadata"
 )
 
@@ -36,7 +37,7 @@ func TestLoadConfig(t *testing.T) {
 				CgroupRescanInterval: 2 * time.Second, FlushInterval: 100 * time.Millisecond,
 				Hash:     HashConfig{Enabled: true, MaxFileSize: 100 << 20, CacheEntries: 1024},
 				ProcPath: "/host/proc", CgroupPath: "/host/sys/fs/cgroup",
-				Kubernetes: KubernetesConfig{Enabled: true, AuthType: "serviceAccount"},
+				Kubernetes: KubernetesConfig{Enabled: true, kubeAPIConfig: k8sconfig.Default(kubeQPS, kubeBurst)},
 			},
 		},
 		{id: component.NewIDWithName(metadata.Type, "defaults"), want: defaults},
@@ -74,7 +75,7 @@ func FuzzConfigValidate(f *testing.F) {
 	f.Fuzz(func(t *testing.T, ttl int64, entries, ring int, health int64, auth string, k8s bool, node string) {
 		cfg := createDefaultConfig().(*Config)
 		cfg.DedupTTL, cfg.DedupEntries, cfg.RingBufferSize, cfg.HealthInterval = time.Duration(ttl), entries, ring, time.Duration(health)
-		cfg.Kubernetes = KubernetesConfig{Enabled: k8s, AuthType: auth}
+		cfg.Kubernetes.Enabled, cfg.Kubernetes.AuthType = k8s, k8sconfig.AuthType(auth)
 		cfg.NodeName = node
 		if err := cfg.Validate(); err == nil {
 			if ring&(ring-1) != 0 || cfg.HealthInterval <= 0 || ttl < 0 {

@@ -2,7 +2,6 @@ package runtimesensorreceiver
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -12,9 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
 // Pod is what a record learns about the pod a container belongs to.
@@ -35,6 +32,8 @@ type PodLookup interface {
 type informerPods struct {
 	client kubernetes.Interface
 	node   string
+	// closeConns closes the client's connections at Shutdown (nil for a client the watch does not own).
+	closeConns func()
 
 	mu     sync.RWMutex
 	byID   map[string]Pod
@@ -114,22 +113,7 @@ func (p *informerPods) Shutdown() {
 	if p.cancel != nil {
 		p.cancel()
 	}
-}
-
-// kubeClient builds the clientset the pod watch uses.
-func kubeClient(cfg KubernetesConfig) (kubernetes.Interface, error) {
-	var rc *rest.Config
-	var err error
-	switch cfg.AuthType {
-	case "serviceAccount":
-		rc, err = rest.InClusterConfig()
-	default:
-		rules := clientcmd.NewDefaultClientConfigLoadingRules()
-		rc, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
-			&clientcmd.ConfigOverrides{CurrentContext: cfg.Context}).ClientConfig()
+	if p.closeConns != nil {
+		p.closeConns()
 	}
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes (%s): %w", cfg.AuthType, err)
-	}
-	return kubernetes.NewForConfig(rc)
 }

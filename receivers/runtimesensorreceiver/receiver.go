@@ -94,11 +94,13 @@ func (r *sensorReceiver) Start(ctx context.Context, _ component.Host) error {
 		r.monoOffset = time.Duration(time.Now().UnixNano() - ts.Nano())
 	}
 	if r.pods == nil && r.cfg.Kubernetes.Enabled {
-		client, err := kubeClient(r.cfg.Kubernetes)
+		client, closeConns, err := r.cfg.Kubernetes.MakeClient("runtrust-runtimesensor")
 		if err != nil {
-			return err
+			return fmt.Errorf("kubernetes: %w", err)
 		}
-		r.pods = newInformerPods(client, r.cfg.NodeName)
+		pods := newInformerPods(client, r.cfg.NodeName)
+		pods.closeConns = closeConns
+		r.pods = pods
 	}
 	if r.pods != nil {
 		if err := r.pods.Start(ctx); err != nil {
