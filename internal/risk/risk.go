@@ -3,34 +3,22 @@
 package risk
 
 import (
+	"slices"
+
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
 	"github.com/runtrust/runtrust/internal/records"
 )
 
-// rank orders the severities of records.AttrRiskSeverity; unknown values rank as none.
-var rank = map[string]int{
-	records.SeverityNone:     0,
-	records.SeverityLow:      1,
-	records.SeverityMedium:   2,
-	records.SeverityHigh:     3,
-	records.SeverityCritical: 4,
-}
-
 // Valid reports whether s is one of the severities of the record contract.
-func Valid(s string) bool {
-	_, ok := rank[s]
-	return ok
-}
+func Valid(s string) bool { return records.KnownSeverity(s) }
 
 // Severities lists the valid severities, lowest first, for error messages and docs.
-func Severities() []string {
-	return []string{records.SeverityNone, records.SeverityLow, records.SeverityMedium, records.SeverityHigh, records.SeverityCritical}
-}
+func Severities() []string { return slices.Clone(records.Severities) }
 
-// Max returns the higher of two severities.
+// Max returns the higher of two severities (records.SeverityRank: an unknown one ranks below none).
 func Max(a, b string) string {
-	if rank[b] > rank[a] {
+	if records.SeverityRank(b) > records.SeverityRank(a) {
 		return b
 	}
 	return a

@@ -117,7 +117,7 @@ func (p *integrityProcessor) processLogs(ctx context.Context, ld plog.Logs) (plo
 		return ld, nil
 	}
 	outcomes := p.judgeAll(ctx, recs)
-	var counts [5]int64
+	var counts [len(verdictAttrs)]int64
 	for _, r := range recs {
 		o := r.now
 		if o == nil {
@@ -127,7 +127,7 @@ func (p *integrityProcessor) processLogs(ctx context.Context, ld plog.Logs) (plo
 			o.finish()
 		}
 		p.apply(r, o)
-		counts[verdictIndex[o.integrity]]++
+		counts[records.VerdictRank(o.integrity)]++
 	}
 	for i, n := range counts {
 		if n > 0 {
@@ -257,17 +257,16 @@ const (
 	errImageIDReference = refError("the image reference is a bare image id: there is no repository to ask")
 )
 
-// verdictIndex and verdictAttrs count verdicts per batch without allocating per record.
-var (
-	verdictIndex = map[string]int{records.IntegrityVerified: 0, records.IntegrityStaleTag: 1,
-		records.IntegrityDigestMismatch: 2, records.IntegrityArtifactMissing: 3, records.IntegrityUnverified: 4}
-	verdictAttrs = func() (out [5]metric.AddOption) {
-		for v, i := range verdictIndex {
-			out[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("verdict", v)))
-		}
-		return out
-	}()
-)
+// verdictAttrs holds the verdict counter's attribute set for each records.VerdictRank, so a batch counts its
+// verdicts without allocating per record. Rank 0, a verdict this version does not define, counts as "unknown":
+// never as verified.
+var verdictAttrs = func() (out [6]metric.AddOption) {
+	out[0] = metric.WithAttributeSet(attribute.NewSet(attribute.String("verdict", "unknown")))
+	for _, v := range records.Verdicts {
+		out[records.VerdictRank(v)] = metric.WithAttributeSet(attribute.NewSet(attribute.String("verdict", v)))
+	}
+	return out
+}()
 
 func (p *integrityProcessor) apply(r pending, o *outcome) {
 	attrs := r.attrs

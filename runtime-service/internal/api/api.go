@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/runtrust/runtrust/internal/records"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
 )
 
@@ -38,6 +39,18 @@ var Routes = []Route{
 	{"GET", "/api/v1/registries", (*Handler).listRegistries},
 	{"GET", "/api/v1/vulnerabilities", (*Handler).listVulnerabilities},
 	{"GET", "/api/v1/vulnerabilities.csv", (*Handler).vulnerabilitiesCSV},
+	{"GET", "/api/v1/meta/order", (*Handler).order},
+}
+
+// Order is /api/v1/meta/order: the record contract's severities and verdicts, worst first, as lists and filters
+// show them. The UI draws its filters from it, so the order is defined once (internal/records).
+type Order struct {
+	Severities []string `json:"severities"`
+	Verdicts   []string `json:"verdicts"`
+}
+
+func (h *Handler) order(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, Order{Severities: records.WorstFirst(records.Severities), Verdicts: records.WorstFirst(records.Verdicts)})
 }
 
 // Handler serves the API from a store.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -208,6 +209,12 @@ func TestEveryEndpointAnswersAsDocumented(t *testing.T) {
 		t.Fatalf("artifacts: %v", body)
 	}
 	checkResponse(t, s, h, route("/api/v1/artifacts"), "/api/v1/artifacts?cluster=stage&namespace=batch&sort=ref", 200)
+
+	body = checkResponse(t, s, h, route("/api/v1/meta/order"), "/api/v1/meta/order", 200)
+	if fmt.Sprint(body["severities"]) != "[critical high medium low none]" ||
+		fmt.Sprint(body["verdicts"]) != "[digest_mismatch artifact_missing stale_tag unverified verified]" {
+		t.Fatalf("order: %v", body)
+	}
 
 	body = checkResponse(t, s, h, route("/api/v1/images"), "/api/v1/images?severity=urgent", 400)
 	if !strings.Contains(body["error"].(string), `severity "urgent" is not one of none, low, medium, high, critical`) {

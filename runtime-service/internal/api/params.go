@@ -29,10 +29,11 @@ var Usages = []string{store.UsageInUse, store.UsageRecentlyUsed, store.UsageUnus
 // MaxSince bounds the since parameter's age: ten years.
 const MaxSince = 3650 * 24 * time.Hour
 
-// Severities and Verdicts are the filter values, from the record contract.
+// Severities and Verdicts are the filter values, in the record contract's order (records.Severities, lowest
+// first; records.Verdicts, best first).
 var (
-	Severities = []string{records.SeverityNone, records.SeverityLow, records.SeverityMedium, records.SeverityHigh, records.SeverityCritical}
-	Verdicts   = []string{records.IntegrityVerified, records.IntegrityStaleTag, records.IntegrityDigestMismatch, records.IntegrityArtifactMissing, records.IntegrityUnverified}
+	Severities = records.Severities
+	Verdicts   = records.Verdicts
 )
 
 // listParams says which query parameters each list endpoint takes and the sort orders it offers (the first is

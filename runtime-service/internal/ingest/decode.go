@@ -283,8 +283,8 @@ func (d *Decoded) addSensorHealth(t time.Time, r *reader) {
 }
 
 var (
-	severityValues  = []string{records.SeverityNone, records.SeverityLow, records.SeverityMedium, records.SeverityHigh, records.SeverityCritical}
-	integrityValues = []string{records.IntegrityVerified, records.IntegrityStaleTag, records.IntegrityDigestMismatch, records.IntegrityArtifactMissing, records.IntegrityUnverified}
+	severityValues  = records.Severities
+	integrityValues = records.Verdicts
 	changeValues    = []string{records.ChangeAdded, records.ChangeUpdated, records.ChangeDeleted, records.ChangeSnapshot}
 )
 

@@ -90,38 +90,10 @@ type SensorHealth struct {
 	Time                      time.Time
 }
 
-// SeverityRank orders runtrust.risk.severity values; an absent severity (no processor judged the record) ranks
-// below "none".
-func SeverityRank(s string) int16 {
-	switch s {
-	case records.SeverityNone:
-		return 1
-	case records.SeverityLow:
-		return 2
-	case records.SeverityMedium:
-		return 3
-	case records.SeverityHigh:
-		return 4
-	case records.SeverityCritical:
-		return 5
-	}
-	return 0
-}
+// SeverityRank is records.SeverityRank as the placements table stores it: an absent severity (no processor
+// judged the record) ranks 0, below "none".
+func SeverityRank(s string) int16 { return int16(records.SeverityRank(s)) }
 
-// VerdictRank orders runtrust.image.integrity values by the severity each carries, so an image that runs under
-// several verdicts shows its worst.
-func VerdictRank(v string) int16 {
-	switch v {
-	case records.IntegrityVerified:
-		return 1
-	case records.IntegrityUnverified:
-		return 2
-	case records.IntegrityStaleTag:
-		return 3
-	case records.IntegrityArtifactMissing:
-		return 4
-	case records.IntegrityDigestMismatch:
-		return 5
-	}
-	return 0
-}
+// VerdictRank is records.VerdictRank as the placements table stores it, so an image that runs under several
+// verdicts shows its worst.
+func VerdictRank(v string) int16 { return int16(records.VerdictRank(v)) }

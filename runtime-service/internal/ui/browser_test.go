@@ -265,6 +265,15 @@ func TestBrowserLiveAssessment(t *testing.T) {
 		t.Fatalf("untrusted registry badges: %d, want 1", n)
 	}
 	screenshot(t, ctx, "images")
+	// The filters are in the order the API serves (records' order, worst first), not one of the page's own.
+	var order struct{ Severities, Verdicts []string }
+	apiGet(t, s.base+"/api/v1/meta/order", &order)
+	for name, want := range map[string][]string{"severity": order.Severities, "verdict": order.Verdicts} {
+		got := eval[[]string](t, ctx, fmt.Sprintf(`[...document.querySelectorAll('input[name=%s]')].map(i => i.value)`, name))
+		if !slices.Equal(got, want) || len(want) != 5 {
+			t.Errorf("%s filters %v, the API's order %v", name, got, want)
+		}
+	}
 
 	// A severity filter narrows the list, lands in the URL, and asks the API the same.
 	redraw(t, ctx, "images", chromedp.Click(chromedp.CSS(`input[name=severity][value=high]`)))

@@ -8,8 +8,10 @@
 
 const API = '/api/v1';
 const PAGE = 50;
-const SEVERITIES = ['critical', 'high', 'medium', 'low', 'none'];
-const VERDICTS = ['digest_mismatch', 'artifact_missing', 'stale_tag', 'unverified', 'verified'];
+// The risk severities and integrity verdicts, worst first, as the API serves them (/api/v1/meta/order): the order
+// is defined once, in the record contract, and loaded before the first view draws.
+let SEVERITIES = [];
+let VERDICTS = [];
 const VERDICT_LABEL = {
   verified: 'verified', stale_tag: 'stale tag', digest_mismatch: 'digest mismatch',
   artifact_missing: 'missing', unverified: 'unverified',
@@ -1170,6 +1172,18 @@ function initPrefs() {
   });
 }
 
+// loadOrder fills SEVERITIES and VERDICTS. A service that does not answer leaves them empty: the view that draws
+// next says the service is unreachable, and the filters fill on the next load.
+async function loadOrder() {
+  try {
+    const { body } = await api('/meta/order');
+    SEVERITIES = body.severities;
+    VERDICTS = body.verdicts;
+  } catch { /* the view's own request reports it */ }
+}
+
 initPrefs();
-window.addEventListener('hashchange', route);
-route();
+loadOrder().then(() => {
+  window.addEventListener('hashchange', route);
+  route();
+});
