@@ -19,7 +19,8 @@ type Reference struct {
 	// Repository is the path inside the registry, e.g. "library/nginx". It
 	// is empty only for a bare image id.
 	Repository string
-	// Tag is "" when absent.
+	// Tag is DefaultTag ("latest") when the reference names neither a tag nor a digest, as runtimes read it;
+	// "" when it names only a digest.
 	Tag string
 	// Digest is "algorithm:hex" when present, with the hex lowercased.
 	Digest string
@@ -28,11 +29,13 @@ type Reference struct {
 // DefaultRegistry is the registry implied when a reference names none.
 const DefaultRegistry = "docker.io"
 
+// DefaultTag is the tag implied when a reference names neither a tag nor a digest.
+const DefaultTag = "latest"
+
 const (
-	maxNameLen   = 255 // registry + "/" + repository, after normalization
-	maxTagLen    = 128
-	minDigestHex = 32
-	maxQuoted    = 80 // bytes of user input quoted in an error message
+	maxNameLen = 255 // registry + "/" + repository, after normalization
+	maxTagLen  = 128
+	maxQuoted  = 80 // bytes of user input quoted in an error message
 )
 
 // Error reports an invalid image reference. Parse and ParseImageID return
@@ -146,8 +149,8 @@ func (r Reference) shortLooksLikeImageID(short string) bool {
 	if r.Tag == "" {
 		return len(short) == 64 && isLowerHex(short)
 	}
-	n := knownHexLen(short)
-	return n > 0 && len(r.Tag) == n && isLowerHex(r.Tag)
+	// Only sha256:<64 hex> reads as a bare id (imageIDDigest).
+	return short == "sha256" && len(r.Tag) == 64 && isLowerHex(r.Tag)
 }
 
 // join returns registry/repo[:tag][@digest] (without "registry/" when
@@ -279,6 +282,10 @@ func (p parser) parse(s string, off int) (Reference, error) {
 	if library {
 		ref.Repository = "library/" + path
 	}
+	if !hasTag && !hasDigest {
+		// What a runtime pulls for a name alone, and what containerd's ParseDockerRef and the pod status show.
+		ref.Tag = DefaultTag
+	}
 	return ref, nil
 }
 
@@ -375,8 +382,12 @@ func (p parser) checkIPv6(ip string, off int) error {
 	}
 	for i := 0; i < len(ip); i++ {
 		c := ip[i]
-		if isHexDigit(c) || c == ':' || c == '.' {
+		if isHexDigit(c) || c == ':' {
 			continue
+		}
+		if c == '.' {
+			// distribution's grammar has no IPv4-embedded form ([::ffff:192.0.2.1]); containerd refuses it.
+			return p.fail("IPv4-embedded IPv6 addresses are not supported in registry host (offset %d)", off+i)
 		}
 		if c == '%' {
 			return p.fail("IPv6 zone identifiers are not supported in registry host")
@@ -520,12 +531,13 @@ func (p parser) digest(d string, off int) (string, error) {
 	}
 	want := knownHexLen(alg)
 	switch {
-	case want > 0 && len(hex) < want:
+	case want == 0:
+		// go-digest, which every runtime validates digests with, knows no other algorithm.
+		return "", p.fail("unsupported digest algorithm %s (want sha256, sha384 or sha512)", quoteTrunc(alg))
+	case len(hex) < want:
 		return "", p.fail("digest hex too short (%s needs exactly %d hex digits, got %d)", alg, want, len(hex))
-	case want > 0 && len(hex) > want:
+	case len(hex) > want:
 		return "", p.fail("digest hex too long (%s needs exactly %d hex digits, got %d)", alg, want, len(hex))
-	case len(hex) < minDigestHex:
-		return "", p.fail("digest hex too short (need ≥%d hex digits; sha256 needs exactly 64), got %d", minDigestHex, len(hex))
 	}
 	return lowerHex(d, colon), nil
 }
@@ -589,7 +601,12 @@ func imageIDDigest(s string, anyCase bool) (string, bool) {
 	if i <= 0 {
 		return "", false
 	}
+	// In a reference (not anyCase) only sha256 reads as an id, as in docker's ParseAnyReference: "sha512:<hex>"
+	// there is the repository sha512 with a tag. A pod status's imageID may name any known algorithm.
 	n := knownHexLen(s[:i])
+	if !anyCase && s[:i] != "sha256" {
+		n = 0
+	}
 	if n == 0 || len(s)-i-1 != n || !hex(s[i+1:]) {
 		return "", false
 	}
