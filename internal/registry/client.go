@@ -190,11 +190,10 @@ func New(opts Options) (*Client, error) {
 		errs = append(errs, configerr.Index("registries", i, err))
 		c.configured = append(c.configured, ch)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
+	// The credentials files are read even when an entry is bad, so that one start names every problem.
 	kc, err := newKeychain(c.configured, opts.Credentials)
-	if err != nil {
+	errs = append(errs, configerr.Prefix("credentials", err))
+	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	kc.now, kc.reloaded = c.now, opts.CredentialsReloaded

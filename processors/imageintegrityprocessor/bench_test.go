@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/processor/processortest"
 
+	"github.com/runtrust/runtrust/internal/logstest"
 	"github.com/runtrust/runtrust/internal/records"
 	"github.com/runtrust/runtrust/internal/registry"
 	"github.com/runtrust/runtrust/internal/registry/registrytest"
@@ -45,14 +46,7 @@ func benchFleet(tb testing.TB, reg *registrytest.Registry) plog.Logs {
 	lrs := rl.ScopeLogs().AppendEmpty().LogRecords()
 	for i := range benchBatch {
 		img := images[i%len(images)]
-		lr := lrs.AppendEmpty()
-		lr.SetEventName(records.EventK8sContainer)
-		a := lr.Attributes()
-		a.PutStr(records.AttrK8sChange, records.ChangeSnapshot)
-		a.PutStr(records.AttrK8sNamespaceName, fmt.Sprintf("ns-%d", i%20))
-		a.PutStr(records.AttrK8sPodName, fmt.Sprintf("pod-%d", i))
-		a.PutStr(records.AttrK8sContainerName, "app")
-		a.PutStr(records.AttrContainerImageName, img.name)
+		a := logstest.AppendInventoryContainer(lrs, i, img.name)
 		a.PutStr(records.AttrImagePullPolicy, "IfNotPresent")
 		running := img.running
 		if i%10 == 0 && img.stale != "" {
@@ -108,22 +102,10 @@ func BenchmarkWarmCache(b *testing.B) {
 		b.Fatalf("warm-up verdicts: %v", v)
 	}
 	requests := reg.Total()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		b.StopTimer()
-		src.CopyTo(work) // fresh records each round, as a pipeline gets them
-		b.StartTimer()
-		if _, err := p.processLogs(ctx, work); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
+	logstest.BenchBatches(b, src, p.processLogs)
 	if reg.Total() != requests {
 		b.Fatalf("%d registry requests with a warm cache", reg.Total()-requests)
 	}
-	b.ReportMetric(float64(b.N*benchBatch)/b.Elapsed().Seconds(), "records/s")
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchBatch), "ns/record")
 }
 
 // concurrentBatches sends 100 copies of the fleet's batch at once through a processor with a cold cache and

@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
 
+	"github.com/runtrust/runtrust/internal/configerr"
 	"github.com/runtrust/runtrust/internal/registry"
 	"github.com/runtrust/runtrust/internal/registryrule"
 )
@@ -53,8 +54,34 @@ func createDefaultConfig() component.Config {
 }
 
 // Validate checks every field, reading the CA, password, token and credentials files it names, so that a bad
-// setting stops the collector at start with the field named.
+// setting stops the collector at start with the field named. It is the compilation the processor runs with.
 func (cfg *Config) Validate() error {
+	c, err := cfg.compile(clientHooks{})
+	if c.client != nil {
+		c.client.Close()
+	}
+	return err
+}
+
+// compiled is a Config in the form the processor runs with: mirrors parsed, every registries entry, CA and
+// credentials file compiled into a registry client (built, not started).
+type compiled struct {
+	mirrors []registryrule.Mirror
+	client  *registry.Client
+}
+
+// clientHooks is what the registry client takes from the collector rather than from the config; Validate passes
+// none.
+type clientHooks struct {
+	observer            registry.Observer
+	userAgent           string
+	credentialsReloaded func(error)
+}
+
+// compile checks every field and builds what the processor runs with. The error joins every problem, each line
+// naming its field; the client is nil whenever the error is not.
+func (cfg *Config) compile(hooks clientHooks) (compiled, error) {
+	var c compiled
 	var errs []error
 	if cfg.BatchDeadline <= 0 {
 		errs = append(errs, fmt.Errorf("batch_deadline: %s must be positive", cfg.BatchDeadline))
@@ -65,36 +92,36 @@ func (cfg *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("request_timeout: %s is shorter than batch_deadline %s; a lookup must be able to outlive its batch",
 			cfg.RequestTimeout, cfg.BatchDeadline))
 	}
-	if err := cfg.Cache.Validate(); err != nil {
-		errs = append(errs, prefix("cache", err))
+	cache := cfg.Cache
+	if err := cache.Validate(); err != nil {
+		errs = append(errs, configerr.Prefix("cache", err))
+		// Named above; a valid stand-in lets the client still compile, and name, the registries and credentials.
+		cache = registry.DefaultCacheConfig()
 	}
-	for i, h := range cfg.Registries {
-		if err := h.Validate(); err != nil {
-			errs = append(errs, prefix(fmt.Sprintf("registries[%d]", i), err))
+	errs = append(errs, configerr.Prefix("default_limits", cfg.DefaultLimits.Validate()))
+	for i, mc := range cfg.Mirrors {
+		m, err := registryrule.ParseMirror(mc)
+		errs = append(errs, configerr.Index("mirrors", i, err))
+		c.mirrors = append(c.mirrors, m)
+	}
+	client, err := registry.New(registry.Options{
+		Hosts:               cfg.Registries,
+		Defaults:            cfg.DefaultLimits,
+		Credentials:         cfg.Credentials,
+		Cache:               cache,
+		RequestTimeout:      cfg.RequestTimeout,
+		SkipUnlisted:        !cfg.CheckUnlistedRegistries,
+		Observer:            hooks.observer,
+		UserAgent:           hooks.userAgent,
+		CredentialsReloaded: hooks.credentialsReloaded,
+	})
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		if client != nil {
+			client.Close()
 		}
+		return compiled{}, err
 	}
-	if err := cfg.DefaultLimits.Validate(); err != nil {
-		errs = append(errs, prefix("default_limits", err))
-	}
-	if err := cfg.Credentials.Validate(); err != nil {
-		errs = append(errs, prefix("credentials", err))
-	}
-	for i, m := range cfg.Mirrors {
-		if _, err := registryrule.ParseMirror(m); err != nil {
-			errs = append(errs, fmt.Errorf("mirrors[%d]: %w", i, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// prefix puts "field." before each line of a joined error, so that every line names its full field.
-func prefix(field string, err error) error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, prefix(field, e))
-		}
-		return errors.Join(out...)
-	}
-	return fmt.Errorf("%s.%w", field, err)
+	c.client = client
+	return c, nil
 }

@@ -42,29 +42,10 @@ func newIntegrityProcessor(cfg *Config, set processor.Settings) (*integrityProce
 	if err != nil {
 		return nil, err
 	}
-	p := &integrityProcessor{
-		logger:   set.Logger,
-		deadline: cfg.BatchDeadline,
-		tb:       tb,
-		logged:   map[query]string{},
-	}
-	for _, mc := range cfg.Mirrors {
-		m, err := registryrule.ParseMirror(mc)
-		if err != nil {
-			return nil, err
-		}
-		p.mirrors = append(p.mirrors, m)
-	}
-	p.client, err = registry.New(registry.Options{
-		Hosts:          cfg.Registries,
-		Defaults:       cfg.DefaultLimits,
-		Credentials:    cfg.Credentials,
-		Cache:          cfg.Cache,
-		RequestTimeout: cfg.RequestTimeout,
-		SkipUnlisted:   !cfg.CheckUnlistedRegistries,
-		Observer:       observer{tb: tb},
-		UserAgent:      "runtrust-imageintegrity/" + set.BuildInfo.Version,
-		CredentialsReloaded: func(err error) {
+	c, err := cfg.compile(clientHooks{
+		observer:  observer{tb: tb},
+		userAgent: "runtrust-imageintegrity/" + set.BuildInfo.Version,
+		credentialsReloaded: func(err error) {
 			if err != nil {
 				set.Logger.Warn("a registry credentials file changed but cannot be read; the credentials read before stay in use", zap.Error(err))
 				return
@@ -76,7 +57,14 @@ func newIntegrityProcessor(cfg *Config, set processor.Settings) (*integrityProce
 		tb.Shutdown()
 		return nil, err
 	}
-	return p, nil
+	return &integrityProcessor{
+		logger:   set.Logger,
+		client:   c.client,
+		mirrors:  c.mirrors,
+		deadline: cfg.BatchDeadline,
+		tb:       tb,
+		logged:   map[query]string{},
+	}, nil
 }
 
 func (p *integrityProcessor) start(context.Context, component.Host) error {

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processortest"
 
+	"github.com/runtrust/runtrust/internal/logstest"
 	"github.com/runtrust/runtrust/internal/records"
 	"github.com/runtrust/runtrust/internal/registry"
 	"github.com/runtrust/runtrust/internal/registry/registrytest"
@@ -30,6 +31,15 @@ func testConfig() *Config {
 	return cfg
 }
 
+// shortCacheConfig is testConfig with answers kept for ttl and errors for 100ms, for tests that watch the cache
+// expire.
+func shortCacheConfig(ttl time.Duration) *Config {
+	cfg := testConfig()
+	cfg.Cache.TTL = ttl
+	cfg.Cache.NegativeTTL = 100 * time.Millisecond
+	return cfg
+}
+
 type harness struct {
 	t    *testing.T
 	p    processor.Logs
@@ -43,12 +53,7 @@ func start(t *testing.T, cfg *Config) *harness {
 
 func startWith(t *testing.T, cfg *Config, set processor.Settings) *harness {
 	t.Helper()
-	require.NoError(t, cfg.Validate())
-	sink := new(consumertest.LogsSink)
-	p, err := NewFactory().CreateLogs(context.Background(), set, cfg, sink)
-	require.NoError(t, err)
-	require.NoError(t, p.Start(context.Background(), nil))
-	t.Cleanup(func() { require.NoError(t, p.Shutdown(context.Background())) })
+	p, sink := logstest.StartProcessor(t, NewFactory(), set, cfg)
 	return &harness{t: t, p: p, sink: sink}
 }
 
@@ -91,13 +96,7 @@ func (h *harness) send(cs ...container) []map[string]any {
 	h.t.Helper()
 	h.sink.Reset()
 	require.NoError(h.t, h.p.ConsumeLogs(context.Background(), logsOf(cs...)))
-	var out []map[string]any
-	for _, ld := range h.sink.AllLogs() {
-		lrs := ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords()
-		for i := 0; i < lrs.Len(); i++ {
-			out = append(out, lrs.At(i).Attributes().AsRaw())
-		}
-	}
+	out := logstest.Attributes(h.sink.AllLogs()...)
 	require.Len(h.t, out, len(cs))
 	return out
 }
@@ -151,9 +150,7 @@ func TestGreenBurrito(t *testing.T) {
 	reg := registrytest.Start(t)
 	v1 := reg.PushImage(t, "shop/green-burrito:latest")
 
-	cfg := testConfig()
-	cfg.Cache.TTL = 300 * time.Millisecond
-	cfg.Cache.NegativeTTL = 100 * time.Millisecond
+	cfg := shortCacheConfig(300 * time.Millisecond)
 	h := start(t, cfg)
 	pod := container{image: reg.Host + "/shop/green-burrito", tag: "latest",
 		running: reg.Ref("shop/green-burrito@" + v1), policy: "IfNotPresent"}
@@ -235,9 +232,7 @@ func TestTagDeleted(t *testing.T) {
 func TestMultiArch(t *testing.T) {
 	reg := registrytest.Start(t)
 	index, platforms := reg.PushIndex(t, "base/multi:1")
-	cfg := testConfig()
-	cfg.Cache.TTL = 300 * time.Millisecond
-	cfg.Cache.NegativeTTL = 100 * time.Millisecond
+	cfg := shortCacheConfig(300 * time.Millisecond)
 	h := start(t, cfg)
 
 	for _, running := range []string{platforms[0], platforms[1], index} {
@@ -264,9 +259,7 @@ func TestPinnedReference(t *testing.T) {
 	reg := registrytest.Start(t)
 	v1 := reg.PushImage(t, "shop/api:2")
 	index, platforms := reg.PushIndex(t, "shop/api:multi")
-	cfg := testConfig()
-	cfg.Cache.TTL = 300 * time.Millisecond
-	cfg.Cache.NegativeTTL = 100 * time.Millisecond
+	cfg := shortCacheConfig(300 * time.Millisecond)
 	h := start(t, cfg)
 
 	got := h.one(container{image: reg.Host + "/shop/api@" + v1, running: reg.Ref("shop/api@" + v1)})
@@ -312,9 +305,7 @@ func TestBareImageID(t *testing.T) {
 func TestRegistryStopped(t *testing.T) {
 	reg := registrytest.Start(t)
 	v1 := reg.PushImage(t, "shop/cart:1")
-	cfg := testConfig()
-	cfg.Cache.TTL = 200 * time.Millisecond
-	cfg.Cache.NegativeTTL = 100 * time.Millisecond
+	cfg := shortCacheConfig(200 * time.Millisecond)
 	cfg.Cache.Refresh = false
 	h := start(t, cfg)
 	pod := container{image: reg.Host + "/shop/cart:1", running: v1}

@@ -1,13 +1,13 @@
 package registrytrustprocessor
 
 import (
-	"context"
 	"fmt"
 	"testing"
 
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/pdata/plog"
 
+	"github.com/runtrust/runtrust/internal/logstest"
 	"github.com/runtrust/runtrust/internal/records"
 )
 
@@ -33,19 +33,12 @@ func benchLogs() plog.Logs {
 	rl.Resource().Attributes().PutStr(records.AttrK8sClusterName, "prod-eu-1")
 	lrs := rl.ScopeLogs().AppendEmpty().LogRecords()
 	for i := 0; i < benchBatch; i++ {
-		lr := lrs.AppendEmpty()
-		lr.SetEventName(records.EventK8sContainer)
-		a := lr.Attributes()
-		a.PutStr(records.AttrK8sChange, records.ChangeSnapshot)
-		a.PutStr(records.AttrK8sNamespaceName, fmt.Sprintf("ns-%d", i%20))
-		a.PutStr(records.AttrK8sPodName, fmt.Sprintf("pod-%d", i))
-		a.PutStr(records.AttrK8sContainerName, "app")
-		a.PutStr(records.AttrContainerID, repeat("0f", 32))
 		img := images[i%len(images)]
 		if containsVerb(img) {
 			img = fmt.Sprintf(img, (i/len(images))%5)
 		}
-		a.PutStr(records.AttrContainerImageName, img)
+		a := logstest.AppendInventoryContainer(lrs, i, img)
+		a.PutStr(records.AttrContainerID, repeat("0f", 32))
 		a.PutStr(records.AttrImageRunningDigest, "sha256:"+repeat("cd", 32))
 	}
 	return ld
@@ -76,21 +69,7 @@ func benchmarkProcessor(b *testing.B, cfg *Config) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	src := benchLogs()
-	work := plog.NewLogs()
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		b.StopTimer()
-		src.CopyTo(work) // fresh records each round, as a pipeline gets them
-		b.StartTimer()
-		if _, err := p.processLogs(ctx, work); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N*benchBatch)/b.Elapsed().Seconds(), "records/s")
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchBatch), "ns/record")
+	logstest.BenchBatches(b, benchLogs(), p.processLogs)
 }
 
 // BenchmarkListRules: 10 trusted_registries entries and one mirror, no OTTL.

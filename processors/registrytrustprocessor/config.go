@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
 
+	"github.com/runtrust/runtrust/internal/configerr"
 	"github.com/runtrust/runtrust/internal/registryrule"
 	"github.com/runtrust/runtrust/internal/risk"
 )
@@ -55,36 +56,59 @@ func createDefaultConfig() component.Config {
 }
 
 // Validate checks every field that can be checked without building the processor; OTTL conditions are parsed
-// here too, so a typo fails at start with the condition named.
+// here too, so a typo fails at start with the condition named. It is the compilation the processor runs with.
 func (cfg *Config) Validate() error {
+	_, err := cfg.compile(component.TelemetrySettings{})
+	return err
+}
+
+// compiled is a Config in the form the processor runs with: rules, mirrors and OTTL conditions parsed.
+type compiled struct {
+	rules             []registryrule.Rule
+	mirrors           []registryrule.Mirror
+	mutableTags       map[string]struct{}
+	untrustedSeverity string
+	policy            policy
+}
+
+// compile checks every field and parses what the processor runs with. The error joins every problem, each line
+// naming its field. set is what the OTTL conditions log through when they fail on a record.
+func (cfg *Config) compile(set component.TelemetrySettings) (compiled, error) {
+	c := compiled{mutableTags: make(map[string]struct{}, len(cfg.MutableTags)), untrustedSeverity: cfg.UntrustedSeverity}
 	var errs []error
 	if len(cfg.TrustedRegistries) == 0 && len(cfg.Policy.TrustedWhen) == 0 {
 		errs = append(errs, errors.New("trusted_registries: empty, and no policy.trusted_when either: every image "+
 			"would be flagged untrusted; list the registries you approve"))
 	}
 	for i, s := range cfg.TrustedRegistries {
-		if _, err := registryrule.Parse(s, true); err != nil {
+		r, err := registryrule.Parse(s, true)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("trusted_registries[%d]: %w", i, err))
 		}
+		c.rules = append(c.rules, r)
 	}
-	for i, m := range cfg.Mirrors {
-		if _, err := registryrule.ParseMirror(m); err != nil {
-			errs = append(errs, fmt.Errorf("mirrors[%d]: %w", i, err))
-		}
+	for i, mc := range cfg.Mirrors {
+		m, err := registryrule.ParseMirror(mc)
+		errs = append(errs, configerr.Index("mirrors", i, err))
+		c.mirrors = append(c.mirrors, m)
 	}
 	for i, tag := range cfg.MutableTags {
 		if err := checkTag(tag); err != nil {
 			errs = append(errs, fmt.Errorf("mutable_tags[%d]: %w", i, err))
 		}
+		c.mutableTags[tag] = struct{}{}
 	}
 	if !risk.Valid(cfg.UntrustedSeverity) {
 		errs = append(errs, fmt.Errorf("untrusted_severity: %q is not one of %s",
 			cfg.UntrustedSeverity, strings.Join(risk.Severities(), ", ")))
 	}
-	if _, err := newPolicy(cfg.Policy, component.TelemetrySettings{}); err != nil {
-		errs = append(errs, err)
+	var err error
+	c.policy, err = newPolicy(cfg.Policy, set)
+	errs = append(errs, configerr.Prefix("policy", err))
+	if err := errors.Join(errs...); err != nil {
+		return compiled{}, err
 	}
-	return errors.Join(errs...)
+	return c, nil
 }
 
 // checkTag applies the reference grammar's tag rule: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}.

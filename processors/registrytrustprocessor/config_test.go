@@ -1,31 +1,19 @@
 package registrytrustprocessor
 
 import (
-	"path/filepath"
-	"strings"
 	"testing"
 
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/confmap"
-	"go.opentelemetry.io/collector/confmap/confmaptest"
 
+	"github.com/runtrust/runtrust/internal/configtest"
 	"github.com/runtrust/runtrust/processors/registrytrustprocessor/internal/metadata"
 )
 
 func TestLoadConfig(t *testing.T) {
-	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
-	require.NoError(t, err)
-
-	tests := []struct {
-		id      component.ID
-		want    *Config
-		wantErr string // substring of the validation error; the field must be named
-	}{
+	configtest.LoadConfig(t, NewFactory(), []configtest.Case{
 		{
-			id: component.NewID(metadata.Type),
-			want: &Config{
+			ID: component.NewID(metadata.Type),
+			Want: &Config{
 				TrustedRegistries: []string{"registry.corp.example", "registry.corp.example:5000", "ghcr.io/acme",
 					"*.artifactory.corp.example", "docker.io/library"},
 				Mirrors:           []MirrorConfig{{Source: "docker.io", Mirror: "mirror.corp.example/dockerhub"}},
@@ -39,37 +27,21 @@ func TestLoadConfig(t *testing.T) {
 			},
 		},
 		{
-			id: component.NewIDWithName(metadata.Type, "defaults"),
-			want: &Config{
+			ID: component.NewIDWithName(metadata.Type, "defaults"),
+			Want: &Config{
 				TrustedRegistries: []string{"registry.corp.example"},
 				MutableTags:       defaultMutableTags,
 				UntrustedSeverity: "high",
 			},
 		},
-		{id: component.NewIDWithName(metadata.Type, "empty"), wantErr: "trusted_registries: empty"},
-		{id: component.NewIDWithName(metadata.Type, "bad_rule"), wantErr: "trusted_registries[0]: \"https://registry.corp.example\" has a URL scheme"},
-		{id: component.NewIDWithName(metadata.Type, "bad_wildcard"), wantErr: "trusted_registries[0]: \"registry.*.example\": a wildcard may only stand as the first label"},
-		{id: component.NewIDWithName(metadata.Type, "bad_mirror"), wantErr: "mirrors[0]: source: \"*.docker.io\": a wildcard is not allowed here"},
-		{id: component.NewIDWithName(metadata.Type, "bad_tag"), wantErr: "mutable_tags[0]: tag \"-latest\" has invalid character '-'"},
-		{id: component.NewIDWithName(metadata.Type, "bad_severity"), wantErr: "untrusted_severity: \"severe\" is not one of none, low, medium, high, critical"},
-		{id: component.NewIDWithName(metadata.Type, "bad_ottl"), wantErr: "policy.untrusted_when[0]"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.id.String(), func(t *testing.T) {
-			cfg := NewFactory().CreateDefaultConfig()
-			sub, err := cm.Sub(tt.id.String())
-			require.NoError(t, err)
-			require.NoError(t, sub.Unmarshal(cfg))
-			err = confmap.Validate(cfg)
-			if tt.wantErr != "" {
-				require.Error(t, err)
-				assert.Contains(t, err.Error(), tt.wantErr)
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tt.want, cfg)
-		})
-	}
+		{ID: component.NewIDWithName(metadata.Type, "empty"), WantErr: "trusted_registries: empty"},
+		{ID: component.NewIDWithName(metadata.Type, "bad_rule"), WantErr: "trusted_registries[0]: \"https://registry.corp.example\" has a URL scheme"},
+		{ID: component.NewIDWithName(metadata.Type, "bad_wildcard"), WantErr: "trusted_registries[0]: \"registry.*.example\": a wildcard may only stand as the first label"},
+		{ID: component.NewIDWithName(metadata.Type, "bad_mirror"), WantErr: "mirrors[0].source: \"*.docker.io\": a wildcard is not allowed here"},
+		{ID: component.NewIDWithName(metadata.Type, "bad_tag"), WantErr: "mutable_tags[0]: tag \"-latest\" has invalid character '-'"},
+		{ID: component.NewIDWithName(metadata.Type, "bad_severity"), WantErr: "untrusted_severity: \"severe\" is not one of none, low, medium, high, critical"},
+		{ID: component.NewIDWithName(metadata.Type, "bad_ottl"), WantErr: "policy.untrusted_when[0]"},
+	})
 }
 
 func TestValidateNamesEveryBadField(t *testing.T) {
@@ -78,12 +50,13 @@ func TestValidateNamesEveryBadField(t *testing.T) {
 		Mirrors:           []MirrorConfig{{Source: "docker.io", Mirror: "docker.io"}},
 		MutableTags:       []string{"latest", ""},
 		UntrustedSeverity: "",
+		Policy: PolicyConfig{
+			TrustedWhen:   []string{`attributes["a"] == "b"`, `attributes["a"] ==`},
+			UntrustedWhen: []string{`NoSuchFunction(attributes["a"])`},
+		},
 	}
-	err := cfg.Validate()
-	require.Error(t, err)
-	for _, field := range []string{"trusted_registries[1]", "trusted_registries[2]", "mirrors[0]", "mutable_tags[1]", "untrusted_severity"} {
-		assert.Contains(t, err.Error(), field)
-	}
-	assert.NotContains(t, err.Error(), "trusted_registries[0]")
-	assert.Equal(t, 5, strings.Count(err.Error(), "\n")+1, "one line per bad field: %v", err)
+	configtest.NamesEveryField(t, cfg.Validate(),
+		[]string{"trusted_registries[1]", "trusted_registries[2]", "mirrors[0]", "mutable_tags[1]", "untrusted_severity",
+			"policy.trusted_when[1]", "policy.untrusted_when[0]"},
+		"trusted_registries[0]", "policy.trusted_when[0]")
 }

@@ -2,6 +2,7 @@ package registrytrustprocessor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/ottl"
@@ -18,7 +19,8 @@ type policy struct {
 	untrustedWhen *ottl.ConditionSequence[*ottllog.TransformContext]
 }
 
-// newPolicy parses the conditions once. An error names the list and the condition that failed to parse.
+// newPolicy parses the conditions once. The error joins every condition that fails to parse, each named by its
+// list and index (the caller puts "policy." before them).
 func newPolicy(cfg PolicyConfig, set component.TelemetrySettings) (policy, error) {
 	if set.Logger == nil {
 		set.Logger = zap.NewNop()
@@ -29,32 +31,38 @@ func newPolicy(cfg PolicyConfig, set component.TelemetrySettings) (policy, error
 	}
 	parser, err := ottllog.NewParser(ottlfuncs.StandardConverters[*ottllog.TransformContext](), set)
 	if err != nil {
-		return p, fmt.Errorf("policy: creating the OTTL parser: %w", err)
+		return p, fmt.Errorf("creating the OTTL parser: %w", err)
 	}
-	build := func(field string, conditions []string) (*ottl.ConditionSequence[*ottllog.TransformContext], error) {
-		if len(conditions) == 0 {
-			return nil, nil
-		}
-		parsed := make([]*ottl.Condition[*ottllog.TransformContext], len(conditions))
-		for i, text := range conditions {
-			c, err := parser.ParseCondition(text)
-			if err != nil {
-				return nil, fmt.Errorf("policy.%s[%d]: %w", field, i, err)
-			}
-			parsed[i] = c
-		}
-		// A condition that fails to evaluate on one record (say, a type mismatch) is logged and counts as false:
-		// one odd record must not stop the pipeline.
-		seq := ottllog.NewConditionSequence(parsed, set, ottllog.WithConditionSequenceErrorMode(ottl.IgnoreError))
-		return &seq, nil
-	}
-	if p.trustedWhen, err = build("trusted_when", cfg.TrustedWhen); err != nil {
+	trusted, trustedErr := parseConditions(parser, set, "trusted_when", cfg.TrustedWhen)
+	untrusted, untrustedErr := parseConditions(parser, set, "untrusted_when", cfg.UntrustedWhen)
+	if err := errors.Join(trustedErr, untrustedErr); err != nil {
 		return p, err
 	}
-	if p.untrustedWhen, err = build("untrusted_when", cfg.UntrustedWhen); err != nil {
-		return p, err
+	return policy{trustedWhen: trusted, untrustedWhen: untrusted}, nil
+}
+
+// parseConditions parses one list of conditions into a sequence; nil for an empty list.
+func parseConditions(parser ottl.Parser[*ottllog.TransformContext], set component.TelemetrySettings, field string,
+	conditions []string) (*ottl.ConditionSequence[*ottllog.TransformContext], error) {
+	if len(conditions) == 0 {
+		return nil, nil
 	}
-	return p, nil
+	parsed := make([]*ottl.Condition[*ottllog.TransformContext], len(conditions))
+	var errs []error
+	for i, text := range conditions {
+		c, err := parser.ParseCondition(text)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s[%d]: %w", field, i, err))
+		}
+		parsed[i] = c
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	// A condition that fails to evaluate on one record (say, a type mismatch) is logged and counts as false:
+	// one odd record must not stop the pipeline.
+	seq := ottllog.NewConditionSequence(parsed, set, ottllog.WithConditionSequenceErrorMode(ottl.IgnoreError))
+	return &seq, nil
 }
 
 func (p policy) empty() bool { return p.trustedWhen == nil && p.untrustedWhen == nil }

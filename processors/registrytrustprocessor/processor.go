@@ -9,6 +9,8 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
 	"github.com/runtrust/runtrust/internal/imageattr"
@@ -16,6 +18,7 @@ import (
 	"github.com/runtrust/runtrust/internal/records"
 	"github.com/runtrust/runtrust/internal/registryrule"
 	"github.com/runtrust/runtrust/internal/risk"
+	"github.com/runtrust/runtrust/processors/registrytrustprocessor/internal/metadata"
 )
 
 // maxLoggedInvalid bounds how many distinct invalid references are logged, so a flood of garbage cannot
@@ -23,49 +26,57 @@ import (
 const maxLoggedInvalid = 1000
 
 type trustProcessor struct {
-	logger            *zap.Logger
-	rules             []registryrule.Rule
-	mirrors           []registryrule.Mirror
-	mutableTags       map[string]struct{}
-	untrustedSeverity string
-	policy            policy
+	logger *zap.Logger
+	tb     *metadata.TelemetryBuilder
+	compiled
 
 	mu            sync.Mutex
 	loggedInvalid map[string]struct{}
 }
 
 func newTrustProcessor(cfg *Config, set component.TelemetrySettings) (*trustProcessor, error) {
-	p := &trustProcessor{
-		logger:            set.Logger,
-		mutableTags:       make(map[string]struct{}, len(cfg.MutableTags)),
-		untrustedSeverity: cfg.UntrustedSeverity,
-		loggedInvalid:     map[string]struct{}{},
-	}
-	for i, s := range cfg.TrustedRegistries {
-		r, err := registryrule.Parse(s, true)
-		if err != nil {
-			return nil, fmt.Errorf("trusted_registries[%d]: %w", i, err)
-		}
-		p.rules = append(p.rules, r)
-	}
-	for i, mc := range cfg.Mirrors {
-		m, err := registryrule.ParseMirror(mc)
-		if err != nil {
-			return nil, fmt.Errorf("mirrors[%d]: %w", i, err)
-		}
-		p.mirrors = append(p.mirrors, m)
-	}
-	for _, t := range cfg.MutableTags {
-		p.mutableTags[t] = struct{}{}
-	}
-	var err error
-	if p.policy, err = newPolicy(cfg.Policy, set); err != nil {
+	c, err := cfg.compile(set)
+	if err != nil {
 		return nil, err
 	}
-	return p, nil
+	tb, err := metadata.NewTelemetryBuilder(set)
+	if err != nil {
+		return nil, err
+	}
+	return &trustProcessor{logger: set.Logger, tb: tb, compiled: c, loggedInvalid: map[string]struct{}{}}, nil
 }
 
+func (p *trustProcessor) shutdown(context.Context) error {
+	p.tb.Shutdown()
+	return nil
+}
+
+// outcome is what annotate made of one record, for the self-metrics.
+type outcome int
+
+const (
+	noImage outcome = iota
+	invalidReference
+	trustedByList
+	untrustedByList
+	trustedByPolicy
+	untrustedByPolicy
+	outcomeCount
+)
+
+// judgedAttrs holds the judged counter's attribute set for each outcome that is a judgement, so that a batch is
+// counted without allocating per record.
+var judgedAttrs = func() (out [outcomeCount]metric.AddOption) {
+	set := func(trust, decidedBy string) metric.AddOption {
+		return metric.WithAttributeSet(attribute.NewSet(attribute.String("trust", trust), attribute.String("decided_by", decidedBy)))
+	}
+	out[trustedByList], out[untrustedByList] = set("trusted", "list"), set("untrusted", "list")
+	out[trustedByPolicy], out[untrustedByPolicy] = set("trusted", "policy"), set("untrusted", "policy")
+	return out
+}()
+
 func (p *trustProcessor) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, error) {
+	var counts [outcomeCount]int64
 	rls := ld.ResourceLogs()
 	for i := 0; i < rls.Len(); i++ {
 		rl := rls.At(i)
@@ -75,8 +86,16 @@ func (p *trustProcessor) processLogs(ctx context.Context, ld plog.Logs) (plog.Lo
 			sl := sls.At(j)
 			lrs := sl.LogRecords()
 			for k := 0; k < lrs.Len(); k++ {
-				p.annotate(ctx, rl, sl, lrs.At(k), resAttrs)
+				counts[p.annotate(ctx, rl, sl, lrs.At(k), resAttrs)]++
 			}
+		}
+	}
+	if n := counts[invalidReference]; n > 0 {
+		p.tb.ProcessorRegistrytrustInvalidReferences.Add(ctx, n)
+	}
+	for o, n := range counts {
+		if n > 0 && judgedAttrs[o] != nil {
+			p.tb.ProcessorRegistrytrustJudged.Add(ctx, n, judgedAttrs[o])
 		}
 	}
 	return ld, nil
@@ -91,17 +110,17 @@ type verdict struct {
 	mutable bool
 }
 
-func (p *trustProcessor) annotate(ctx context.Context, rl plog.ResourceLogs, sl plog.ScopeLogs, lr plog.LogRecord, resAttrs pcommon.Map) {
+func (p *trustProcessor) annotate(ctx context.Context, rl plog.ResourceLogs, sl plog.ScopeLogs, lr plog.LogRecord, resAttrs pcommon.Map) outcome {
 	attrs := lr.Attributes()
 	raw, ok := imageattr.Named(attrs, resAttrs)
 	if !ok {
-		return
+		return noImage
 	}
 	ref, err := imageref.Parse(raw)
 	if err != nil {
 		attrs.PutStr(records.AttrImageRefError, err.Error())
 		p.logInvalid(raw, err)
-		return
+		return invalidReference
 	}
 	v := p.judge(ref)
 	attrs.PutStr(records.AttrImageRef, v.ref.String())
@@ -118,15 +137,17 @@ func (p *trustProcessor) annotate(ctx context.Context, rl plog.ResourceLogs, sl 
 		attrs.PutBool(records.AttrRegistryTrusted, false)
 		risk.Raise(attrs, p.untrustedSeverity, risk.Reason(records.ReasonUntrustedByPolicy,
 			fmt.Sprintf("image %q matched a policy.untrusted_when condition", v.ref.String())))
-		return
+		return untrustedByPolicy
 	case decidedTrusted:
 		attrs.PutBool(records.AttrRegistryTrusted, true)
-		return
+		return trustedByPolicy
 	}
 	if !v.trusted {
 		risk.Raise(attrs, p.untrustedSeverity, risk.Reason(records.ReasonUntrustedRegistry,
 			fmt.Sprintf("registry %q (image %q) is not in trusted_registries", v.pulled.Registry, v.pulled.Name())))
+		return untrustedByList
 	}
+	return trustedByList
 }
 
 // judge applies the mirror mapping, the trusted list and the mutable-tag list to a reference.

@@ -6,11 +6,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processortest"
 
+	"github.com/runtrust/runtrust/internal/logstest"
 	"github.com/runtrust/runtrust/internal/records"
 	"github.com/runtrust/runtrust/processors/registrytrustprocessor/internal/metadata"
 )
@@ -23,31 +24,20 @@ func testConfig() *Config {
 	return cfg
 }
 
-// run sends one log record per image through a processor built by the factory and returns the records' attributes.
+// run sends the records build makes through a processor built by the factory and returns the records' attributes.
 func run(t *testing.T, cfg *Config, build func(plog.Logs)) []map[string]any {
 	t.Helper()
-	sink := new(consumertest.LogsSink)
-	p, err := NewFactory().CreateLogs(context.Background(), processortest.NewNopSettings(metadata.Type), cfg, sink)
-	require.NoError(t, err)
-	require.NoError(t, p.Start(context.Background(), nil))
-	defer func() { require.NoError(t, p.Shutdown(context.Background())) }()
+	return runWith(t, processortest.NewNopSettings(metadata.Type), cfg, build)
+}
+
+// runWith is run with the processor's settings given (its telemetry, say).
+func runWith(t *testing.T, set processor.Settings, cfg *Config, build func(plog.Logs)) []map[string]any {
+	t.Helper()
+	p, sink := logstest.StartProcessor(t, NewFactory(), set, cfg)
 	ld := plog.NewLogs()
 	build(ld)
 	require.NoError(t, p.ConsumeLogs(context.Background(), ld))
-	var out []map[string]any
-	for _, got := range sink.AllLogs() {
-		rls := got.ResourceLogs()
-		for i := 0; i < rls.Len(); i++ {
-			sls := rls.At(i).ScopeLogs()
-			for j := 0; j < sls.Len(); j++ {
-				lrs := sls.At(j).LogRecords()
-				for k := 0; k < lrs.Len(); k++ {
-					out = append(out, lrs.At(k).Attributes().AsRaw())
-				}
-			}
-		}
-	}
-	return out
+	return logstest.Attributes(sink.AllLogs()...)
 }
 
 func containerRecord(ld plog.Logs, image string, extra map[string]any) {
@@ -77,7 +67,7 @@ func TestAnnotatesImages(t *testing.T) {
 	}{
 		{image: "registry.corp.example/shop/green-burrito:1.4.2", ref: "registry.corp.example/shop/green-burrito:1.4.2", host: "registry.corp.example", trusted: true},
 		{image: "registry.corp.example/shop/green-burrito:latest", ref: "registry.corp.example/shop/green-burrito:latest", host: "registry.corp.example", trusted: true, mutable: true},
-		{image: "registry.corp.example/shop/green-burrito", ref: "registry.corp.example/shop/green-burrito", host: "registry.corp.example", trusted: true, mutable: true},
+		{image: "registry.corp.example/shop/green-burrito", ref: "registry.corp.example/shop/green-burrito:latest", host: "registry.corp.example", trusted: true, mutable: true},
 		{image: "registry.corp.example/shop/green-burrito:latest@" + digest, ref: "registry.corp.example/shop/green-burrito:latest@" + digest, host: "registry.corp.example", trusted: true},
 		{image: "ghcr.io/acme/api:2", ref: "ghcr.io/acme/api:2", host: "ghcr.io", trusted: true},
 		{image: "ghcr.io/acme-evil/api:2", ref: "ghcr.io/acme-evil/api:2", host: "ghcr.io", wantUntrust: true},
@@ -86,7 +76,7 @@ func TestAnnotatesImages(t *testing.T) {
 		{image: "localhost:5001/app:1", ref: "localhost:5001/app:1", host: "localhost:5001", wantUntrust: true},
 		{image: "nginx:1.25", ref: "docker.io/library/nginx:1.25", host: "mirror.corp.example", pullRef: "mirror.corp.example/dockerhub/library/nginx:1.25", trusted: true},
 		{image: "bitnami/redis:7", ref: "docker.io/bitnami/redis:7", host: "mirror.corp.example", pullRef: "mirror.corp.example/dockerhub/bitnami/redis:7", wantUntrust: true},
-		{image: "quay.io/evil/miner", ref: "quay.io/evil/miner", host: "quay.io", mutable: true, wantUntrust: true},
+		{image: "quay.io/evil/miner", ref: "quay.io/evil/miner:latest", host: "quay.io", mutable: true, wantUntrust: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.image, func(t *testing.T) {
