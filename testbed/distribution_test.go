@@ -72,7 +72,7 @@ func TestDistributionRegistryTrust(t *testing.T) {
 		{ref: "registry.corp.example/pay/api:latest", host: "registry.corp.example", mutable: true, severity: "high", reason: records.ReasonUntrustedByPolicy},
 		{ref: "docker.io/library/nginx:1.25", host: "mirror.corp.example", pullRef: "mirror.corp.example/dockerhub/library/nginx:1.25", trusted: true},
 		{ref: "docker.io/bitnami/redis:7.2", host: "mirror.corp.example", pullRef: "mirror.corp.example/dockerhub/bitnami/redis:7.2", severity: "high", reason: records.ReasonUntrustedRegistry},
-		{ref: "quay.io/evil/miner", host: "quay.io", mutable: true, severity: "high", reason: records.ReasonUntrustedRegistry},
+		{ref: "quay.io/evil/miner:latest", host: "quay.io", mutable: true, severity: "high", reason: records.ReasonUntrustedRegistry},
 		{ref: "eu.artifactory.corp.example/docker/app@" + digest, host: "eu.artifactory.corp.example", trusted: true},
 	}
 	for i, w := range wants {
