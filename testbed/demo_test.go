@@ -2,15 +2,12 @@ package testbed
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,50 +25,22 @@ type demoReady struct {
 // as a terminal does) and checks that nothing it started is left: no process, no file, no listener.
 // RUNTRUST_UPDATE_DOCS=1 also writes the README's screenshot, docs/images/demo-images.png.
 func TestDemo(t *testing.T) {
-	root := repoRoot(t)
 	// A short directory: containerd's socket path under it must stay under 108 bytes.
 	dir := filepath.Join(os.TempDir(), "rtdemo-"+randomHex(4))
 	readyFile := filepath.Join(t.TempDir(), "ready.json")
 	addr := FreeAddr(t)
-	out := &syncBuffer{}
-	cmd := exec.Command("make", "-s", "demo", fmt.Sprintf("DEMO_FLAGS=-dir %s -http %s -ready-file %s", dir, addr, readyFile))
-	cmd.Dir = root
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() { // a failed test still stops the demo; a passing one has already
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
-		select {
-		case <-done:
-		case <-time.After(2 * time.Minute):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		}
-	})
+	m := startMake(t, nil, "-s", "demo", fmt.Sprintf("DEMO_FLAGS=-dir %s -http %s -ready-file %s", dir, addr, readyFile))
+	out := m.out
 
-	ready := waitDemoReady(t, readyFile, done, out)
+	ready := waitDemoReady(t, readyFile, m)
 	t.Logf("demo ready:\n%s", out.String())
 	checkDemoAPI(t, &Stack{API: ready.UI}, ready)
 	checkDemoUI(t, ready)
 
 	stopping := time.Now()
-	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
 	defer func() { t.Logf("stopped in %s:\n%s", time.Since(stopping).Round(time.Second), tail(out.String())) }()
-	select {
-	case err := <-done:
-		// make re-raises the SIGINT it got once the demo has exited, so its own status is "interrupt"; the
-		// demo's is in what it printed.
-		var exit *exec.ExitError
-		if err != nil && !errors.As(err, &exit) {
-			t.Fatal(err)
-		}
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("the demo did not stop within 2 min of Ctrl-C:\n%s", tail(out.String()))
+	if err := m.interrupt(2 * time.Minute); err != nil {
+		t.Fatalf("the demo: %v", err)
 	}
 	if !strings.Contains(out.String(), "stopped in") || strings.Contains(out.String(), "error:") {
 		t.Errorf("the demo did not stop cleanly:\n%s", tail(out.String()))
@@ -79,7 +48,7 @@ func TestDemo(t *testing.T) {
 	checkNothingLeft(t, dir, addr, ready)
 }
 
-func waitDemoReady(t *testing.T, path string, done <-chan error, out *syncBuffer) demoReady {
+func waitDemoReady(t *testing.T, path string, m *makeRun) demoReady {
 	t.Helper()
 	deadline := time.Now().Add(8 * time.Minute)
 	for {
@@ -90,14 +59,13 @@ func waitDemoReady(t *testing.T, path string, done <-chan error, out *syncBuffer
 			}
 			return r
 		}
-		select {
-		case err := <-done:
-			t.Fatalf("make demo exited before it was ready (%v):\n%s", err, out.String())
-		case <-time.After(time.Second):
+		if m.exited() {
+			t.Fatalf("make demo exited before it was ready (%v):\n%s", m.err, m.out.String())
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("make demo not ready after 8 min:\n%s", out.String())
+			t.Fatalf("make demo not ready after 8 min:\n%s", m.out.String())
 		}
+		time.Sleep(time.Second)
 	}
 }
 

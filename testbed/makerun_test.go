@@ -1,14 +1,12 @@
 package testbed
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -45,29 +43,11 @@ func TestMakeRunWatchesHostContainers(t *testing.T) {
 	for k, v := range env {
 		environ = append(environ, k+"="+v)
 	}
-	out := &syncBuffer{}
-	cmd := exec.Command("make", "-s", "run")
-	cmd.Dir, cmd.Env = repoRoot(t), environ
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
-		select {
-		case <-done:
-		case <-time.After(time.Minute):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		}
-	})
+	m := startMake(t, environ, "-s", "run")
+	out := m.out
 	WaitFor(t, 5*time.Minute, func() bool {
-		select {
-		case err := <-done:
-			t.Fatalf("make run exited (%v):\n%s", err, tail(out.String()))
-		default:
+		if m.exited() {
+			t.Fatalf("make run exited (%v):\n%s", m.err, tail(out.String()))
 		}
 		resp, err := http.Get("http://" + health + "/")
 		if err == nil {
@@ -94,17 +74,8 @@ func TestMakeRunWatchesHostContainers(t *testing.T) {
 	}, func() string { return "no exec of container " + id + " in " + findings + ":\n" + tail(out.String()) })
 
 	stopping := time.Now()
-	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-done:
-		var exit *exec.ExitError
-		if err != nil && !errors.As(err, &exit) {
-			t.Fatal(err)
-		}
-	case <-time.After(time.Minute):
-		t.Fatalf("make run did not stop within a minute of Ctrl-C:\n%s", tail(out.String()))
+	if err := m.interrupt(time.Minute); err != nil {
+		t.Fatalf("make run: %v", err)
 	}
 	t.Logf("stopped in %s", time.Since(stopping).Round(100*time.Millisecond))
 	// The service and its PostgreSQL name runDir on their command lines; the collector holds the health port.
