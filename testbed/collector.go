@@ -172,6 +172,7 @@ func RunCollector(ctx context.Context, t testing.TB, args ...string) (string, er
 	return string(out), err
 }
 
+// syncBuffer is a buffer that a child process's output and a test's reads share.
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer

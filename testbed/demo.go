@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/runtrust/runtrust/internal/records"
+	"github.com/runtrust/runtrust/internal/registry/registrytest"
 	"github.com/runtrust/runtrust/internal/sbomtest"
 )
 
@@ -107,23 +108,28 @@ func StartDemo(t testing.TB, opts DemoOptions) *Demo {
 	return d
 }
 
+// runPushed pushes repo:tag to reg and runs it as Deployment ns/name, the pod reporting the pushed digest (as a
+// kubelet that pulled it does). It returns the tag's reference and the digest.
+func (s *Stack) runPushed(t testing.TB, reg *registrytest.Registry, ns, name, repo, tag string) (ref, digest string) {
+	ref = reg.Ref(repo + ":" + tag)
+	digest = reg.PushImage(t, repo+":"+tag)
+	s.RunDeployment(t, ns, name, ref, corev1.PullIfNotPresent, Running{ImageID: reg.Ref(repo + "@" + digest)})
+	return ref, digest
+}
+
+// verdictIs is a waitImage condition: the image's integrity verdict is v.
+func verdictIs(v string) func(Image) bool { return func(i Image) bool { return Str(i.Verdict) == v } }
+
 func demoVerified(t testing.TB, s *Stack) (DemoImage, func(Image) bool) {
-	digest := s.Registry.PushImage(t, "shop/payments:1.4")
-	s.RunDeployment(t, "shop", "payments", s.Registry.Ref("shop/payments:1.4"), corev1.PullIfNotPresent,
-		Running{ImageID: s.Registry.Ref("shop/payments@" + digest)})
-	return DemoImage{Ref: s.Registry.Ref("shop/payments:1.4"), Digest: digest, Verdict: records.IntegrityVerified},
-		func(i Image) bool { return Str(i.Verdict) == records.IntegrityVerified }
+	ref, digest := s.runPushed(t, s.Registry, "shop", "payments", "shop/payments", "1.4")
+	return DemoImage{Ref: ref, Digest: digest, Verdict: records.IntegrityVerified}, verdictIs(records.IntegrityVerified)
 }
 
 func demoStaleTag(t testing.TB, s *Stack) (DemoImage, func(Image) bool) {
-	repo := "shop/green-burrito"
-	v1 := s.Registry.PushImage(t, repo+":latest")
-	s.RunDeployment(t, "shop", "green-burrito", s.Registry.Ref(repo+":latest"), corev1.PullIfNotPresent,
-		Running{ImageID: s.Registry.Ref(repo + "@" + v1)})
-	s.waitImage(t, v1, "green burrito verified before the push", func(i Image) bool { return Str(i.Verdict) == records.IntegrityVerified })
-	s.Registry.PushImage(t, repo+":latest")
-	return DemoImage{Ref: s.Registry.Ref(repo + ":latest"), Digest: v1, Verdict: records.IntegrityStaleTag},
-		func(i Image) bool { return Str(i.Verdict) == records.IntegrityStaleTag }
+	ref, v1 := s.runPushed(t, s.Registry, "shop", "green-burrito", "shop/green-burrito", "latest")
+	s.waitImage(t, v1, "green burrito verified before the push", verdictIs(records.IntegrityVerified))
+	s.Registry.PushImage(t, "shop/green-burrito:latest")
+	return DemoImage{Ref: ref, Digest: v1, Verdict: records.IntegrityStaleTag}, verdictIs(records.IntegrityStaleTag)
 }
 
 func demoMismatch(t testing.TB, s *Stack) (DemoImage, func(Image) bool) {
@@ -132,27 +138,21 @@ func demoMismatch(t testing.TB, s *Stack) (DemoImage, func(Image) bool) {
 	s.RunDeployment(t, "shop", "api", s.Registry.Ref("shop/api:1.0"), corev1.PullIfNotPresent,
 		Running{ImageID: s.Registry.Ref("shop/api@" + forged)})
 	return DemoImage{Ref: s.Registry.Ref("shop/api:1.0"), Digest: forged, Verdict: records.IntegrityDigestMismatch},
-		func(i Image) bool { return Str(i.Verdict) == records.IntegrityDigestMismatch }
+		verdictIs(records.IntegrityDigestMismatch)
 }
 
 func demoMissing(t testing.TB, s *Stack) (DemoImage, func(Image) bool) {
-	digest := s.Registry.PushImage(t, "shop/cart:2.1")
-	s.RunDeployment(t, "shop", "cart", s.Registry.Ref("shop/cart:2.1"), corev1.PullIfNotPresent,
-		Running{ImageID: s.Registry.Ref("shop/cart@" + digest)})
-	s.waitImage(t, digest, "the cart verified before the deletion", func(i Image) bool { return Str(i.Verdict) == records.IntegrityVerified })
+	ref, digest := s.runPushed(t, s.Registry, "shop", "cart", "shop/cart", "2.1")
+	s.waitImage(t, digest, "the cart verified before the deletion", verdictIs(records.IntegrityVerified))
 	s.Registry.Delete(t, "shop/cart:2.1")
 	s.Registry.Delete(t, "shop/cart@"+digest)
-	return DemoImage{Ref: s.Registry.Ref("shop/cart:2.1"), Digest: digest, Verdict: records.IntegrityArtifactMissing},
-		func(i Image) bool { return Str(i.Verdict) == records.IntegrityArtifactMissing }
+	return DemoImage{Ref: ref, Digest: digest, Verdict: records.IntegrityArtifactMissing}, verdictIs(records.IntegrityArtifactMissing)
 }
 
 func demoUntrusted(t testing.TB, s *Stack) (DemoImage, func(Image) bool) {
-	digest := s.Untrusted.PushImage(t, "tools/miner:1")
-	s.RunDeployment(t, "batch", "miner", s.Untrusted.Ref("tools/miner:1"), corev1.PullIfNotPresent,
-		Running{ImageID: s.Untrusted.Ref("tools/miner@" + digest)})
+	ref, digest := s.runPushed(t, s.Untrusted, "batch", "miner", "tools/miner", "1")
 	// The untrusted registry answers, so integrity is known: trust and integrity are separate findings.
-	return DemoImage{Ref: s.Untrusted.Ref("tools/miner:1"), Digest: digest, Verdict: records.IntegrityVerified,
-			Finding: records.ReasonUntrustedRegistry},
+	return DemoImage{Ref: ref, Digest: digest, Verdict: records.IntegrityVerified, Finding: records.ReasonUntrustedRegistry},
 		func(i Image) bool { return HasReason(i.Reasons, records.ReasonUntrustedRegistry) }
 }
 

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -21,23 +20,14 @@ import (
 type Process struct {
 	Name string
 	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  strings.Builder
+	out  syncBuffer
 	done chan error
 }
 
-func (p *Process) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
-}
+func (p *Process) Write(b []byte) (int, error) { return p.out.Write(b) }
 
 // Output is what the process printed so far (stdout and stderr together).
-func (p *Process) Output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
+func (p *Process) Output() string { return p.out.String() }
 
 // PID is the process id.
 func (p *Process) PID() int { return p.cmd.Process.Pid }

@@ -74,72 +74,76 @@ func ParseList(endpoint string, q url.Values) (store.Filter, error) {
 	if err := checkParams(endpoint, q); err != nil {
 		return store.Filter{}, err
 	}
-	spec := listParams[endpoint]
 	f := store.Filter{Limit: DefaultLimit}
-	var err error
-	if v, ok := get(q, "limit"); ok {
-		if f.Limit, err = intParam("limit", v, 1, MaxLimit); err != nil {
-			return store.Filter{}, err
-		}
+	if err := applyParams(q, &f, listRules(listParams[endpoint].sorts)); err != nil {
+		return store.Filter{}, err
 	}
-	if v, ok := get(q, "offset"); ok {
-		if f.Offset, err = intParam("offset", v, 0, MaxOffset); err != nil {
-			return store.Filter{}, err
-		}
-	}
-	if v, ok := get(q, "sort"); ok {
-		if !slices.Contains(spec.sorts, v) {
-			return store.Filter{}, paramErr("sort %q is not one of %s", clip(v), strings.Join(spec.sorts, ", "))
-		}
-		f.Sort = v
-	}
-	if v, ok := get(q, "cluster"); ok {
-		if err := checkClusterRef("cluster", v); err != nil {
-			return store.Filter{}, err
-		}
-		f.Cluster = v
-	}
-	if v, ok := get(q, "namespace"); ok {
-		if !namespaceRE.MatchString(v) {
-			return store.Filter{}, paramErr("namespace %q is not a Kubernetes namespace name (lower-case letters, digits and '-', at most 63)", clip(v))
-		}
-		f.Namespace = v
-	}
-	if v, ok := get(q, "q"); ok {
-		if err := checkSearch(v); err != nil {
-			return store.Filter{}, err
-		}
-		f.Search = v
-	}
-	if v, ok := get(q, "registry"); ok {
-		if !registryRE.MatchString(v) {
-			return store.Filter{}, paramErr("registry %q is not a registry host[:port]", clip(v))
-		}
-		f.Registry = v
-	}
-	if v, ok := get(q, "usage"); ok {
-		if v != "all" {
+	return f, nil
+}
+
+// listRules are the list endpoints' parameters; sorts are the endpoint's sort orders.
+func listRules(sorts []string) []paramRule[store.Filter] {
+	return []paramRule[store.Filter]{
+		{"limit", func(f *store.Filter, v string) (err error) { f.Limit, err = intParam("limit", v, 1, MaxLimit); return }},
+		{"offset", func(f *store.Filter, v string) (err error) {
+			f.Offset, err = intParam("offset", v, 0, MaxOffset)
+			return
+		}},
+		{"sort", func(f *store.Filter, v string) error {
+			if !slices.Contains(sorts, v) {
+				return paramErr("sort %q is not one of %s", clip(v), strings.Join(sorts, ", "))
+			}
+			f.Sort = v
+			return nil
+		}},
+		{"cluster", func(f *store.Filter, v string) (err error) { f.Cluster, err = clusterParam(v); return }},
+		{"namespace", func(f *store.Filter, v string) (err error) { f.Namespace, err = namespaceParam(v); return }},
+		{"q", func(f *store.Filter, v string) (err error) { f.Search, err = searchParam(v); return }},
+		{"registry", func(f *store.Filter, v string) error {
+			if !registryRE.MatchString(v) {
+				return paramErr("registry %q is not a registry host[:port]", clip(v))
+			}
+			f.Registry = v
+			return nil
+		}},
+		{"usage", func(f *store.Filter, v string) (err error) {
+			if v == "all" {
+				return nil
+			}
 			if f.Usage, err = setParam("usage", v, Usages); err != nil {
-				return store.Filter{}, paramErr("%s, or all", err.Error())
+				return paramErr("%s, or all", err.Error())
+			}
+			return nil
+		}},
+		{"since", func(f *store.Filter, v string) (err error) { f.Since, f.SinceAge, err = parseSince(v); return }},
+		{"severity", func(f *store.Filter, v string) (err error) {
+			f.Severities, err = setParam("severity", v, Severities)
+			return
+		}},
+		{"verdict", func(f *store.Filter, v string) (err error) {
+			f.Verdicts, err = setParam("verdict", v, Verdicts)
+			return
+		}},
+	}
+}
+
+// A paramRule parses one query parameter into a filter of type F.
+type paramRule[F any] struct {
+	name string
+	set  func(f *F, v string) error
+}
+
+// applyParams sets f from every rule whose parameter q gives, in the rules' order; the first bad value is the
+// error. checkParams has already refused what the endpoint does not take.
+func applyParams[F any](q url.Values, f *F, rules []paramRule[F]) error {
+	for _, r := range rules {
+		if v, ok := get(q, r.name); ok {
+			if err := r.set(f, v); err != nil {
+				return err
 			}
 		}
 	}
-	if v, ok := get(q, "since"); ok {
-		if f.Since, f.SinceAge, err = parseSince(v); err != nil {
-			return store.Filter{}, err
-		}
-	}
-	if v, ok := get(q, "severity"); ok {
-		if f.Severities, err = setParam("severity", v, Severities); err != nil {
-			return store.Filter{}, err
-		}
-	}
-	if v, ok := get(q, "verdict"); ok {
-		if f.Verdicts, err = setParam("verdict", v, Verdicts); err != nil {
-			return store.Filter{}, err
-		}
-	}
-	return f, nil
+	return nil
 }
 
 // checkParams refuses the parameters endpoint does not take, and any given twice.
@@ -246,6 +250,20 @@ func checkClusterRef(name, v string) error {
 	}
 	return nil
 }
+
+// clusterParam is the cluster query parameter: a cluster uid or name.
+func clusterParam(v string) (string, error) { return v, checkClusterRef("cluster", v) }
+
+// namespaceParam is the namespace query parameter: a Kubernetes namespace name.
+func namespaceParam(v string) (string, error) {
+	if !namespaceRE.MatchString(v) {
+		return "", paramErr("namespace %q is not a Kubernetes namespace name (lower-case letters, digits and '-', at most 63)", clip(v))
+	}
+	return v, nil
+}
+
+// searchParam is the q query parameter (checkSearch).
+func searchParam(v string) (string, error) { return v, checkSearch(v) }
 
 // ParseDigest checks an image digest path parameter.
 func ParseDigest(v string) (string, error) {

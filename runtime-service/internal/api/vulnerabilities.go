@@ -83,58 +83,42 @@ func ParseVulnList(endpoint string, q url.Values) (store.VulnFilter, error) {
 		return store.VulnFilter{}, err
 	}
 	f := store.VulnFilter{Limit: DefaultLimit}
-	var err error
-	if v, ok := get(q, "limit"); ok {
-		if f.Limit, err = intParam("limit", v, 1, MaxLimit); err != nil {
-			return f, err
-		}
-	}
-	if v, ok := get(q, "offset"); ok {
-		if f.Offset, err = intParam("offset", v, 0, MaxOffset); err != nil {
-			return f, err
-		}
-	}
-	if v, ok := get(q, "severity"); ok {
-		if f.Severities, err = setParam("severity", v, VulnSeverities); err != nil {
-			return f, err
-		}
-	}
-	if v, ok := get(q, "reachability"); ok {
-		if f.Reachabilities, err = setParam("reachability", v, store.Reachabilities); err != nil {
-			return f, err
-		}
-	}
-	if v, ok := get(q, "fix"); ok {
-		b, err := strconv.ParseBool(v)
-		if err != nil || (v != "true" && v != "false") {
-			return f, paramErr("fix %q is not true (a fixed version exists) or false (none)", clip(v))
-		}
-		f.Fixable = &b
-	}
-	if v, ok := get(q, "cluster"); ok {
-		if err := checkClusterRef("cluster", v); err != nil {
-			return f, err
-		}
-		f.Cluster = v
-	}
-	if v, ok := get(q, "namespace"); ok {
-		if !namespaceRE.MatchString(v) {
-			return f, paramErr("namespace %q is not a Kubernetes namespace name (lower-case letters, digits and '-', at most 63)", clip(v))
-		}
-		f.Namespace = v
-	}
-	if v, ok := get(q, "digest"); ok {
-		if f.Digest, err = ParseDigest(v); err != nil {
-			return f, err
-		}
-	}
-	if v, ok := get(q, "q"); ok {
-		if err := checkSearch(v); err != nil {
-			return f, err
-		}
-		f.Search = v
+	if err := applyParams(q, &f, vulnRules); err != nil {
+		return store.VulnFilter{}, err
 	}
 	return f, nil
+}
+
+// vulnRules are the vulnerabilities list's parameters.
+var vulnRules = []paramRule[store.VulnFilter]{
+	{"limit", func(f *store.VulnFilter, v string) (err error) {
+		f.Limit, err = intParam("limit", v, 1, MaxLimit)
+		return
+	}},
+	{"offset", func(f *store.VulnFilter, v string) (err error) {
+		f.Offset, err = intParam("offset", v, 0, MaxOffset)
+		return
+	}},
+	{"severity", func(f *store.VulnFilter, v string) (err error) {
+		f.Severities, err = setParam("severity", v, VulnSeverities)
+		return
+	}},
+	{"reachability", func(f *store.VulnFilter, v string) (err error) {
+		f.Reachabilities, err = setParam("reachability", v, store.Reachabilities)
+		return
+	}},
+	{"fix", func(f *store.VulnFilter, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil || (v != "true" && v != "false") {
+			return paramErr("fix %q is not true (a fixed version exists) or false (none)", clip(v))
+		}
+		f.Fixable = &b
+		return nil
+	}},
+	{"cluster", func(f *store.VulnFilter, v string) (err error) { f.Cluster, err = clusterParam(v); return }},
+	{"namespace", func(f *store.VulnFilter, v string) (err error) { f.Namespace, err = namespaceParam(v); return }},
+	{"digest", func(f *store.VulnFilter, v string) (err error) { f.Digest, err = ParseDigest(v); return }},
+	{"q", func(f *store.VulnFilter, v string) (err error) { f.Search, err = searchParam(v); return }},
 }
 
 func (h *Handler) listVulnerabilities(w http.ResponseWriter, r *http.Request) {

@@ -81,14 +81,20 @@ func (c *eventCopy) textArray(a []string) {
 	}
 }
 
+// beginEvent starts a row of an event table with the columns every event table begins with (cluster_id, time,
+// container_id, image_digest, pid: ExecEventColumns and FileEventColumns share that head).
+func (c *eventCopy) beginEvent(columns int, cluster int64, t time.Time, containerID, digest string, pid int64) {
+	c.begin(columns)
+	c.int8(cluster)
+	c.timestamptz(t)
+	c.text(containerID)
+	c.text(digest)
+	c.int8(pid)
+}
+
 // addExec appends an exec_events row (ExecEventColumns order) with the event's resolved digest.
 func (c *eventCopy) addExec(cluster int64, e *ExecEvent, digest string) {
-	c.begin(len(ExecEventColumns))
-	c.int8(cluster)
-	c.timestamptz(e.Time)
-	c.text(e.ContainerID)
-	c.text(digest)
-	c.int8(e.PID)
+	c.beginEvent(len(ExecEventColumns), cluster, e.Time, e.ContainerID, digest, e.PID)
 	c.int8(e.ParentPID)
 	c.text(e.ExecutablePath)
 	c.text(e.SHA256)
@@ -99,12 +105,7 @@ func (c *eventCopy) addExec(cluster int64, e *ExecEvent, digest string) {
 
 // addFile appends a file_events row (FileEventColumns order).
 func (c *eventCopy) addFile(cluster int64, f *FileOpenEvent, digest string) {
-	c.begin(len(FileEventColumns))
-	c.int8(cluster)
-	c.timestamptz(f.Time)
-	c.text(f.ContainerID)
-	c.text(digest)
-	c.int8(f.PID)
+	c.beginEvent(len(FileEventColumns), cluster, f.Time, f.ContainerID, digest, f.PID)
 	c.text(f.ExecutablePath)
 	c.text(f.FilePath)
 	c.int8(f.Flags)

@@ -97,33 +97,36 @@ func (f *eventFold) add(p *part) {
 			own[k.ContainerID] = k.RunningDigest
 		}
 	}
-	resolve := func(digest, container string) string {
-		if digest != "" {
-			return digest
+	// route resolves an event's image digest and says whether its raw row is kept and whether it counts in the
+	// image's aggregates.
+	route := func(t time.Time, digest, container string) (d string, raw, aggregate bool) {
+		switch {
+		case digest != "":
+			d = digest
+		case own[container] != "":
+			d = own[container]
+		default:
+			d = f.stored[containerRef{c.ID, container}]
 		}
-		if d := own[container]; d != "" {
-			return d
-		}
-		return f.stored[containerRef{c.ID, container}]
+		return d, p.keepRaw(t), p.attributed(d)
 	}
 	for i := range b.Execs {
 		e := &b.Execs[i]
-		d := resolve(e.ImageDigest, e.ContainerID)
-		if p.keepRaw(e.Time) {
+		d, raw, aggregate := route(e.Time, e.ImageDigest, e.ContainerID)
+		if raw {
 			f.rawExec.addExec(c.ID, e, d)
 		}
-		if !p.attributed(d) {
-			continue
+		if aggregate {
+			aggregateOf(f.execs, execKey{c.ID, d, e.ExecutablePath, e.SHA256}).add(e.Time, e.ContainerID)
 		}
-		aggregateOf(f.execs, execKey{c.ID, d, e.ExecutablePath, e.SHA256}).add(e.Time, e.ContainerID)
 	}
 	for i := range b.FileOpens {
 		o := &b.FileOpens[i]
-		d := resolve(o.ImageDigest, o.ContainerID)
-		if p.keepRaw(o.Time) {
+		d, raw, aggregate := route(o.Time, o.ImageDigest, o.ContainerID)
+		if raw {
 			f.rawFile.addFile(c.ID, o, d)
 		}
-		if !p.attributed(d) {
+		if !aggregate {
 			continue
 		}
 		a := aggregateOf(f.files, fileKey{c.ID, d, o.FilePath})
