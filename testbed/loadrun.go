@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+
+	"github.com/runtrust/runtrust/internal/periodic"
 )
 
 // usageSampler reads each measured process's CPU and RSS every second while a run lasts.
@@ -24,19 +26,10 @@ type usageSampler struct {
 
 func startUsageSampler(ctx context.Context, pids map[string]int) *usageSampler {
 	s := &usageSampler{pids: pids, samples: map[string][]Usage{}, done: make(chan struct{})}
-	s.sample()
+	s.sample() // before the run starts: its baseline
 	go func() {
 		defer close(s.done)
-		tk := time.NewTicker(time.Second)
-		defer tk.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tk.C:
-				s.sample()
-			}
-		}
+		periodic.Every(ctx, time.Second, func(context.Context) { s.sample() })
 	}()
 	return s
 }

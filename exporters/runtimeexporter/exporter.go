@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/runtrust/runtrust/exporters/runtimeexporter/internal/metadata"
+	"github.com/runtrust/runtrust/internal/periodic"
 	"github.com/runtrust/runtrust/internal/records"
 	"github.com/runtrust/runtrust/internal/wire"
 	runtrustv1 "github.com/runtrust/runtrust/proto/runtrust/v1"
@@ -238,16 +239,7 @@ func (e *runtimeExporter) authContext(ctx context.Context, token string) context
 }
 
 func (e *runtimeExporter) heartbeatLoop(ctx context.Context) {
-	t := time.NewTicker(e.cfg.HeartbeatInterval)
-	defer t.Stop()
-	for {
-		e.heartbeat(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	periodic.NowAndEvery(ctx, e.cfg.HeartbeatInterval, e.heartbeat)
 }
 
 func (e *runtimeExporter) heartbeat(ctx context.Context) {

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/runtrust/runtrust/internal/periodic"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
 )
 
@@ -103,16 +104,7 @@ func (c *Correlator) Run(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			t := time.NewTicker(j.reg.Refresh)
-			defer t.Stop()
-			for {
-				_ = c.refresh(ctx, j)
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-				}
-			}
+			periodic.NowAndEvery(ctx, j.reg.Refresh, func(ctx context.Context) { _ = c.refresh(ctx, j) })
 		}()
 	}
 	wg.Wait()

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/runtrust/runtrust/internal/localpg"
+	"github.com/runtrust/runtrust/internal/periodic"
 	"github.com/runtrust/runtrust/runtime-service/internal/api"
 	"github.com/runtrust/runtrust/runtime-service/internal/config"
 	"github.com/runtrust/runtrust/runtime-service/internal/correlate"
@@ -310,14 +311,7 @@ func (s *Service) startMaintenance(st *store.Store, reg prometheus.Registerer) {
 		Name: "runtrust_store_partitions_dropped_total", Help: "Raw event partitions dropped for retention."})
 	reg.MustRegister(dropped)
 	s.started("maintenance", runInBackground(func(ctx context.Context) {
-		t := time.NewTicker(MaintenanceInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
+		periodic.Every(ctx, MaintenanceInterval, func(ctx context.Context) {
 			pass, err := st.Retain(ctx, ingest.IdempotencyKeyTTL)
 			if err != nil {
 				s.log.Error("store retention", "error", err)
@@ -329,7 +323,7 @@ func (s *Service) startMaintenance(st *store.Store, reg prometheus.Registerer) {
 			if pass.ExpiredKeys > 0 {
 				s.log.Debug("expired idempotency keys", "count", pass.ExpiredKeys)
 			}
-		}
+		})
 	}))
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/runtrust/runtrust/internal/periodic"
 	"github.com/runtrust/runtrust/runtime-service/internal/correlate"
 	"github.com/runtrust/runtrust/runtime-service/internal/sbom"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
@@ -111,18 +112,7 @@ func New(st *store.Store, opts Options, log *slog.Logger, m *Metrics) (*Scanner,
 }
 
 // Run does passes until ctx ends.
-func (s *Scanner) Run(ctx context.Context) {
-	t := time.NewTicker(s.opts.Interval)
-	defer t.Stop()
-	for {
-		s.Pass(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
+func (s *Scanner) Run(ctx context.Context) { periodic.NowAndEvery(ctx, s.opts.Interval, s.Pass) }
 
 // Pass does one round of every kind of work: reload the database if its files changed, build the SBOMs that
 // are due, match what is not matched against the current database, and decide reachability again.
