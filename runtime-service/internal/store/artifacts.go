@@ -88,14 +88,7 @@ func (s *Store) artifactsSQL(f Filter, paged bool) (string, args, error) {
 	}
 	var a args
 	pSince := a.add(since)
-	scope := []string{"k.deleted_at IS NULL", "k.running_digest <> ''"}
-	if f.Cluster != "" {
-		p := a.add(f.Cluster)
-		scope = append(scope, fmt.Sprintf("k.cluster_id IN (SELECT id FROM clusters WHERE uid = %s OR name = %s)", p, p))
-	}
-	if f.Namespace != "" {
-		scope = append(scope, "k.namespace = "+a.add(f.Namespace))
-	}
+	scope := scopeConditions([]string{"k.deleted_at IS NULL", "k.running_digest <> ''"}, &a, f.Cluster, f.Namespace, "k")
 	sql := `WITH listed AS (
 			SELECT r.name AS registry, r.host AS registry_host, x.repository, x.image, x.tag, x.digest, x.manifests,
 				x.first_listed, x.last_listed
@@ -284,14 +277,7 @@ func (s *Store) artifactPlacements(ctx context.Context, f Filter, items []Artifa
 		return nil
 	}
 	a := args{idx, digests, paths, exact}
-	scope := []string{"k.deleted_at IS NULL"}
-	if f.Cluster != "" {
-		p := a.add(f.Cluster)
-		scope = append(scope, fmt.Sprintf("(c.uid = %s OR c.name = %s)", p, p))
-	}
-	if f.Namespace != "" {
-		scope = append(scope, "k.namespace = "+a.add(f.Namespace))
-	}
+	scope := scopeConditions([]string{"k.deleted_at IS NULL"}, &a, f.Cluster, f.Namespace, "k")
 	rows, err := s.pool.Query(ctx, `
 		WITH p AS (SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::bool[]) AS p(i, d, path, exact)),
 		w AS (

@@ -95,6 +95,21 @@ func (a *args) add(v any) string {
 	return fmt.Sprintf("$%d", len(*a))
 }
 
+// scopeConditions appends the conditions of a cluster and namespace scope on the cluster_id and namespace
+// columns of the table alias. The cluster is a uid or a name. ANY(ARRAY(…)) is evaluated once, before the scan,
+// so an index or primary key on cluster_id finds the cluster's rows; "IN (SELECT …)" made PostgreSQL read every
+// cluster's rows and join.
+func scopeConditions(where []string, a *args, cluster, namespace, alias string) []string {
+	if cluster != "" {
+		p := a.add(cluster)
+		where = append(where, fmt.Sprintf("%s.cluster_id = ANY(ARRAY(SELECT id FROM clusters WHERE uid = %s OR name = %s))", alias, p, p))
+	}
+	if namespace != "" {
+		where = append(where, alias+".namespace = "+a.add(namespace))
+	}
+	return where
+}
+
 // riskConditions appends the filter's severity and verdict conditions on the columns of the named table alias
 // ("" for none): every list that can be filtered by risk filters the same way.
 func riskConditions(where []string, a *args, f Filter, alias string) []string {
@@ -167,12 +182,7 @@ func (s *Store) ListImages(ctx context.Context, f Filter) (Page[ImageSummary], e
 		table, namespaces = "image_namespaces", "count(*)::int"
 		where = append(where, "s.namespace = "+a.add(f.Namespace))
 	}
-	if f.Cluster != "" {
-		// An ARRAY(…) subquery is evaluated once, before the scan, so the rollup's primary key finds the
-		// cluster's rows; "IN (SELECT …)" made PostgreSQL read every cluster's rows and join.
-		p := a.add(f.Cluster)
-		where = append(where, fmt.Sprintf("s.cluster_id = ANY(ARRAY(SELECT id FROM clusters WHERE uid = %s OR name = %s))", p, p))
-	}
+	where = scopeConditions(where, &a, f.Cluster, "", "s") // the namespace is the table's, above
 	cond := strings.Join(where, " AND ")
 	// The reasons, references and expected digests are merged for the page's rows only, after LIMIT.
 	merged := func(col string) string {
@@ -656,14 +666,7 @@ func (s *Store) ListWorkloads(ctx context.Context, f Filter) (Page[WorkloadSumma
 		return Page[WorkloadSummary]{}, fmt.Errorf("%w %q", ErrBadSort, f.Sort)
 	}
 	var a args
-	where := []string{"w.deleted_at IS NULL"}
-	if f.Cluster != "" {
-		p := a.add(f.Cluster)
-		where = append(where, fmt.Sprintf("(c.uid = %s OR c.name = %s)", p, p))
-	}
-	if f.Namespace != "" {
-		where = append(where, "w.namespace = "+a.add(f.Namespace))
-	}
+	where := scopeConditions([]string{"w.deleted_at IS NULL"}, &a, f.Cluster, f.Namespace, "w")
 	sql := `WITH wl AS (
 		SELECT c.uid AS cluster_uid, c.name AS cluster_name, w.uid, w.kind, w.name, w.namespace, w.last_seen,
 			coalesce(k.pods, 0) AS pods, coalesce(k.containers, 0) AS containers, coalesce(k.images, '{}') AS images,

@@ -426,14 +426,7 @@ func vulnScope(a *args, f VulnFilter) []string {
 		}
 		return where
 	}
-	live := []string{"k.deleted_at IS NULL"}
-	if f.Cluster != "" {
-		p := a.add(f.Cluster)
-		live = append(live, fmt.Sprintf("k.cluster_id = ANY(ARRAY(SELECT id FROM clusters WHERE uid = %s OR name = %s))", p, p))
-	}
-	if f.Namespace != "" {
-		live = append(live, "k.namespace = "+a.add(f.Namespace))
-	}
+	live := scopeConditions([]string{"k.deleted_at IS NULL"}, a, f.Cluster, f.Namespace, "k")
 	return append(where, "v.digest IN (SELECT k.running_digest FROM containers k WHERE "+strings.Join(live, " AND ")+")")
 }
 
