@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -60,6 +61,27 @@ type VulnerabilityConfig struct {
 	Interval    time.Duration
 }
 
+// setInt sets *dst to v, an integer from lo to hi; else the error says name and v are not what.
+func setInt(dst *int, name, v string, lo, hi int, what string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return fmt.Errorf("%s %q is not %s", name, v, what)
+	}
+	*dst = n
+	return nil
+}
+
+// setDuration sets *dst to v, a duration (ParseDuration) from lo to hi; else the error says name and v are
+// not what.
+func setDuration(dst *time.Duration, name, v string, lo, hi time.Duration, what string) error {
+	d, err := ParseDuration(v)
+	if err != nil || d < lo || d > hi {
+		return fmt.Errorf("%s %q is not %s", name, v, what)
+	}
+	*dst = d
+	return nil
+}
+
 // setting is one flag with its environment variable.
 type setting struct {
 	flag, env, def, usage string
@@ -92,12 +114,7 @@ var settings = []setting{
 		return nil
 	}},
 	{"pg-port", "RUNTRUST_PG_PORT", "0", "loopback port of the local PostgreSQL; 0: a free one", func(c *Config, v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > 65535 {
-			return fmt.Errorf("pg-port %q is not a port number", v)
-		}
-		c.PGPort = n
-		return nil
+		return setInt(&c.PGPort, "pg-port", v, 0, 65535, "a port number")
 	}},
 	{"join-key", "RUNTRUST_JOIN_KEYS", "", "join key(s) collectors enrol with, comma-separated (each binds to the first cluster it enrols, then enrols that cluster's collectors only; stored hashed)", func(c *Config, v string) error {
 		c.JoinKeys = nil
@@ -147,12 +164,7 @@ var settings = []setting{
 		return nil
 	}},
 	{"burst", "RUNTRUST_BURST", "100000", "records a cluster may send at once above its rate", func(c *Config, v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1e9 {
-			return fmt.Errorf("burst %q is not a positive number of records", v)
-		}
-		c.Limits.Burst = n
-		return nil
+		return setInt(&c.Limits.Burst, "burst", v, 1, 1e9, "a positive number of records")
 	}},
 	{"log-level", "RUNTRUST_LOG_LEVEL", "info", "debug, info, warn or error", func(c *Config, v string) error {
 		switch v {
@@ -178,12 +190,7 @@ var settings = []setting{
 			c.SensorStaleAfter = 0
 			return nil
 		}
-		d, err := ParseDuration(v)
-		if err != nil || d < time.Second || d > 30*24*time.Hour {
-			return fmt.Errorf("sensor-stale-after %q is not auto or a duration from 1s to 30d", v)
-		}
-		c.SensorStaleAfter = d
-		return nil
+		return setDuration(&c.SensorStaleAfter, "sensor-stale-after", v, time.Second, 30*24*time.Hour, "auto or a duration from 1s to 30d")
 	}},
 	{"vulnerability-db", "RUNTRUST_VULNERABILITY_DB", "", "offline vulnerability database mirror(s) to match running images against, comma-separated kind:path (osv:/mirror/osv for OSV JSON files or all.zip files, trivy:/mirror/trivy.db); empty: no vulnerability scanning", func(c *Config, v string) error {
 		dbs, err := parseDatabases(v)
@@ -191,20 +198,10 @@ var settings = []setting{
 		return err
 	}},
 	{"reachability-window", "RUNTRUST_REACHABILITY_WINDOW", "15m", "how long a sensor must watch an image's container, seeing none of a package's files used, before its findings are not_loaded", func(c *Config, v string) error {
-		d, err := ParseDuration(v)
-		if err != nil || d < time.Second || d > 365*24*time.Hour {
-			return fmt.Errorf("reachability-window %q is not a duration from 1s to 365d", v)
-		}
-		c.Vulnerabilities.Window = d
-		return nil
+		return setDuration(&c.Vulnerabilities.Window, "reachability-window", v, time.Second, 365*24*time.Hour, "a duration from 1s to 365d")
 	}},
 	{"sbom-concurrency", "RUNTRUST_SBOM_CONCURRENCY", "2", "SBOMs fetched or generated at once", func(c *Config, v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 64 {
-			return fmt.Errorf("sbom-concurrency %q is not a number from 1 to 64", v)
-		}
-		c.Vulnerabilities.Concurrency = n
-		return nil
+		return setInt(&c.Vulnerabilities.Concurrency, "sbom-concurrency", v, 1, 64, "a number from 1 to 64")
 	}},
 	{"sbom-platform", "RUNTRUST_SBOM_PLATFORM", "linux/amd64", "the platform whose manifest is read when a running digest is a multi-platform index (os/arch[/variant])", func(c *Config, v string) error {
 		if parts := strings.Split(v, "/"); len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
@@ -214,20 +211,10 @@ var settings = []setting{
 		return nil
 	}},
 	{"scan-interval", "RUNTRUST_SCAN_INTERVAL", "15s", "how often the vulnerability work looks for new images, database updates and runtime evidence", func(c *Config, v string) error {
-		d, err := ParseDuration(v)
-		if err != nil || d < 100*time.Millisecond || d > 24*time.Hour {
-			return fmt.Errorf("scan-interval %q is not a duration from 100ms to 24h", v)
-		}
-		c.Vulnerabilities.Interval = d
-		return nil
+		return setDuration(&c.Vulnerabilities.Interval, "scan-interval", v, 100*time.Millisecond, 24*time.Hour, "a duration from 100ms to 24h")
 	}},
 	{"shutdown-timeout", "RUNTRUST_SHUTDOWN_TIMEOUT", "30s", "how long shutdown waits for in-flight batches to commit", func(c *Config, v string) error {
-		d, err := ParseDuration(v)
-		if err != nil || d < 0 {
-			return fmt.Errorf("shutdown-timeout %q is not a duration", v)
-		}
-		c.ShutdownTimeout = d
-		return nil
+		return setDuration(&c.ShutdownTimeout, "shutdown-timeout", v, 0, math.MaxInt64, "a duration")
 	}},
 }
 
