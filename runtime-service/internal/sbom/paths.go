@@ -56,10 +56,19 @@ func (x *pathIndex) add(p string, k entryKind) {
 	x.kinds[x.hash(p)] = k
 }
 
-// addSymlink records the symlink p → target.
-func (x *pathIndex) addSymlink(p, target string) {
+// roomForLink says whether one more link (symbolic or hard: one bound for both) fits, and reports the limit
+// reached when it does not.
+func (x *pathIndex) roomForLink() bool {
 	if len(x.symlinks)+len(x.hardlinks) >= x.maxLinks {
 		x.rep.reached("MaxSymlinks", int64(x.maxLinks))
+		return false
+	}
+	return true
+}
+
+// addSymlink records the symlink p → target.
+func (x *pathIndex) addSymlink(p, target string) {
+	if !x.roomForLink() {
 		return
 	}
 	x.symlinks[p] = target
@@ -68,8 +77,7 @@ func (x *pathIndex) addSymlink(p, target string) {
 
 // addHardlink records that p is a second name of the regular file target (absolute, clean).
 func (x *pathIndex) addHardlink(p, target string) {
-	if len(x.symlinks)+len(x.hardlinks) >= x.maxLinks {
-		x.rep.reached("MaxSymlinks", int64(x.maxLinks))
+	if !x.roomForLink() {
 		return
 	}
 	x.hardlinks[p] = target
