@@ -332,6 +332,23 @@ function textInput(name, label, value, attrs = {}) {
     h('input', { type: 'text', id: `f-${name}`, name, value: value || '', ...attrs }));
 }
 
+// namespaceInput is the namespace filter every list takes (the API refuses what is not a namespace name).
+function namespaceInput(value) {
+  return textInput('namespace', 'Namespace', value, { placeholder: 'any', pattern: '[a-z0-9]([-a-z0-9]*[a-z0-9])?', size: 14 });
+}
+
+// searchInput is a list's q filter.
+function searchInput(value, placeholder) {
+  return h('div', {}, h('label', { for: 'f-q' }, 'Search'),
+    h('input', { type: 'search', id: 'f-q', name: 'q', value, placeholder }));
+}
+
+// selectInput is a filter with fixed choices: [value, label] pairs, the one equal to value selected.
+function selectInput(name, label, choices, value) {
+  return h('div', {}, h('label', { for: `f-${name}` }, label),
+    h('select', { id: `f-${name}`, name }, choices.map(([v, l]) => h('option', { value: v, selected: v === value }, l))));
+}
+
 // filterForm wires a form so that any change rewrites the URL (and so the view) with the form's values; text
 // fields apply on Enter or when they lose focus.
 function filterForm(path, fields, keep = {}) {
@@ -377,15 +394,11 @@ async function imagesView(out, params, show) {
   }
   const form = filterForm('/images', [
     cs,
-    textInput('namespace', 'Namespace', f.namespace, { placeholder: 'any', pattern: '[a-z0-9]([-a-z0-9]*[a-z0-9])?', size: 14 }),
+    namespaceInput(f.namespace),
     checkboxGroup('severity', 'Severity', SEVERITIES, null, f.severity.split(',')),
     checkboxGroup('verdict', 'Verdict', VERDICTS, VERDICT_LABEL, f.verdict.split(',')),
-    h('div', {}, h('label', { for: 'f-q' }, 'Search'),
-      h('input', { type: 'search', id: 'f-q', name: 'q', value: f.q, placeholder: 'repository, tag or digest' })),
-    h('div', {}, h('label', { for: 'f-sort' }, 'Order'),
-      h('select', { id: 'f-sort', name: 'sort' },
-        [['', 'risk (API ranking)'], ['last_seen', 'last seen'], ['digest', 'digest']].map(([v, l]) =>
-          h('option', { value: v, selected: v === f.sort }, l)))),
+    searchInput(f.q, 'repository, tag or digest'),
+    selectInput('sort', 'Order', [['', 'risk (API ranking)'], ['last_seen', 'last seen'], ['digest', 'digest']], f.sort),
   ], f.limit ? { limit: f.limit } : {});
   const keep = { ...f, offset: '' };
   add(out,
@@ -835,15 +848,12 @@ async function artifactsView(out, params, show) {
         h('select', { id: 'f-registry', name: 'registry' }, h('option', { value: '' }, 'All registries'),
           registries.map((r) => h('option', { value: r.name, selected: r.name === f.registry }, r.name))))
       : textInput('registry', 'Registry', f.registry, { placeholder: 'host[:port]' }),
-    h('div', {}, h('label', { for: 'f-usage' }, 'Usage'),
-      h('select', { id: 'f-usage', name: 'usage' }, usageChoices.map(([v, l]) => h('option', { value: v, selected: v === f.usage }, l)))),
+    selectInput('usage', 'Usage', usageChoices, f.usage),
     textInput('since', 'Unused after', f.since, { placeholder: '30d', size: 6, title: 'An age (30d, 72h) or an RFC 3339 time' }),
     cs,
-    textInput('namespace', 'Namespace', f.namespace, { placeholder: 'any', size: 14 }),
-    h('div', {}, h('label', { for: 'f-sort' }, 'Order'),
-      h('select', { id: 'f-sort', name: 'sort' },
-        [['', 'last run first'], ['oldest', 'longest unused first'], ['registry', 'registry, repository, tag'], ['ref', 'reference']]
-          .map(([v, l]) => h('option', { value: v, selected: v === f.sort }, l)))),
+    namespaceInput(f.namespace),
+    selectInput('sort', 'Order',
+      [['', 'last run first'], ['oldest', 'longest unused first'], ['registry', 'registry, repository, tag'], ['ref', 'reference']], f.sort),
   ]);
   const csvParams = new URLSearchParams();
   for (const [k, v] of Object.entries(f)) if (v && k !== 'offset' && !dropped.includes(k)) csvParams.set(k, v);
@@ -979,14 +989,11 @@ async function vulnerabilitiesView(out, params, show) {
   if (f.limit) keep.limit = f.limit;
   const form = filterForm('/vulnerabilities', [
     cs,
-    textInput('namespace', 'Namespace', f.namespace, { placeholder: 'any', pattern: '[a-z0-9]([-a-z0-9]*[a-z0-9])?', size: 14 }),
+    namespaceInput(f.namespace),
     checkboxGroup('severity', 'Severity', VULN_SEVERITIES, null, f.severity.split(',')),
     checkboxGroup('reachability', 'At runtime', REACHABILITIES, REACH_LABEL, f.reachability.split(',')),
-    h('div', {}, h('label', { for: 'f-fix' }, 'Fix'),
-      h('select', { id: 'f-fix', name: 'fix' },
-        [['', 'any'], ['true', 'fix available'], ['false', 'no fix']].map(([v, l]) => h('option', { value: v, selected: v === f.fix }, l)))),
-    h('div', {}, h('label', { for: 'f-q' }, 'Search'),
-      h('input', { type: 'search', id: 'f-q', name: 'q', value: f.q, placeholder: 'CVE, alias or package' })),
+    selectInput('fix', 'Fix', [['', 'any'], ['true', 'fix available'], ['false', 'no fix']], f.fix),
+    searchInput(f.q, 'CVE, alias or package'),
   ], keep);
   const csv = new URLSearchParams();
   for (const k of VULN_FILTERS) if (f[k] && !dropped.includes(k)) csv.set(k, f[k]);
