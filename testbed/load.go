@@ -122,17 +122,24 @@ func (ls *LoadStack) dial(t testing.TB) *grpc.ClientConn {
 	return conn
 }
 
-func (ls *LoadStack) containerRecord(lr plog.LogRecord, i int, now time.Time) {
+// record starts record i of the load: its event name and time, and the container it is about (the i-th, cycling),
+// whose container.id it carries.
+func (ls *LoadStack) record(lr plog.LogRecord, event string, i int, now time.Time) (loadContainer, pcommon.Map) {
 	c := ls.containers[i%len(ls.containers)]
-	lr.SetEventName(records.EventK8sContainer)
+	lr.SetEventName(event)
 	lr.SetTimestamp(pcommon.NewTimestampFromTime(now))
 	a := lr.Attributes()
+	a.PutStr(records.AttrContainerID, c.id)
+	return c, a
+}
+
+func (ls *LoadStack) containerRecord(lr plog.LogRecord, i int, now time.Time) {
+	c, a := ls.record(lr, records.EventK8sContainer, i, now)
 	a.PutStr(records.AttrK8sPodUID, c.podUID)
 	a.PutStr(records.AttrK8sPodName, "app-"+c.podUID)
 	a.PutStr(records.AttrK8sNamespaceName, "load")
 	a.PutStr(records.AttrK8sNodeName, fmt.Sprintf("node-%d", i%20))
 	a.PutStr(records.AttrK8sContainerName, "app")
-	a.PutStr(records.AttrContainerID, c.id)
 	a.PutStr(records.AttrContainerImageName, c.image)
 	a.PutStr(records.AttrImageRunningDigest, c.digest)
 	a.PutStr(records.AttrImagePullPolicy, "IfNotPresent")
@@ -140,11 +147,7 @@ func (ls *LoadStack) containerRecord(lr plog.LogRecord, i int, now time.Time) {
 }
 
 func (ls *LoadStack) execRecord(lr plog.LogRecord, i int, path string, now time.Time) {
-	c := ls.containers[i%len(ls.containers)]
-	lr.SetEventName(records.EventProcessExec)
-	lr.SetTimestamp(pcommon.NewTimestampFromTime(now))
-	a := lr.Attributes()
-	a.PutStr(records.AttrContainerID, c.id)
+	_, a := ls.record(lr, records.EventProcessExec, i, now)
 	a.PutInt(records.AttrProcessPID, int64(1000+i))
 	a.PutInt(records.AttrProcessParentPID, 1)
 	a.PutStr(records.AttrProcessExecutablePath, path)
@@ -157,11 +160,7 @@ func (ls *LoadStack) execRecord(lr plog.LogRecord, i int, path string, now time.
 }
 
 func (ls *LoadStack) fileRecord(lr plog.LogRecord, i int, now time.Time) {
-	c := ls.containers[i%len(ls.containers)]
-	lr.SetEventName(records.EventFileOpen)
-	lr.SetTimestamp(pcommon.NewTimestampFromTime(now))
-	a := lr.Attributes()
-	a.PutStr(records.AttrContainerID, c.id)
+	_, a := ls.record(lr, records.EventFileOpen, i, now)
 	a.PutInt(records.AttrProcessPID, int64(1000+i))
 	a.PutStr(records.AttrProcessExecutablePath, "/usr/bin/app")
 	a.PutStr(records.AttrFilePath, fmt.Sprintf("/etc/app/conf%d.yaml", i%200))
