@@ -266,6 +266,15 @@ func (c *Client) get(ctx context.Context, repo Repo, ident string, isTag bool) (
 		return Answer{}, err
 	}
 	ch := c.flights.DoChan(k, func() (any, error) {
+		// A flight for k may have stored its answer and ended between this caller's cache miss above and its
+		// DoChan: take that answer rather than ask again (under load this made a second request per tag).
+		c.mu.RLock()
+		fresh := c.entries[k]
+		c.mu.RUnlock()
+		if fresh != nil && c.now().Before(fresh.expires) {
+			c.obs.CacheHit()
+			return fresh, nil
+		}
 		return c.fetch(k, h, repo, ident, isTag), nil
 	})
 	select {
