@@ -88,7 +88,7 @@ func (s *Store) artifactsSQL(f Filter, paged bool) (string, args, error) {
 	}
 	var a args
 	pSince := a.add(since)
-	scope := scopeConditions([]string{"k.deleted_at IS NULL", "k.running_digest <> ''"}, &a, f.Cluster, f.Namespace, "k")
+	scope := scopeConditions([]string{"k.deleted_at IS NULL", "k.running_digest <> ''"}, &a, f.Cluster, f.Namespace, f.Allowed, "k")
 	sql := `WITH listed AS (
 			SELECT r.name AS registry, r.host AS registry_host, x.repository, x.image, x.tag, x.digest, x.manifests,
 				x.first_listed, x.last_listed
@@ -144,7 +144,7 @@ func (s *Store) artifactsSQL(f Filter, paged bool) (string, args, error) {
 	}
 	sql += " FROM final"
 	var where []string
-	if f.Cluster != "" || f.Namespace != "" {
+	if f.Cluster != "" || f.Namespace != "" || f.Allowed != nil { // a restricted reader sees what runs in its clusters
 		where = append(where, "clusters > 0")
 	}
 	if f.Registry != "" {
@@ -277,7 +277,7 @@ func (s *Store) artifactPlacements(ctx context.Context, f Filter, items []Artifa
 		return nil
 	}
 	a := args{idx, digests, paths, exact}
-	scope := scopeConditions([]string{"k.deleted_at IS NULL"}, &a, f.Cluster, f.Namespace, "k")
+	scope := scopeConditions([]string{"k.deleted_at IS NULL"}, &a, f.Cluster, f.Namespace, f.Allowed, "k")
 	rows, err := s.pool.Query(ctx, `
 		WITH p AS (SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::bool[]) AS p(i, d, path, exact)),
 		w AS (

@@ -25,6 +25,12 @@ type Filter struct {
 	Since    time.Time
 	SinceAge time.Duration
 	Sort     string // one of the list's sort orders; "" is its default
+	// Allowed, when not nil, is every cluster (uid or name) the reader may see: a restricted API token or user.
+	// Images are then listed from the per-cluster rollups of those clusters only (events-only images, which
+	// carry no cluster, are not listed), and counts and verdicts are those clusters'.
+	Allowed []string
+	// Digest: images, exactly this one (the summary a restricted reader's image page starts from).
+	Digest string
 	Limit    int
 	Offset   int
 }
@@ -99,7 +105,9 @@ func (a *args) add(v any) string {
 // columns of the table alias. The cluster is a uid or a name. ANY(ARRAY(…)) is evaluated once, before the scan,
 // so an index or primary key on cluster_id finds the cluster's rows; "IN (SELECT …)" made PostgreSQL read every
 // cluster's rows and join.
-func scopeConditions(where []string, a *args, cluster, namespace, alias string) []string {
+//
+// allowed, when not nil, is the reader's clusters (Filter.Allowed): the rows of other clusters are out of scope.
+func scopeConditions(where []string, a *args, cluster, namespace string, allowed []string, alias string) []string {
 	if cluster != "" {
 		p := a.add(cluster)
 		where = append(where, fmt.Sprintf("%s.cluster_id = ANY(ARRAY(SELECT id FROM clusters WHERE uid = %s OR name = %s))", alias, p, p))
@@ -107,7 +115,16 @@ func scopeConditions(where []string, a *args, cluster, namespace, alias string) 
 	if namespace != "" {
 		where = append(where, alias+".namespace = "+a.add(namespace))
 	}
+	if allowed != nil {
+		where = append(where, allowedSQL(alias+".cluster_id", a.add(allowed)))
+	}
 	return where
+}
+
+// allowedSQL is true when the cluster id column col is one of the clusters the text[] parameter param names
+// (uids or names), or when param is NULL: a reader who may see every cluster.
+func allowedSQL(col, param string) string {
+	return fmt.Sprintf("(%[2]s::text[] IS NULL OR %[1]s = ANY(ARRAY(SELECT id FROM clusters WHERE uid = ANY(%[2]s::text[]) OR name = ANY(%[2]s::text[]))))", col, param)
 }
 
 // riskConditions appends the filter's severity and verdict conditions on the columns of the named table alias
@@ -156,10 +173,11 @@ func (s *Store) ListImages(ctx context.Context, f Filter) (Page[ImageSummary], e
 	if !ok {
 		return Page[ImageSummary]{}, fmt.Errorf("%w %q", ErrBadSort, f.Sort)
 	}
-	if f.Cluster == "" && f.Namespace == "" {
+	scoped := f.Allowed != nil || f.Digest != ""
+	if f.Cluster == "" && f.Namespace == "" && !scoped {
 		return s.listRankedImages(ctx, f, order)
 	}
-	if f.Cluster != "" && f.Sort != SortLastSeen {
+	if f.Cluster != "" && f.Sort != SortLastSeen && !scoped {
 		var ids []int64
 		rows, err := s.pool.Query(ctx, "SELECT id FROM clusters WHERE uid = $1 OR name = $1", f.Cluster)
 		if err == nil {
@@ -182,7 +200,10 @@ func (s *Store) ListImages(ctx context.Context, f Filter) (Page[ImageSummary], e
 		table, namespaces = "image_namespaces", "count(*)::int"
 		where = append(where, "s.namespace = "+a.add(f.Namespace))
 	}
-	where = scopeConditions(where, &a, f.Cluster, "", "s") // the namespace is the table's, above
+	where = scopeConditions(where, &a, f.Cluster, "", f.Allowed, "s") // the namespace is the table's, above
+	if f.Digest != "" {
+		where = append(where, "s.digest = "+a.add(f.Digest))
+	}
 	cond := strings.Join(where, " AND ")
 	// The reasons, references and expected digests are merged for the page's rows only, after LIMIT.
 	merged := func(col string) string {
@@ -358,7 +379,24 @@ const DetailLimit = 500
 
 // GetImage returns the image with this digest, whether or not it still runs.
 func (s *Store) GetImage(ctx context.Context, digest string) (ImageDetail, error) {
+	return s.GetImageIn(ctx, digest, nil)
+}
+
+// GetImageIn is GetImage for a reader who may see only the clusters allowed names (nil: every cluster): the
+// image is not found unless it runs in one of them, and its summary and evidence are those clusters'.
+func (s *Store) GetImageIn(ctx context.Context, digest string, allowed []string) (ImageDetail, error) {
 	var d ImageDetail
+	if allowed != nil {
+		page, err := s.ListImages(ctx, Filter{Allowed: allowed, Digest: digest, Limit: 1})
+		if err != nil {
+			return d, err
+		}
+		if len(page.Items) == 0 {
+			return d, ErrNotFound
+		}
+		d.ImageSummary = page.Items[0]
+		return d, s.imageEvidence(ctx, &d, digest, allowed)
+	}
 	i := &d.ImageSummary
 	err := s.pool.QueryRow(ctx, `SELECT digest, severity, verdict, reasons, refs, expected_digests, clusters,
 		namespaces, workloads, pods, containers, first_seen, last_seen, NOT state_seen, `+vulnColumns+`
@@ -371,13 +409,19 @@ func (s *Store) GetImage(ctx context.Context, digest string) (ImageDetail, error
 	if err != nil {
 		return d, classify(err)
 	}
+	return d, s.imageEvidence(ctx, &d, digest, nil)
+}
+
+// imageEvidence fills an image's placements, processes, files, timeline and remediation, from the clusters
+// allowed names (nil: every cluster).
+func (s *Store) imageEvidence(ctx context.Context, d *ImageDetail, digest string, allowed []string) error {
 	placements, err := collectPage(ctx, s, `
 		SELECT cl.uid, cl.name, k.namespace, k.workload_kind, k.workload_name, k.pod_name, k.name, k.node_name,
 			k.image_name, k.image_ref, k.running_digest, k.expected_digest, k.integrity, k.severity, k.reasons,
 			k.registry_host, k.registry_trusted, k.pull_policy, k.last_seen, count(*) OVER ()
 		FROM containers k JOIN clusters cl ON cl.id = k.cluster_id
-		WHERE k.running_digest = $1 AND k.deleted_at IS NULL
-		ORDER BY k.severity_rank DESC, cl.name, k.namespace, k.pod_name, k.name LIMIT $2`, args{digest, DetailLimit},
+		WHERE k.running_digest = $1 AND k.deleted_at IS NULL AND `+allowedSQL("k.cluster_id", "$3")+`
+		ORDER BY k.severity_rank DESC, cl.name, k.namespace, k.pod_name, k.name LIMIT $2`, args{digest, DetailLimit, allowed},
 		func(r pgx.Rows, total *int) (Placement, error) {
 			var p Placement
 			err := r.Scan(&p.ClusterUID, &p.ClusterName, &p.Namespace, &p.WorkloadKind, &p.WorkloadName, &p.Pod,
@@ -386,51 +430,49 @@ func (s *Store) GetImage(ctx context.Context, digest string) (ImageDetail, error
 			return p, err
 		})
 	if err != nil {
-		return d, err
+		return err
 	}
 	d.Placements, d.PlacementsTotal = placements.Items, placements.Total
 	procs, err := collectPage(ctx, s, `
 		SELECT a.executable_path, a.executable_sha256, min(a.first_seen), max(a.last_seen), sum(a.count)::bigint,
 			ARRAY(SELECT DISTINCT x FROM exec_aggregates b, unnest(b.containers) x
 				WHERE b.image_digest = $1 AND b.executable_path = a.executable_path
-				  AND b.executable_sha256 = a.executable_sha256 ORDER BY x LIMIT 32),
+				  AND b.executable_sha256 = a.executable_sha256 AND `+allowedSQL("b.cluster_id", "$3")+` ORDER BY x LIMIT 32),
 			count(*) OVER ()
-		FROM exec_aggregates a WHERE a.image_digest = $1
+		FROM exec_aggregates a WHERE a.image_digest = $1 AND `+allowedSQL("a.cluster_id", "$3")+`
 		GROUP BY a.executable_path, a.executable_sha256
-		ORDER BY a.executable_path, a.executable_sha256 LIMIT $2`, args{digest, DetailLimit},
+		ORDER BY a.executable_path, a.executable_sha256 LIMIT $2`, args{digest, DetailLimit, allowed},
 		func(r pgx.Rows, total *int) (ExecAggregate, error) {
 			var e ExecAggregate
 			err := r.Scan(&e.Path, &e.SHA256, &e.FirstSeen, &e.LastSeen, &e.Count, &e.Containers, total)
 			return e, err
 		})
 	if err != nil {
-		return d, err
+		return err
 	}
 	d.Processes, d.ProcessesTotal = procs.Items, procs.Total
 	files, err := collectPage(ctx, s, `
 		SELECT a.file_path, min(a.first_seen), max(a.last_seen), sum(a.count)::bigint,
 			ARRAY(SELECT DISTINCT x FROM file_aggregates b, unnest(b.containers) x
-				WHERE b.image_digest = $1 AND b.file_path = a.file_path ORDER BY x LIMIT 32),
+				WHERE b.image_digest = $1 AND b.file_path = a.file_path AND `+allowedSQL("b.cluster_id", "$3")+` ORDER BY x LIMIT 32),
 			count(*) OVER ()
-		FROM file_aggregates a WHERE a.image_digest = $1
+		FROM file_aggregates a WHERE a.image_digest = $1 AND `+allowedSQL("a.cluster_id", "$3")+`
 		GROUP BY a.file_path
-		ORDER BY a.file_path LIMIT $2`, args{digest, DetailLimit},
+		ORDER BY a.file_path LIMIT $2`, args{digest, DetailLimit, allowed},
 		func(r pgx.Rows, total *int) (FileAggregate, error) {
 			var f FileAggregate
 			err := r.Scan(&f.Path, &f.FirstSeen, &f.LastSeen, &f.Count, &f.Containers, total)
 			return f, err
 		})
 	if err != nil {
-		return d, err
+		return err
 	}
 	d.Files, d.FilesTotal = files.Items, files.Total
-	if d.Timeline, err = s.Timeline(ctx, digest, TimelineLimit); err != nil {
-		return d, err
+	if d.Timeline, err = s.timeline(ctx, digest, TimelineLimit, allowed); err != nil {
+		return err
 	}
-	if d.Remediation, err = s.remediations(ctx, digest); err != nil {
-		return d, err
-	}
-	return d, nil
+	d.Remediation, err = s.remediations(ctx, digest, allowed)
+	return err
 }
 
 // SensorStaleAfter is how old a sensor's last health record may be before the sensor counts as stale, when its
@@ -555,14 +597,21 @@ func (s *Store) ListClusters(ctx context.Context, f Filter) (Page[ClusterSummary
 		return Page[ClusterSummary]{}, fmt.Errorf("%w %q", ErrBadSort, f.Sort)
 	}
 	a := args{s.now(), int64(s.opts.SensorStaleAfter)}
-	return collectPage(ctx, s, clusterSummarySQL+" ORDER BY c.name, c.uid LIMIT "+a.add(f.Limit)+" OFFSET "+a.add(f.Offset), a, scanClusterSummary)
+	where := " WHERE " + allowedSQL("c.id", a.add(f.Allowed))
+	return collectPage(ctx, s, clusterSummarySQL+where+" ORDER BY c.name, c.uid LIMIT "+a.add(f.Limit)+" OFFSET "+a.add(f.Offset), a, scanClusterSummary)
 }
 
 // GetCluster returns the cluster with this uid (or, failing that, name) and its live nodes.
 func (s *Store) GetCluster(ctx context.Context, uidOrName string) (ClusterDetail, error) {
+	return s.GetClusterIn(ctx, uidOrName, nil)
+}
+
+// GetClusterIn is GetCluster for a reader who may see only the clusters allowed names (nil: every cluster):
+// another cluster is not found.
+func (s *Store) GetClusterIn(ctx context.Context, uidOrName string, allowed []string) (ClusterDetail, error) {
 	a := args{s.now(), int64(s.opts.SensorStaleAfter)}
-	page, err := collectPage(ctx, s, clusterSummarySQL+" WHERE c.uid = $3 OR c.name = $3 ORDER BY c.uid = $3 DESC LIMIT 1",
-		append(a, uidOrName), scanClusterSummary)
+	page, err := collectPage(ctx, s, clusterSummarySQL+" WHERE (c.uid = $3 OR c.name = $3) AND "+allowedSQL("c.id", "$4")+
+		" ORDER BY c.uid = $3 DESC LIMIT 1", append(a, uidOrName, allowed), scanClusterSummary)
 	if err != nil {
 		return ClusterDetail{}, err
 	}
@@ -666,7 +715,7 @@ func (s *Store) ListWorkloads(ctx context.Context, f Filter) (Page[WorkloadSumma
 		return Page[WorkloadSummary]{}, fmt.Errorf("%w %q", ErrBadSort, f.Sort)
 	}
 	var a args
-	where := scopeConditions([]string{"w.deleted_at IS NULL"}, &a, f.Cluster, f.Namespace, "w")
+	where := scopeConditions([]string{"w.deleted_at IS NULL"}, &a, f.Cluster, f.Namespace, f.Allowed, "w")
 	sql := `WITH wl AS (
 		SELECT c.uid AS cluster_uid, c.name AS cluster_name, w.uid, w.kind, w.name, w.namespace, w.last_seen,
 			coalesce(k.pods, 0) AS pods, coalesce(k.containers, 0) AS containers, coalesce(k.images, '{}') AS images,

@@ -66,10 +66,11 @@ func (s *Store) ensureWindowPartitions(ctx context.Context) error {
 type RetentionPass struct {
 	DroppedPartitions []string // the event partitions dropped, by name
 	ExpiredKeys       int64    // the idempotency keys forgotten
+	ExpiredSessions   int64    // the sessions and logins in progress that had expired
 }
 
 // Retain is the periodic retention pass: it creates the partitions the window now reaches, drops the event
-// partitions past the retention and forgets idempotency keys older than keyTTL. A step that fails does not stop
+// partitions past the retention, forgets idempotency keys older than keyTTL and expired sessions. A step that fails does not stop
 // the others; the error joins every step's.
 func (s *Store) Retain(ctx context.Context, keyTTL time.Duration) (RetentionPass, error) {
 	var pass RetentionPass
@@ -78,7 +79,9 @@ func (s *Store) Retain(ctx context.Context, keyTTL time.Duration) (RetentionPass
 	pass.DroppedPartitions = dropped
 	expired, errExpire := s.ExpireIdempotencyKeys(ctx, keyTTL)
 	pass.ExpiredKeys = expired
-	return pass, errors.Join(errEnsure, errDrop, errExpire)
+	access, errAccess := s.expireAccess(ctx)
+	pass.ExpiredSessions = access
+	return pass, errors.Join(errEnsure, errDrop, errExpire, errAccess)
 }
 
 // ensurePartition creates table's partition for day d if this process has not seen it yet. It runs in its own

@@ -22,10 +22,15 @@ type VerdictChange struct {
 
 // Timeline returns an image's verdict changes, newest first, at most limit.
 func (s *Store) Timeline(ctx context.Context, digest string, limit int) ([]VerdictChange, error) {
+	return s.timeline(ctx, digest, limit, nil)
+}
+
+// timeline is Timeline in the clusters allowed names (nil: every cluster).
+func (s *Store) timeline(ctx context.Context, digest string, limit int, allowed []string) ([]VerdictChange, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT v.time, c.uid, c.name, v.ref, v.old_verdict, v.old_severity, v.new_verdict, v.new_severity, v.reasons
 		FROM verdict_changes v JOIN clusters c ON c.id = v.cluster_id
-		WHERE v.digest = $1 ORDER BY v.time DESC, v.id DESC LIMIT $2`, digest, limit)
+		WHERE v.digest = $1 AND `+allowedSQL("v.cluster_id", "$3")+` ORDER BY v.time DESC, v.id DESC LIMIT $2`, digest, limit, allowed)
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -58,14 +63,16 @@ type Remediation struct {
 	RunningPinnedRef string
 }
 
-// remediations lists, per reference an image runs under, the facts a fix needs.
-func (s *Store) remediations(ctx context.Context, digest string) ([]Remediation, error) {
+// remediations lists, per reference an image runs under in the clusters allowed names (nil: every cluster), the
+// facts a fix needs.
+func (s *Store) remediations(ctx context.Context, digest string, allowed []string) ([]Remediation, error) {
 	rows, err := s.pool.Query(ctx, `
 		WITH r AS (
 			SELECT CASE WHEN image_ref <> '' THEN image_ref ELSE image_name END AS ref,
 				array_agg(DISTINCT pull_policy ORDER BY pull_policy) FILTER (WHERE pull_policy <> '') AS policies,
 				array_agg(DISTINCT expected_digest ORDER BY expected_digest) FILTER (WHERE expected_digest <> '') AS expected
 			FROM containers WHERE running_digest = $1 AND deleted_at IS NULL AND (image_ref <> '' OR image_name <> '')
+				AND `+allowedSQL("cluster_id", "$3")+`
 			GROUP BY 1),
 		rr AS (SELECT r.*, runtrust_image_repository(ref) AS repo,
 			coalesce(substring(split_part(ref, '@', 1) from ':([^/:]*)$'), '') AS tag FROM r)
@@ -76,7 +83,7 @@ func (s *Store) remediations(ctx context.Context, digest string) ([]Remediation,
 			WHERE g.configured AND a.deleted_at IS NULL AND rr.tag <> '' AND a.tag = rr.tag
 			  AND runtrust_repository_matches(rr.repo, a.image)
 			ORDER BY a.last_listed DESC, a.registry LIMIT 1) l ON true
-		ORDER BY rr.ref LIMIT $2`, digest, DetailLimit)
+		ORDER BY rr.ref LIMIT $2`, digest, DetailLimit, allowed)
 	if err != nil {
 		return nil, classify(err)
 	}

@@ -403,6 +403,7 @@ type VulnFilter struct {
 	Cluster        string   // images running in this cluster (uid or name)
 	Namespace      string   // images running in this namespace
 	Digest         string   // one image
+	Allowed        []string // when not nil, the reader's clusters: only images running in them (Filter.Allowed)
 	Search         string   // a substring of the advisory id, an alias or the package name
 	Limit, Offset  int
 }
@@ -420,13 +421,13 @@ func vulnScope(a *args, f VulnFilter) []string {
 	if f.Digest != "" {
 		where = append(where, "v.digest = "+a.add(f.Digest))
 	}
-	if f.Cluster == "" && f.Namespace == "" {
+	if f.Cluster == "" && f.Namespace == "" && f.Allowed == nil {
 		if f.Digest == "" {
 			where = append(where, "v.digest IN (SELECT digest FROM images WHERE containers > 0)")
 		}
 		return where
 	}
-	live := scopeConditions([]string{"k.deleted_at IS NULL"}, a, f.Cluster, f.Namespace, "k")
+	live := scopeConditions([]string{"k.deleted_at IS NULL"}, a, f.Cluster, f.Namespace, f.Allowed, "k")
 	return append(where, "v.digest IN (SELECT k.running_digest FROM containers k WHERE "+strings.Join(live, " AND ")+")")
 }
 
