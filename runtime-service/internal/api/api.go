@@ -9,9 +9,11 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/runtrust/runtrust/internal/records"
+	"github.com/runtrust/runtrust/runtime-service/internal/auth"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
 )
 
@@ -20,26 +22,40 @@ import (
 //go:embed openapi.yaml
 var OpenAPI []byte
 
-// Route is one endpoint: method, Go ServeMux pattern path, and the handler method that serves it.
+// Route is one endpoint: method, Go ServeMux pattern path, the role it needs, and the handler method that
+// serves it.
 type Route struct {
 	Method, Path string
+	Role         string
 	serve        func(h *Handler, w http.ResponseWriter, r *http.Request)
 }
 
+const (
+	viewer = store.RoleViewer
+	admin  = store.RoleAdmin
+)
+
 // Routes lists every endpoint the handler serves (the OpenAPI test compares it with openapi.yaml).
 var Routes = []Route{
-	{"GET", "/api/v1/images", (*Handler).listImages},
-	{"GET", "/api/v1/images/{digest}", (*Handler).getImage},
-	{"GET", "/api/v1/clusters", (*Handler).listClusters},
-	{"GET", "/api/v1/clusters/{cluster}", (*Handler).getCluster},
-	{"GET", "/api/v1/workloads", (*Handler).listWorkloads},
-	{"GET", "/api/v1/artifacts", (*Handler).listArtifacts},
-	{"GET", "/api/v1/openapi.yaml", (*Handler).openAPI},
-	{"GET", "/api/v1/artifacts.csv", (*Handler).artifactsCSV},
-	{"GET", "/api/v1/registries", (*Handler).listRegistries},
-	{"GET", "/api/v1/vulnerabilities", (*Handler).listVulnerabilities},
-	{"GET", "/api/v1/vulnerabilities.csv", (*Handler).vulnerabilitiesCSV},
-	{"GET", "/api/v1/meta/order", (*Handler).order},
+	{"GET", "/api/v1/images", viewer, (*Handler).listImages},
+	{"GET", "/api/v1/images/{digest}", viewer, (*Handler).getImage},
+	{"GET", "/api/v1/clusters", viewer, (*Handler).listClusters},
+	{"GET", "/api/v1/clusters/{cluster}", viewer, (*Handler).getCluster},
+	{"GET", "/api/v1/workloads", viewer, (*Handler).listWorkloads},
+	{"GET", "/api/v1/artifacts", viewer, (*Handler).listArtifacts},
+	{"GET", "/api/v1/openapi.yaml", viewer, (*Handler).openAPI},
+	{"GET", "/api/v1/artifacts.csv", viewer, (*Handler).artifactsCSV},
+	{"GET", "/api/v1/registries", viewer, (*Handler).listRegistries},
+	{"GET", "/api/v1/vulnerabilities", viewer, (*Handler).listVulnerabilities},
+	{"GET", "/api/v1/vulnerabilities.csv", viewer, (*Handler).vulnerabilitiesCSV},
+	{"GET", "/api/v1/meta/order", viewer, (*Handler).order},
+	{"GET", "/api/v1/me", viewer, (*Handler).me},
+	{"GET", "/api/v1/tokens", admin, (*Handler).listTokens},
+	{"POST", "/api/v1/tokens", admin, (*Handler).createToken},
+	{"DELETE", "/api/v1/tokens/{name}", admin, (*Handler).revokeToken},
+	{"DELETE", "/api/v1/clusters/{cluster}/collectors/{collector}", admin, (*Handler).revokeCollector},
+	{"POST", "/api/v1/join-keys/retire", admin, (*Handler).retireJoinKey},
+	{"GET", "/api/v1/audit", admin, (*Handler).listAudit},
 }
 
 // Order is /api/v1/meta/order: the record contract's severities and verdicts, worst first, as lists and filters
@@ -57,25 +73,60 @@ func (h *Handler) order(w http.ResponseWriter, _ *http.Request) {
 type Handler struct {
 	store *store.Store
 	log   *slog.Logger
+	authn *auth.Authenticator
 	mux   *http.ServeMux
 }
 
-// New returns the API handler.
-func New(s *store.Store, log *slog.Logger) *Handler {
-	h := &Handler{store: s, log: log, mux: http.NewServeMux()}
+// New returns the API handler; authn decides who each call acts as.
+func New(s *store.Store, log *slog.Logger, authn *auth.Authenticator) *Handler {
+	h := &Handler{store: s, log: log, authn: authn, mux: http.NewServeMux()}
+	methods := map[string][]string{}
 	for _, r := range Routes {
-		serve := r.serve
-		h.mux.HandleFunc(r.Method+" "+r.Path, func(w http.ResponseWriter, req *http.Request) { serve(h, w, req) })
-		method := r.Method
-		h.mux.HandleFunc(r.Path, func(w http.ResponseWriter, req *http.Request) {
-			w.Header().Set("Allow", method)
-			writeError(w, http.StatusMethodNotAllowed, req.Method+" is not allowed here; the API is read-only ("+method+")")
+		h.mux.HandleFunc(r.Method+" "+r.Path, h.guard(r))
+		methods[r.Path] = append(methods[r.Path], r.Method)
+	}
+	for path, allowed := range methods {
+		list := strings.Join(allowed, ", ")
+		h.mux.HandleFunc(path, func(w http.ResponseWriter, req *http.Request) {
+			w.Header().Set("Allow", list)
+			writeError(w, http.StatusMethodNotAllowed, req.Method+" is not allowed here (allowed: "+list+")")
 		})
 	}
 	h.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path+" (see /api/v1/openapi.yaml)")
 	})
 	return h
+}
+
+// guard authenticates a call, checks the route's role and, on a state-changing call, its CSRF header, and
+// serves it with the principal in its context.
+func (h *Handler) guard(r Route) http.HandlerFunc {
+	return func(w http.ResponseWriter, req *http.Request) {
+		p, err := h.authn.Authenticate(req)
+		switch {
+		case errors.Is(err, auth.ErrNoCredentials) || errors.Is(err, auth.ErrBadCredentials):
+			w.Header().Set("WWW-Authenticate", `Bearer realm="runtrust"`)
+			writeError(w, http.StatusUnauthorized, err.Error())
+			return
+		case err != nil:
+			h.fail(w, req, err)
+			return
+		case r.Role == admin && !p.Admin():
+			writeError(w, http.StatusForbidden, r.Method+" "+r.Path+" needs the admin role; "+p.Actor()+" is a "+p.Role)
+			return
+		}
+		if err := auth.CheckCSRF(p, req); err != nil {
+			writeError(w, http.StatusForbidden, err.Error())
+			return
+		}
+		r.serve(h, w, req.WithContext(auth.With(req.Context(), p)))
+	}
+}
+
+// principal is who the call acts as (guard put it in the context).
+func principal(r *http.Request) auth.Principal {
+	p, _ := auth.From(r.Context())
+	return p
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
@@ -181,7 +232,7 @@ func imageOf(i store.ImageSummary) Image {
 }
 
 func (h *Handler) listImages(w http.ResponseWriter, r *http.Request) {
-	f, err := ParseList("images", r.URL.Query())
+	f, err := parseListFor(r, "images")
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -274,7 +325,7 @@ func (h *Handler) getImage(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	d, err := h.store.GetImage(r.Context(), digest)
+	d, err := h.store.GetImageIn(r.Context(), digest, principal(r).Clusters)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -338,7 +389,7 @@ func clusterOf(c store.ClusterSummary) Cluster {
 }
 
 func (h *Handler) listClusters(w http.ResponseWriter, r *http.Request) {
-	f, err := ParseList("clusters", r.URL.Query())
+	f, err := parseListFor(r, "clusters")
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -401,7 +452,7 @@ func (h *Handler) getCluster(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	d, err := h.store.GetCluster(r.Context(), ref)
+	d, err := h.store.GetClusterIn(r.Context(), ref, principal(r).Clusters)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -443,7 +494,7 @@ type Workload struct {
 }
 
 func (h *Handler) listWorkloads(w http.ResponseWriter, r *http.Request) {
-	f, err := ParseList("workloads", r.URL.Query())
+	f, err := parseListFor(r, "workloads")
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -15,6 +15,7 @@ import (
 
 	"github.com/runtrust/runtrust/internal/pgtest"
 	"github.com/runtrust/runtrust/internal/records"
+	"github.com/runtrust/runtrust/runtime-service/internal/auth"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
 	"github.com/runtrust/runtrust/runtime-service/internal/store/storetest"
 )
@@ -73,7 +74,7 @@ func seeded(t testing.TB) *Handler {
 	if err := s.RecordListing(ctx, "jfrog", store.Listing{Started: now, Err: errors.New("catalog: connection refused")}); err != nil {
 		t.Fatal(err)
 	}
-	return New(s, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return New(s, slog.New(slog.NewTextHandler(io.Discard, nil)), auth.New(s, auth.ModeNone))
 }
 
 // TestRegistryCorrelationEndpoints: artifacts with usage and placements, the CSV export, the registries, and

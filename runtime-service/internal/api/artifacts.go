@@ -63,7 +63,7 @@ func artifactOf(a store.Artifact) Artifact {
 }
 
 func (h *Handler) listArtifacts(w http.ResponseWriter, r *http.Request) {
-	f, err := ParseList("artifacts", r.URL.Query())
+	f, err := parseListFor(r, "artifacts")
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -84,7 +84,7 @@ var CSVColumns = []string{"registry", "registry_host", "repository", "tag", "ref
 // artifactsCSV streams every artifact the filters select (no paging) as CSV, for the cleanup export. The rows
 // come from one query as Postgres produces them, so the export's memory does not grow with the registry.
 func (h *Handler) artifactsCSV(w http.ResponseWriter, r *http.Request) {
-	f, err := ParseList("artifacts.csv", r.URL.Query())
+	f, err := parseListFor(r, "artifacts.csv")
 	if err != nil {
 		h.fail(w, r, err)
 		return

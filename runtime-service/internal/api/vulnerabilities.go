@@ -122,7 +122,7 @@ var vulnRules = []paramRule[store.VulnFilter]{
 }
 
 func (h *Handler) listVulnerabilities(w http.ResponseWriter, r *http.Request) {
-	f, err := ParseVulnList("vulnerabilities", r.URL.Query())
+	f, err := parseVulnListFor(r, "vulnerabilities")
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -142,7 +142,7 @@ var VulnCSVColumns = []string{"id", "aliases", "severity", "cvss", "package", "p
 	"fixed_version", "reachability", "evidence_kind", "evidence_path", "evidence_process", "evidence_at", "digest", "refs", "source"}
 
 func (h *Handler) vulnerabilitiesCSV(w http.ResponseWriter, r *http.Request) {
-	f, err := ParseVulnList("vulnerabilities.csv", r.URL.Query())
+	f, err := parseVulnListFor(r, "vulnerabilities.csv")
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -201,7 +201,7 @@ func sbomStatusOf(s store.SBOMStatus) SBOMStatus {
 
 // addVulnerabilities puts an image's findings and SBOM status on its detail.
 func (h *Handler) addVulnerabilities(r *http.Request, out *ImageDetail) error {
-	page, _, err := h.store.ListVulnerabilities(r.Context(), store.VulnFilter{Digest: out.Digest, Limit: store.DetailLimit})
+	page, _, err := h.store.ListVulnerabilities(r.Context(), store.VulnFilter{Digest: out.Digest, Limit: store.DetailLimit, Allowed: principal(r).Clusters})
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/runtrust/runtrust/internal/wire"
+	"github.com/runtrust/runtrust/runtime-service/internal/auth"
 	"github.com/runtrust/runtrust/runtime-service/internal/correlate"
 	"github.com/runtrust/runtrust/runtime-service/internal/ingest"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
@@ -43,7 +44,11 @@ type Config struct {
 	// RegistriesFile names the registries to correlate with (internal/correlate); Registries is its content,
 	// read and validated by Parse.
 	RegistriesFile string
-	Registries     []correlate.Registry
+	// Auth is how HTTP calls are authenticated: "tokens", "none", or "" (none on a loopback address; auth.ModeFor).
+	Auth string
+	// AuthMode is what Auth decides for HTTPListen.
+	AuthMode   auth.Mode
+	Registries []correlate.Registry
 	// SensorStaleAfter: a sensor without a health record this long is stale. Zero: three of its intervals.
 	SensorStaleAfter time.Duration
 
@@ -94,6 +99,13 @@ var settings = []setting{
 	}},
 	{"http-listen", "RUNTRUST_HTTP_LISTEN", "localhost:8080", "address for HTTP: the JSON API, /healthz, /readyz, /metrics", func(c *Config, v string) error {
 		return setAddr(&c.HTTPListen, "http-listen", v)
+	}},
+	{"auth", "RUNTRUST_AUTH", "", "who may call the HTTP API: tokens (API tokens from `runtime-service token create`, docs/security.md) or none (no authentication; only on a loopback http-listen); empty: none on loopback, else refused", func(c *Config, v string) error {
+		if v != "" && v != "none" && v != "tokens" {
+			return fmt.Errorf("auth %q is not tokens or none", v)
+		}
+		c.Auth = v
+		return nil
 	}},
 	{"database-url", "RUNTRUST_DATABASE_URL", "", "Postgres DSN (postgres://user:pass@host:5432/db); empty: run a local PostgreSQL in -pg-data-dir", func(c *Config, v string) error {
 		if v != "" && !strings.HasPrefix(v, "postgres://") && !strings.HasPrefix(v, "postgresql://") && !strings.Contains(v, "=") {
@@ -265,6 +277,11 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 	if err := checkTLS(c.TLS); err != nil {
 		return Config{}, err
 	}
+	mode, err := auth.ModeFor(c.Auth, c.HTTPListen)
+	if err != nil {
+		return Config{}, err
+	}
+	c.AuthMode = mode
 	if c.Retention == 0 {
 		c.Retention = store.DefaultRetention
 	}

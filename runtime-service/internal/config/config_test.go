@@ -26,7 +26,7 @@ func TestDefaults(t *testing.T) {
 
 func TestFlagBeatsEnvBeatsDefault(t *testing.T) {
 	c, err := Parse([]string{"-retention", "36h"}, env(map[string]string{
-		"RUNTRUST_RETENTION": "3d", "RUNTRUST_HTTP_LISTEN": ":9090", "RUNTRUST_JOIN_KEYS": "0123456789abcdef, fedcba9876543210,",
+		"RUNTRUST_RETENTION": "3d", "RUNTRUST_HTTP_LISTEN": ":9090", "RUNTRUST_AUTH": "tokens", "RUNTRUST_JOIN_KEYS": "0123456789abcdef, fedcba9876543210,",
 		"RUNTRUST_MAX_REQUEST_BYTES": "512KiB",
 	}), io.Discard)
 	if err != nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/runtrust/runtrust/internal/records"
 	"github.com/runtrust/runtrust/internal/registry/registrytest"
 	"github.com/runtrust/runtrust/runtime-service/internal/api"
+	"github.com/runtrust/runtrust/runtime-service/internal/auth"
 	"github.com/runtrust/runtrust/runtime-service/internal/correlate"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
 	"github.com/runtrust/runtrust/runtime-service/internal/store/storetest"
@@ -206,7 +207,7 @@ func TestCorrelationAgainstARealRegistry(t *testing.T) {
 	if n := reg.Requests("GET", "ping") - pingsBefore; n > 1+3 {
 		t.Fatalf("%d pings for 3 repositories", n)
 	}
-	h := api.New(st, quiet)
+	h := api.New(st, quiet, auth.New(st, auth.ModeNone))
 	host := reg.Host
 	got := usages(t, h, "registry=local")
 	want := map[string]string{
@@ -459,7 +460,7 @@ func TestArtifactoryCorrelationAndFeedback(t *testing.T) {
 	if after := writes(); after != before {
 		t.Fatalf("%d write requests reached the plain OCI registry during its refresh", after-before)
 	}
-	h := api.New(st, quiet)
+	h := api.New(st, quiet, auth.New(st, auth.ModeNone))
 	got := usages(t, h, "registry=jfrog")
 	if !mapsEqual(got, map[string]string{"art.example/docker-local/acme/web:1": store.UsageInUse, "art.example/docker-local/acme/idle:1": store.UsageNeverSeen}) {
 		t.Fatalf("jfrog: %v", got)

@@ -36,6 +36,7 @@ import (
 	"github.com/runtrust/runtrust/internal/records"
 	runtrustv1 "github.com/runtrust/runtrust/proto/runtrust/v1"
 	"github.com/runtrust/runtrust/runtime-service/internal/api"
+	"github.com/runtrust/runtrust/runtime-service/internal/auth"
 	"github.com/runtrust/runtrust/runtime-service/internal/ingest"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
 	"github.com/runtrust/runtrust/runtime-service/internal/store/storetest"
@@ -421,7 +422,7 @@ func TestLiveAssessmentQuery(t *testing.T) {
 		t.Fatalf("seeded %d pods, %d images", pods, images)
 	}
 
-	srv := httptest.NewServer(api.New(st, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	srv := httptest.NewServer(api.New(st, slog.New(slog.NewTextHandler(io.Discard, nil)), auth.New(st, auth.ModeNone)))
 	defer srv.Close()
 	timeQuery := func(path string) []time.Duration {
 		var ds []time.Duration

@@ -22,6 +22,7 @@ import (
 	"github.com/runtrust/runtrust/internal/localpg"
 	"github.com/runtrust/runtrust/internal/periodic"
 	"github.com/runtrust/runtrust/runtime-service/internal/api"
+	"github.com/runtrust/runtrust/runtime-service/internal/auth"
 	"github.com/runtrust/runtrust/runtime-service/internal/config"
 	"github.com/runtrust/runtrust/runtime-service/internal/correlate"
 	"github.com/runtrust/runtrust/runtime-service/internal/httpmw"
@@ -127,7 +128,11 @@ func (s *Service) Start(ctx context.Context) (err error) {
 	s.startMaintenance(st, reg)
 	s.addrs = Addrs{GRPC: grpcLis.Addr().String(), HTTP: httpLis.Addr().String()}
 	s.log.Info("runtime service ready", "grpc", s.addrs.GRPC, "http", s.addrs.HTTP,
-		"database", redact(dsn), "retention", s.cfg.Retention.String(), "tls", tlsCfg != nil)
+		"database", redact(dsn), "retention", s.cfg.Retention.String(), "tls", tlsCfg != nil, "auth", string(s.cfg.AuthMode))
+	if s.cfg.AuthMode == auth.ModeNone {
+		s.log.Warn("HTTP API and UI WITHOUT AUTHENTICATION (development mode: a loopback address and no -auth): " +
+			"anyone on this machine can read every cluster's inventory and act as an admin; set -auth tokens to require API tokens (docs/security.md)")
+	}
 	return nil
 }
 
@@ -208,7 +213,7 @@ func (s *Service) listen() (grpcLis, httpLis net.Listener, err error) {
 // (net/http compresses nothing itself; handlers that encode on their own pass through).
 func (s *Service) routes(st *store.Store, reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/api/", api.New(st, s.log))
+	mux.Handle("/api/", api.New(st, s.log, auth.New(st, s.cfg.AuthMode)))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {

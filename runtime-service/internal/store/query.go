@@ -31,8 +31,8 @@ type Filter struct {
 	Allowed []string
 	// Digest: images, exactly this one (the summary a restricted reader's image page starts from).
 	Digest string
-	Limit    int
-	Offset   int
+	Limit  int
+	Offset int
 }
 
 // Page is one page of a list and the size of the whole list.
