@@ -5,7 +5,8 @@
 // `runtime-service enrol` is the client side of enrolment, for scripts (make run uses it): it enrols one collector
 // of a cluster (-collector-id) with a join key and writes its token to a file, or keeps the file when the token in
 // it still works. `runtime-service revoke` deletes one collector of a cluster from the database (a node that is
-// gone, a token that leaked), so its token stops working.
+// gone, a token that leaked), so its token stops working. `runtime-service token create|list|revoke` manages
+// the API tokens of the HTTP API (docs/security.md).
 package main
 
 import (
@@ -30,6 +31,7 @@ var subcommands = map[string]struct {
 }{
 	"enrol":  {enrol, os.Stderr},
 	"revoke": {revoke, os.Stdout},
+	"token":  {token, os.Stdout},
 }
 
 func main() {
