@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/runtrust/runtrust/internal/periodic"
 	"github.com/runtrust/runtrust/internal/records"
 	"github.com/runtrust/runtrust/receivers/runtimesensorreceiver/internal/metadata"
 	"github.com/runtrust/runtrust/receivers/runtimesensorreceiver/internal/sensor"
@@ -142,16 +143,7 @@ func (r *sensorReceiver) every(ctx context.Context, d time.Duration, f func()) {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		t := time.NewTicker(d)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				f()
-			}
-		}
+		periodic.Every(ctx, d, func(context.Context) { f() })
 	}()
 }
 
