@@ -1,14 +1,11 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"time"
-
-	"github.com/runtrust/runtrust/runtime-service/internal/store"
 )
 
 // revoke deletes one collector of a cluster from the service's database, so its token stops working (the node is
@@ -35,13 +32,11 @@ func revoke(args []string, getenv func(string) string, out io.Writer) error {
 	case *joinKey == "" && (*cluster == "" || *collectorID == ""):
 		return errors.New("-cluster and -collector-id are required (or -join-key)")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	st, err := store.Open(ctx, *dsn, store.Options{})
+	ctx, st, done, err := openStore(*dsn)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer done()
 	if *joinKey != "" {
 		uid, err := st.RetireJoinKey(ctx, *joinKey)
 		if err != nil {

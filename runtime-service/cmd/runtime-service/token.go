@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -62,13 +61,11 @@ func token(args []string, getenv func(string) string, out io.Writer) error {
 			t.ExpiresAt = &at
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	st, err := store.Open(ctx, *dsn, store.Options{})
+	ctx, st, done, err := openStore(*dsn)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer done()
 	switch verb {
 	case "create":
 		secret, err := st.CreateAPIToken(ctx, t)

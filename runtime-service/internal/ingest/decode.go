@@ -119,29 +119,28 @@ func recordTime(lr plog.LogRecord, now time.Time) time.Time {
 	return now.UTC()
 }
 
-// add appends one record to the batch, or says what is wrong with it. Each kind has its own method; a record
-// is appended only when its reader found nothing wrong.
+// adders holds each record kind's reader, keyed by the log record's EventName (docs/records.md).
+var adders = map[string]func(*Decoded, time.Time, *reader){
+	records.EventK8sNode:      (*Decoded).addNode,
+	records.EventK8sWorkload:  (*Decoded).addWorkload,
+	records.EventK8sPod:       (*Decoded).addPod,
+	records.EventK8sContainer: (*Decoded).addContainer,
+	records.EventProcessExec:  (*Decoded).addExec,
+	records.EventFileOpen:     (*Decoded).addFileOpen,
+	records.EventSensorHealth: (*Decoded).addSensorHealth,
+}
+
+// add appends one record to the batch, or says what is wrong with it. A record is appended only when its
+// kind's reader found nothing wrong.
 func (d *Decoded) add(event string, t time.Time, r *reader) string {
-	switch event {
-	case records.EventK8sNode:
-		d.addNode(t, r)
-	case records.EventK8sWorkload:
-		d.addWorkload(t, r)
-	case records.EventK8sPod:
-		d.addPod(t, r)
-	case records.EventK8sContainer:
-		d.addContainer(t, r)
-	case records.EventProcessExec:
-		d.addExec(t, r)
-	case records.EventFileOpen:
-		d.addFileOpen(t, r)
-	case records.EventSensorHealth:
-		d.addSensorHealth(t, r)
-	case "":
+	addKind, ok := adders[event]
+	switch {
+	case event == "":
 		return "no event name: every runtrust record says what it is in the log record's EventName"
-	default:
+	case !ok:
 		return fmt.Sprintf("unknown event name %s (the runtime service stores the records in docs/records.md)", printable(event))
 	}
+	addKind(d, t, r)
 	return r.err
 }
 
