@@ -47,7 +47,11 @@ type Config struct {
 	// Auth is how HTTP calls are authenticated: "tokens", "none", or "" (none on a loopback address; auth.ModeFor).
 	Auth string
 	// AuthMode is what Auth decides for HTTPListen.
-	AuthMode   auth.Mode
+	AuthMode auth.Mode
+	// OIDCFile configures sign-in for the UI (auth.LoadOIDCFile); OIDC is its content, read by Parse. Nil: no
+	// sign-in, API tokens only.
+	OIDCFile   string
+	OIDC       *auth.OIDCConfig
 	Registries []correlate.Registry
 	// SensorStaleAfter: a sensor without a health record this long is stale. Zero: three of its intervals.
 	SensorStaleAfter time.Duration
@@ -153,8 +157,8 @@ var settings = []setting{
 		c.Retention = d
 		return nil
 	}},
-	{"tls-cert", "RUNTRUST_TLS_CERT", "", "PEM certificate for gRPC TLS", func(c *Config, v string) error { c.TLS.Cert = v; return nil }},
-	{"tls-key", "RUNTRUST_TLS_KEY", "", "PEM key for gRPC TLS", func(c *Config, v string) error { c.TLS.Key = v; return nil }},
+	{"tls-cert", "RUNTRUST_TLS_CERT", "", "PEM certificate for TLS on gRPC and on the HTTP API and UI", func(c *Config, v string) error { c.TLS.Cert = v; return nil }},
+	{"tls-key", "RUNTRUST_TLS_KEY", "", "PEM key of -tls-cert", func(c *Config, v string) error { c.TLS.Key = v; return nil }},
 	{"tls-client-ca", "RUNTRUST_TLS_CLIENT_CA", "", "PEM CA that client certificates must chain to (mTLS; needs -tls-cert)", func(c *Config, v string) error { c.TLS.ClientCA = v; return nil }},
 	{"max-request-bytes", "RUNTRUST_MAX_REQUEST_BYTES", "8MiB", "largest request a cluster may send, decompressed (\"8MiB\", \"512KiB\")", func(c *Config, v string) error {
 		n, err := ParseSize(v)
@@ -191,6 +195,10 @@ var settings = []setting{
 			return fmt.Errorf("log-format %q is not json or text", v)
 		}
 		c.LogFormat = v
+		return nil
+	}},
+	{"oidc-file", "RUNTRUST_OIDC_FILE", "", "YAML file of the OpenID Connect provider users sign in to the UI at and the bindings that give them roles (docs/security.md); needs -auth tokens; empty: API tokens only", func(c *Config, v string) error {
+		c.OIDCFile = v
 		return nil
 	}},
 	{"registries-file", "RUNTRUST_REGISTRIES_FILE", "", "YAML file of the registries to list and link to what runs (docs/runtime-service.md); empty: none", func(c *Config, v string) error {
@@ -282,6 +290,16 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 		return Config{}, err
 	}
 	c.AuthMode = mode
+	if c.OIDCFile != "" {
+		if mode != auth.ModeTokens {
+			return Config{}, errors.New("-oidc-file (sign-in) needs -auth tokens: in the no-auth development mode there is nobody to sign in as")
+		}
+		o, err := auth.LoadOIDCFile(c.OIDCFile, getenv)
+		if err != nil {
+			return Config{}, err
+		}
+		c.OIDC = &o
+	}
 	if c.Retention == 0 {
 		c.Retention = store.DefaultRetention
 	}

@@ -63,6 +63,8 @@ func TestErrorsNameTheSettingAndItsSource(t *testing.T) {
 		{[]string{"-nope"}, nil, "flag provided but not defined"},
 		{[]string{"-registries-file", "/nonexistent/registries.yaml"}, nil, "registries file: open /nonexistent/registries.yaml"},
 		{[]string{"-sensor-stale-after", "0s"}, nil, "sensor-stale-after"},
+		{[]string{"-oidc-file", "/nonexistent/oidc.yaml"}, nil, "needs -auth tokens"},
+		{[]string{"-auth", "tokens", "-oidc-file", "/nonexistent/oidc.yaml"}, nil, "OIDC file: open /nonexistent/oidc.yaml"},
 		{nil, map[string]string{"RUNTRUST_SENSOR_STALE_AFTER": "soon"}, "RUNTRUST_SENSOR_STALE_AFTER: sensor-stale-after \"soon\""},
 	}
 	for _, c := range cases {

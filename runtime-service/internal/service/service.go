@@ -5,6 +5,7 @@ package service
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -118,8 +119,15 @@ func (s *Service) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if tlsCfg != nil {
+		// The HTTP API and UI take the same certificate; browsers bring no client certificate, so the
+		// collectors' mTLS stays on gRPC.
+		httpLis = tls.NewListener(httpLis, &tls.Config{Certificates: tlsCfg.Certificates, MinVersion: tls.VersionTLS12})
+	}
 	grpcSrv := ingest.NewServer(st, s.log, s.cfg.Limits, ingest.NewMetrics(reg)).GRPCServer(tlsCfg)
-	httpSrv := &http.Server{Handler: s.routes(st, reg), ReadHeaderTimeout: 10 * time.Second}
+	// Connection-level errors (TLS handshakes, bad requests) go to the service's log at debug, not stderr.
+	httpSrv := &http.Server{Handler: s.routes(st, reg), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	if err := s.startBackground(ctx, st, reg); err != nil {
 		return err
 	}
@@ -128,7 +136,7 @@ func (s *Service) Start(ctx context.Context) (err error) {
 	s.startMaintenance(st, reg)
 	s.addrs = Addrs{GRPC: grpcLis.Addr().String(), HTTP: httpLis.Addr().String()}
 	s.log.Info("runtime service ready", "grpc", s.addrs.GRPC, "http", s.addrs.HTTP,
-		"database", redact(dsn), "retention", s.cfg.Retention.String(), "tls", tlsCfg != nil, "auth", string(s.cfg.AuthMode))
+		"database", redact(dsn), "retention", s.cfg.Retention.String(), "tls", tlsCfg != nil, "auth", string(s.cfg.AuthMode), "sign_in", s.cfg.OIDC != nil)
 	if s.cfg.AuthMode == auth.ModeNone {
 		s.log.Warn("HTTP API and UI WITHOUT AUTHENTICATION (development mode: a loopback address and no -auth): " +
 			"anyone on this machine can read every cluster's inventory and act as an admin; set -auth tokens to require API tokens (docs/security.md)")
@@ -214,6 +222,9 @@ func (s *Service) listen() (grpcLis, httpLis net.Listener, err error) {
 func (s *Service) routes(st *store.Store, reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", api.New(st, s.log, auth.New(st, s.cfg.AuthMode)))
+	if s.cfg.OIDC != nil {
+		auth.NewSignIn(*s.cfg.OIDC, st, s.log).Register(mux)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
