@@ -63,6 +63,12 @@ func (s *SignIn) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+LogoutPath, s.logout)
 }
 
+// SignInNotConfigured answers the sign-in paths of a service without an OIDC file.
+func SignInNotConfigured(w http.ResponseWriter, _ *http.Request) {
+	page(w, http.StatusNotFound, "Sign-in is not configured on this service: start it with -oidc-file (docs/security.md, \"Signing in\"), "+
+		"or call the API with a token (runtime-service token create).")
+}
+
 func (s *SignIn) discover(ctx context.Context) (*oidc.Provider, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -224,6 +224,8 @@ func (s *Service) routes(st *store.Store, reg *prometheus.Registry) http.Handler
 	mux.Handle("/api/", api.New(st, s.log, auth.New(st, s.cfg.AuthMode)))
 	if s.cfg.OIDC != nil {
 		auth.NewSignIn(*s.cfg.OIDC, st, s.log).Register(mux)
+	} else {
+		mux.HandleFunc("/auth/", auth.SignInNotConfigured)
 	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })

@@ -284,6 +284,12 @@ async function route() {
       show('Not found');
     }
   } catch (e) {
+    if (e.status === 401) {
+      signInPrompt(out, e.message);
+      if (seq === renderSeq) ready = 'signin';
+      show('Sign in');
+      return;
+    }
     out.replaceChildren(h('h1', {}, 'Could not load this view'),
       h('p', { class: 'error', role: 'alert' }, e.message, e.url ? h('span', { class: 'muted' }, ` (${e.url})`) : ''),
       h('p', {}, h('a', { href: `#/${view}` }, 'Show this view without filters')));
@@ -1189,8 +1195,59 @@ async function loadOrder() {
   } catch { /* the view's own request reports it */ }
 }
 
+// ---------- who is signed in ----------
+
+const whoEl = document.getElementById('who');
+// me is /api/v1/me: who this page acts as (a signed-in user, or the development mode); null when signed out.
+let me = null;
+
+async function loadMe() {
+  try {
+    me = (await api('/me')).body;
+  } catch (e) {
+    me = null;
+    if (e.status !== 401) return; // the view's own request says what is wrong
+  }
+  drawWho();
+}
+
+// signInHref starts a sign-in that comes back to this view.
+function signInHref() {
+  return `/auth/login?return_to=${encodeURIComponent(`/${location.hash}`)}`;
+}
+
+function drawWho() {
+  if (!me) {
+    whoEl.replaceChildren(h('a', { class: 'button', href: signInHref() }, 'Sign in'));
+    return;
+  }
+  const scope = me.clusters ? `clusters ${me.clusters.join(', ')}` : 'every cluster';
+  const label = me.kind === 'dev' ? 'Development mode: no sign-in, full access' : `${me.name} · ${me.role} · ${scope}`;
+  whoEl.replaceChildren(h('span', { 'data-kind': me.kind, 'data-role': me.role }, label),
+    me.kind === 'user' ? h('button', { type: 'button', onclick: signOut }, 'Sign out') : null);
+}
+
+async function signOut() {
+  const res = await fetch('/auth/logout', { method: 'POST', headers: { 'X-CSRF-Token': me.csrf_token } });
+  if (!res.ok) {
+    statusEl.textContent = `Signing out failed: ${res.status} ${await res.text()}`;
+    return;
+  }
+  me = null;
+  drawWho();
+  route();
+}
+
+function signInPrompt(out, why) {
+  out.replaceChildren(h('h1', {}, 'Sign in to see the live assessment'),
+    h('p', {}, 'The inventory of every cluster is only shown to people the service knows. ',
+      'Scripts use an API token instead (runtime-service token create).'),
+    h('p', { class: 'muted' }, why),
+    h('p', {}, h('a', { class: 'button', href: signInHref(), 'data-signin': '' }, 'Sign in')));
+}
+
 initPrefs();
-loadOrder().then(() => {
+Promise.all([loadOrder(), loadMe()]).then(() => {
   window.addEventListener('hashchange', route);
   route();
 });
