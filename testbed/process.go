@@ -77,6 +77,13 @@ func (p *Process) Stop(grace time.Duration) error {
 	}
 }
 
+// Kill ends the process with SIGKILL, no shutdown at all, and waits until it is gone.
+func (p *Process) Kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	err := <-p.done
+	p.done <- err
+}
+
 // Wait waits up to d for the process to end and reports how; exited is false when it still runs after d.
 func (p *Process) Wait(d time.Duration) (exited bool, err error) {
 	select {
