@@ -137,9 +137,13 @@ func ParseTokenRequest(body io.Reader, now time.Time) (store.APIToken, error) {
 
 // decodeBody reads one JSON object into v: unknown fields, trailing data and bodies over maxBody are errors.
 func decodeBody(body io.Reader, v any) error {
-	dec := json.NewDecoder(io.LimitReader(body, maxBody+1))
+	lr := &io.LimitedReader{R: body, N: maxBody + 1}
+	dec := json.NewDecoder(lr)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		if lr.N <= 0 {
+			return paramErr("the body is larger than %d KiB", maxBody>>10)
+		}
 		return paramErr("the body is not the JSON object this call takes: %s", clip(err.Error()))
 	}
 	if dec.More() {

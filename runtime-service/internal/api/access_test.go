@@ -186,6 +186,8 @@ func TestParseTokenRequest(t *testing.T) {
 		{`{"name":"ci","role":"viewer"}`, ""},
 		{`{"name":"ci","role":"admin","clusters":["prod","uid-1"],"expires_in":"90d"}`, ""},
 		{`{"name":"ci","role":"root"}`, `role "root" is not viewer or admin`},
+		{`{"name":"` + strings.Repeat("a", 70<<10) + `"}`, "the body is larger than 64 KiB"},
+		{`{"name":"ci","ro`, "not the JSON object"},
 		{`{"name":"","role":"viewer"}`, `name "" is not`},
 		{`{"name":"a b","role":"viewer"}`, `name "a b" is not`},
 		{`{"name":"ci","role":"viewer","clusters":[""]}`, "clusters[0] must be a cluster uid or name"},
