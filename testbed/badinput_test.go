@@ -31,8 +31,11 @@ type rawCodec struct{}
 func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
 	return mem.BufferSlice{mem.SliceBuffer(v.(*rawBytes).b)}, nil
 }
-func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error { v.(*rawBytes).b = data.Materialize(); return nil }
-func (rawCodec) Name() string                                { return "proto" }
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	v.(*rawBytes).b = data.Materialize()
+	return nil
+}
+func (rawCodec) Name() string { return "proto" }
 
 // abuse is one kind of bad request and what the service must answer it with.
 type abuse struct {
