@@ -237,8 +237,7 @@ func TestBadInputFloodLosesNothing(t *testing.T) {
 // countRange counts exec_events rows and distinct pids in [lo, hi).
 func countRange(t testing.TB, dsn string, lo, hi int64) (rows, distinct int64) {
 	t.Helper()
-	r := &FaultRig{DSN: dsn}
-	for _, n := range r.storedPIDs(t, lo, hi) {
+	for _, n := range storedPIDs(t, dsn, lo, hi) {
 		rows += n
 		distinct++
 	}

@@ -184,7 +184,7 @@ func (r *FaultRig) Await(t testing.TB, s *Sender, restartedAt time.Time, limit t
 	s.mu.Unlock()
 	deadline := time.Now().Add(limit)
 	for {
-		rows := r.storedPIDs(t, s.base, s.next)
+		rows := storedPIDs(t, r.DSN, s.base, s.next)
 		missing := int64(0)
 		for _, p := range acked {
 			if rows[p] == 0 {
@@ -195,7 +195,7 @@ func (r *FaultRig) Await(t testing.TB, s *Sender, restartedAt time.Time, limit t
 			if missing == 0 {
 				d.Recovered = time.Since(restartedAt)
 				time.Sleep(2 * time.Second)
-				rows = r.storedPIDs(t, s.base, s.next)
+				rows = storedPIDs(t, r.DSN, s.base, s.next)
 			}
 			ackedSet := make(map[int64]bool, len(acked))
 			for _, p := range acked {
@@ -215,12 +215,12 @@ func (r *FaultRig) Await(t testing.TB, s *Sender, restartedAt time.Time, limit t
 	}
 }
 
-// storedPIDs counts the rows of each pid in [lo, hi).
-func (r *FaultRig) storedPIDs(t testing.TB, lo, hi int64) map[int64]int64 {
+// storedPIDs counts the exec_events rows of each pid in [lo, hi) in the database at dsn.
+func storedPIDs(t testing.TB, dsn string, lo, hi int64) map[int64]int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, r.DSN)
+	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}

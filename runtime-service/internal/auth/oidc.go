@@ -90,6 +90,19 @@ func (s *SignIn) oauth2(p *oidc.Provider) *oauth2.Config {
 		Endpoint: p.Endpoint(), Scopes: s.cfg.Scopes}
 }
 
+// hostCookie is a sign-in cookie: what the __Host- prefix demands (Secure, Path=/, no Domain), out of scripts'
+// reach, and sent on the provider's top-level redirect back (Lax).
+func hostCookie(name, value string) *http.Cookie {
+	return &http.Cookie{Name: name, Value: value, Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode}
+}
+
+// expiredCookie tells the browser to drop a sign-in cookie.
+func expiredCookie(name string) *http.Cookie {
+	c := hostCookie(name, "")
+	c.MaxAge = -1
+	return c
+}
+
 // page answers a browser with a short plain-text page: sign-in errors are read by people, not scripts.
 func page(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -113,8 +126,9 @@ func (s *SignIn) login(w http.ResponseWriter, r *http.Request) {
 		s.storeFailed(w, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: state, Path: "/", MaxAge: int(loginTTL / time.Second),
-		Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	c := hostCookie(loginCookie, state)
+	c.MaxAge = int(loginTTL / time.Second)
+	http.SetCookie(w, c)
 	http.Redirect(w, r, s.oauth2(p).AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce)), http.StatusFound)
 }
 
@@ -150,7 +164,7 @@ func (s *SignIn) callback(w http.ResponseWriter, r *http.Request) {
 		page(w, http.StatusBadRequest, "This sign-in was not started in this browser (or its cookie expired). Start again at "+LoginPath+".")
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, expiredCookie(loginCookie))
 	l, err := s.store.TakeLogin(r.Context(), state)
 	if errors.Is(err, store.ErrNotFound) {
 		page(w, http.StatusBadRequest, "This sign-in expired or was finished already. Start again at "+LoginPath+".")
@@ -187,8 +201,9 @@ func (s *SignIn) startSession(w http.ResponseWriter, r *http.Request, id Identit
 		Detail: map[string]any{"subject": id.Subject, "role": b.Role, "clusters": b.Clusters}, Remote: r.RemoteAddr}); err != nil {
 		s.log.Warn("sign-in: audit row not written", "error", err)
 	}
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: sid, Path: "/", Expires: expires,
-		Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	c := hostCookie(SessionCookie, sid)
+	c.Expires = expires
+	http.SetCookie(w, c)
 	s.log.Info("signed in", "user", id.display(), "role", b.Role, "clusters", b.Clusters)
 	http.Redirect(w, r, returnTo, http.StatusSeeOther)
 }
@@ -301,7 +316,7 @@ func (s *SignIn) logout(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, expiredCookie(SessionCookie))
 	w.WriteHeader(http.StatusNoContent)
 }
 
