@@ -92,6 +92,9 @@ func TestChartRequiredValues(t *testing.T) {
 		{"service without join keys", "runtime-service", nil, nil, "joinKeys: set at least one join key"},
 		{"service with a short join key", "runtime-service", nil, []string{"joinKeys={short}"}, "joinKeys[0]: must be 16 to 256 characters, got 5"},
 		{"service without a database", "runtime-service", nil, []string{"joinKeys={join-key-for-the-chart-test-0001}", "postgres.enabled=false"}, "externalDatabase.existingSecret: required"},
+		{"service with the old tlsSecret", "runtime-service", nil, []string{"joinKeys={join-key-for-the-chart-test-0001}", "tlsSecret=rs-tls"}, "tlsSecret: renamed tls.existingSecret"},
+		{"service mTLS with its own certificate and no client CA", "runtime-service", nil, []string{"joinKeys={join-key-for-the-chart-test-0001}", "tls.existingSecret=rs-tls", "tls.mtls.enabled=true"}, "tls.mtls.clientCASecret: required with tls.existingSecret"},
+		{"client certificate over plain gRPC", "runtrust", minimal, []string{"runtimeService.insecure=true", "runtimeService.clientCertSecret=c"}, "runtimeService.clientCertSecret: a client certificate needs TLS"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out, err := helmTemplate(t, c.chart, "runtrust", c.values, c.sets...)

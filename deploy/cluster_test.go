@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"crypto/x509"
 	"os/exec"
 	"strings"
 	"testing"
@@ -195,7 +196,8 @@ func TestManifestsOnAPIServer(t *testing.T) {
 }
 
 // TestRuntimeServiceChartKeepsPassword: an upgrade keeps the generated Postgres password (read back from the
-// Secret the install made), so the database stays reachable.
+// Secret the install made), so the database stays reachable, and the generated CA, so collectors that trust it
+// still do; the server certificate is issued again by that CA. An uninstall keeps both.
 func TestRuntimeServiceChartKeepsPassword(t *testing.T) {
 	c := startCluster(t)
 	chart := chartDir(t, "runtime-service")
@@ -209,6 +211,14 @@ func TestRuntimeServiceChartKeepsPassword(t *testing.T) {
 		}
 		return string(s.Data["password"]), string(s.Data["database-url"])
 	}
+	tlsData := func(name string) map[string][]byte {
+		s, err := admin.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Data
+	}
+	ca := tlsData("rs-runtime-service-ca")
 	pw, url := get()
 	if len(pw) != 32 || !strings.Contains(url, ":"+pw+"@rs-runtime-service-postgres:5432/runtrust") {
 		t.Fatalf("password %q, database-url %q", pw, url)
@@ -217,8 +227,15 @@ func TestRuntimeServiceChartKeepsPassword(t *testing.T) {
 	if pw2, url2 := get(); pw2 != pw || url2 != url {
 		t.Errorf("the upgrade changed the password: %q → %q", pw, pw2)
 	}
+	if ca2 := tlsData("rs-runtime-service-ca"); string(ca2["ca.crt"]) != string(ca["ca.crt"]) || string(ca2["ca.key"]) != string(ca["ca.key"]) {
+		t.Errorf("the upgrade made a new CA: the collectors trusting the first would be refused")
+	}
+	verifyLeaf(t, tlsData("rs-runtime-service-tls")["tls.crt"], parseCert(t, ca["ca.crt"]), "rs-runtime-service.runtrust.svc", x509.ExtKeyUsageServerAuth)
 	c.helm(t, "uninstall", "rs", "--namespace", namespace)
 	if pw3, _ := get(); pw3 != pw {
 		t.Errorf("the uninstall did not keep the database Secret")
+	}
+	if ca3 := tlsData("rs-runtime-service-ca"); string(ca3["ca.crt"]) != string(ca["ca.crt"]) {
+		t.Errorf("the uninstall did not keep the CA Secret")
 	}
 }

@@ -1,11 +1,19 @@
 package deploy
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -196,13 +204,14 @@ func secretFiles(t *testing.T, m *manifests, name string) map[string]string {
 	ca := readFile(t, filepath.Join(repoRoot(t), "processors", "imageintegrityprocessor", "testdata", "ca.pem"))
 	dockerConfig := `{"auths":{"registry.corp.example":{"auth":"cnVudHJ1c3Q6czNjcmV0"}}}`
 	brought := map[string]map[string]string{
-		"corp-ca":             {"ca.crt": ca},
-		"runtrust-service-ca": {"ca.crt": ca},
-		"corp-registry":       {"password": "s3cret"},
-		"corp-pull":           {".dockerconfigjson": dockerConfig},
-		"artifactory-pull":    {".dockerconfigjson": dockerConfig},
-		"otlp-backend-auth":   {"authorization": "Bearer backend-token"},
-		"corp-runtrust":       {"token": "rtc_existing_secret_token"},
+		"corp-ca":                {"ca.crt": ca},
+		"runtrust-service-ca":    {"ca.crt": ca},
+		"corp-registry":          {"password": "s3cret"},
+		"corp-pull":              {".dockerconfigjson": dockerConfig},
+		"artifactory-pull":       {".dockerconfigjson": dockerConfig},
+		"otlp-backend-auth":      {"authorization": "Bearer backend-token"},
+		"corp-runtrust":          {"token": "rtc_existing_secret_token"},
+		"runtrust-collector-tls": selfSignedPair(t),
 	}
 	s, ok := brought[name]
 	if !ok {
@@ -218,5 +227,28 @@ func writeTestFile(t *testing.T, path, content string) {
 	}
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// selfSignedPair is a kubernetes.io/tls Secret's files (tls.crt, tls.key) holding a fresh self-signed pair.
+func selfSignedPair(t *testing.T) map[string]string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "runtrust-collector"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]string{
+		"tls.crt": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		"tls.key": string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})),
 	}
 }

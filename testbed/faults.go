@@ -3,6 +3,7 @@ package testbed
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -30,17 +31,34 @@ type FaultRig struct {
 	DSN      string
 	OTLP     string
 	httpAddr string
-	// processors is the collector's logs pipeline between the OTLP receiver and the runtime exporter.
-	processors string
-	conn       plogotlp.GRPCClient
+	opts     RigOptions
+	conn     plogotlp.GRPCClient
 }
 
-// StartFaultRig starts PostgreSQL, the service and the collector. processors lists the pipeline's processors
-// from the shipped controller config ("memory_limiter" or "memory_limiter, batch").
-func StartFaultRig(t testing.TB, processors string) *FaultRig {
+// RigOptions say how the rig's parts are set up; the zero value is the shipped controller config's memory
+// limiter alone before the exporter, everything on the test's temporary directory.
+type RigOptions struct {
+	// Processors is the collector's logs pipeline between the OTLP receiver and the runtime exporter, from the
+	// shipped controller config: "memory_limiter" (empty) or "memory_limiter, batch".
+	Processors string
+	// QueueDir holds the collector's persistent queue (a SmallDisk, to fill it). Empty: the test's directory.
+	QueueDir string
+	// QueueSize is the queue's capacity in records (RUNTRUST_QUEUE_SIZE). Zero: the shipped default.
+	QueueSize int
+	// PGDataDir holds PostgreSQL's cluster (a SmallDisk, to fill it), its WAL elsewhere. Empty: pgtest.Own's.
+	PGDataDir string
+	// ServiceRate is the service's per-cluster limit in records/s (a slow service). Zero: no practical limit.
+	ServiceRate int
+}
+
+// StartFaultRig starts PostgreSQL, the service and the collector.
+func StartFaultRig(t testing.TB, opts RigOptions) *FaultRig {
 	t.Helper()
-	pg := pgtest.Own(t)
-	r := &FaultRig{Stack: &Stack{dir: t.TempDir()}, PG: pg, DSN: pg.DSN("postgres"), OTLP: FreeAddr(t), httpAddr: FreeAddr(t), processors: processors}
+	if opts.Processors == "" {
+		opts.Processors = "memory_limiter"
+	}
+	pg := pgtest.OwnOn(t, opts.PGDataDir)
+	r := &FaultRig{Stack: &Stack{dir: t.TempDir()}, PG: pg, DSN: pg.DSN("postgres"), OTLP: FreeAddr(t), httpAddr: FreeAddr(t), opts: opts}
 	r.GRPC = FreeAddr(t)
 	r.API = "http://" + r.httpAddr
 	r.ClusterUID = "6a0c1f7e-0000-4000-8000-0000000fault"
@@ -54,15 +72,26 @@ func StartFaultRig(t testing.TB, processors string) *FaultRig {
 // StartService starts the runtime service on the rig's addresses (again, after a kill).
 func (r *FaultRig) StartService(t testing.TB) {
 	t.Helper()
+	rate, burst := "10000000", "10000000"
+	if r.opts.ServiceRate > 0 {
+		rate, burst = strconv.Itoa(r.opts.ServiceRate), strconv.Itoa(r.opts.ServiceRate)
+	}
 	r.Service = StartProcess(t, "runtime-service", ServiceBinary(t), nil, "-database-url", r.DSN, "-grpc-listen", r.GRPC,
-		"-http-listen", r.httpAddr, "-join-key", stackJoin, "-log-level", "warn", "-rate", "10000000", "-burst", "10000000")
+		"-http-listen", r.httpAddr, "-join-key", stackJoin, "-log-level", "warn", "-rate", rate, "-burst", burst)
 	WaitHTTP(t, r.API+"/healthz", r.Service)
 }
 
 // StartCollector starts the collector on the rig's OTLP address and queue directory (again, after a kill).
 func (r *FaultRig) StartCollector(t testing.TB) {
 	t.Helper()
-	r.Controller = r.startCollector(t, "controller", map[string]string{"RUNTRUST_TRUSTED_REGISTRIES": `["registry.example"]`}, fmt.Sprintf(`
+	env := map[string]string{"RUNTRUST_TRUSTED_REGISTRIES": `["registry.example"]`}
+	if r.opts.QueueDir != "" {
+		env["RUNTRUST_QUEUE_DIR"] = r.opts.QueueDir
+	}
+	if r.opts.QueueSize > 0 {
+		env["RUNTRUST_QUEUE_SIZE"] = strconv.Itoa(r.opts.QueueSize)
+	}
+	r.Controller = r.startCollector(t, "controller", env, fmt.Sprintf(`
 receivers:
   otlp:
     protocols:
@@ -73,7 +102,7 @@ service:
     logs:
       receivers: [otlp]
       processors: [%s]
-`, r.OTLP, r.processors))
+`, r.OTLP, r.opts.Processors))
 }
 
 func dialOTLP(t testing.TB, addr string) *grpc.ClientConn {
@@ -146,6 +175,13 @@ func (s *Sender) Acked() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.acked)
+}
+
+// Refused is how many records the collector refused (or did not answer in time) so far.
+func (s *Sender) Refused() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refused
 }
 
 func execRecords(first int64, n int) plog.Logs {

@@ -105,18 +105,9 @@ func TestFaults(t *testing.T) {
 	}
 
 	var table []string
-	row := func(pipeline, name string, d Delivery) {
-		recovered := fmt.Sprintf("%.1f s", d.Recovered.Seconds())
-		if d.Lost > 0 {
-			recovered = "never: lost"
-		}
-		table = append(table, fmt.Sprintf("| %s | %s | %d | %d | %d | %d | %d | %d | %d | %s |", name, pipeline,
-			d.Sent, d.Acked, d.Refused, d.Stored, d.Lost, d.Duplicated, d.Unacked, recovered))
-		t.Logf("%s (%s): sent %d, acknowledged %d, refused %d, stored %d, lost %d, duplicated %d, stored unacknowledged %d, recovered: %s",
-			name, pipeline, d.Sent, d.Acked, d.Refused, d.Stored, d.Lost, d.Duplicated, d.Unacked, recovered)
-	}
+	row := func(pipeline, name string, d Delivery) { table = append(table, deliveryRow(t, name, pipeline, d)) }
 
-	r := StartFaultRig(t, "memory_limiter")
+	r := StartFaultRig(t, RigOptions{})
 	for i, f := range faults {
 		s := r.Send(int64(i+1)*10_000_000, faultRate, faultBatch)
 		restarted := f.run(t, r, s)
@@ -131,7 +122,7 @@ func TestFaults(t *testing.T) {
 	// The shipped controller pipeline batches before the exporter (the runtime exporter stamps an idempotency
 	// key on each queued batch, so it cannot merge them after queueing): a SIGKILL loses what the batch
 	// processor held. Measured, not hidden; docs/reliability.md says which pipelines should leave batch out.
-	rb := StartFaultRig(t, "memory_limiter, batch")
+	rb := StartFaultRig(t, RigOptions{Processors: "memory_limiter, batch"})
 	s := rb.Send(90_000_000, faultRate, faultBatch)
 	restarted := faults[1].run(t, rb, s)
 	d := rb.Await(t, s, restarted, time.Minute)
@@ -140,16 +131,32 @@ func TestFaults(t *testing.T) {
 		t.Errorf("with the batch processor: %d duplicated", d.Duplicated)
 	}
 
-	out := *faultsOut
+	writeFaultTable(t, *faultsOut, "results.md", "TestFaults", table)
+}
+
+// deliveryRow is d as a row of the fault table (and the test's log).
+func deliveryRow(t *testing.T, name, pipeline string, d Delivery) string {
+	recovered := fmt.Sprintf("%.1f s", d.Recovered.Seconds())
+	if d.Lost > 0 {
+		recovered = "never: lost"
+	}
+	t.Logf("%s (%s): sent %d, acknowledged %d, refused %d, stored %d, lost %d, duplicated %d, stored unacknowledged %d, recovered: %s",
+		name, pipeline, d.Sent, d.Acked, d.Refused, d.Stored, d.Lost, d.Duplicated, d.Unacked, recovered)
+	return fmt.Sprintf("| %s | %s | %d | %d | %d | %d | %d | %d | %d | %s |", name, pipeline,
+		d.Sent, d.Acked, d.Refused, d.Stored, d.Lost, d.Duplicated, d.Unacked, recovered)
+}
+
+// writeFaultTable writes the rows as a markdown table to out, or to _build/faults/name under the repository.
+func writeFaultTable(t *testing.T, out, name, test string, rows []string) {
 	if out == "" {
-		out = filepath.Join(repoRoot(t), "_build", "faults", "results.md")
+		out = filepath.Join(repoRoot(t), "_build", "faults", name)
 	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	md := fmt.Sprintf("Faults at %d records/s offered in batches of %d (TestFaults, %s)\n\n"+
+	md := fmt.Sprintf("Faults at %d records/s offered in batches of %d (%s, %s)\n\n"+
 		"| fault | pipeline processors | sent | acknowledged | refused | stored | lost | duplicated | stored unacknowledged | recovered |\n"+
-		"|---|---|---|---|---|---|---|---|---|---|\n%s\n", faultRate, faultBatch, time.Now().UTC().Format(time.RFC3339), strings.Join(table, "\n"))
+		"|---|---|---|---|---|---|---|---|---|---|\n%s\n", faultRate, faultBatch, test, time.Now().UTC().Format(time.RFC3339), strings.Join(rows, "\n"))
 	if err := os.WriteFile(out, []byte(md), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -33,6 +33,12 @@ const Superuser = "postgres"
 type Options struct {
 	// Dir holds everything: Dir/data (the cluster), Dir/sock (the Unix socket), Dir/postgres.log.
 	Dir string
+	// DataDir, when set, holds the cluster instead of Dir/data: a volume of its own (tests fill one to show what
+	// a full database disk does). It is created if absent; initdb needs it empty.
+	DataDir string
+	// WALDir, when set, holds the write-ahead log outside the cluster (initdb --waldir), as production setups do
+	// with a volume of its own. It applies when the cluster is initialised.
+	WALDir string
 	// BinDir holds initdb, pg_ctl and postgres. Empty: FindBinDir.
 	BinDir string
 	// Port on 127.0.0.1. 0: a free port, chosen at the first start and kept for restarts.
@@ -50,6 +56,7 @@ type Options struct {
 // Server is a running (or stopped) local PostgreSQL.
 type Server struct {
 	opts    Options
+	dir     string
 	binDir  string
 	dataDir string
 	sockDir string
@@ -115,10 +122,17 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	} else if !hasBinaries(binDir) {
 		return nil, fmt.Errorf("%w in %s (need initdb, pg_ctl, postgres)", ErrNoBinaries, binDir)
 	}
+	dataDir := filepath.Join(dir, "data")
+	if opts.DataDir != "" {
+		if dataDir, err = filepath.Abs(opts.DataDir); err != nil {
+			return nil, fmt.Errorf("localpg: %w", err)
+		}
+	}
 	s := &Server{
 		opts:    opts,
+		dir:     dir,
 		binDir:  binDir,
-		dataDir: filepath.Join(dir, "data"),
+		dataDir: dataDir,
 		sockDir: filepath.Join(dir, "sock"),
 		logFile: filepath.Join(dir, "postgres.log"),
 		port:    opts.Port,
@@ -128,7 +142,11 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	for _, d := range []string{dir, s.sockDir} {
+	dirs := []string{dir, s.sockDir}
+	if opts.DataDir != "" {
+		dirs = append(dirs, dataDir) // its parent may be a mount point the server's user cannot write
+	}
+	for _, d := range dirs {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("localpg: create %s: %w", d, err)
 		}
@@ -137,8 +155,10 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		}
 	}
 	if s.cred != nil {
-		if err := checkReachable(dir, s.cred); err != nil {
-			return nil, err
+		for _, d := range dirs {
+			if err := checkReachable(d, s.cred); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if _, err := os.Stat(filepath.Join(s.dataDir, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
@@ -208,6 +228,13 @@ func (s *Server) initdb(ctx context.Context) error {
 	}
 	if !s.opts.Durable {
 		args = append(args, "--no-sync")
+	}
+	if s.opts.WALDir != "" {
+		wal, err := filepath.Abs(s.opts.WALDir)
+		if err != nil {
+			return fmt.Errorf("localpg: %w", err)
+		}
+		args = append(args, "--waldir="+wal)
 	}
 	if out, err := s.run(ctx, "initdb", args...); err != nil {
 		return fmt.Errorf("localpg: initdb %s: %w\n%s", s.dataDir, err, out)
@@ -309,7 +336,7 @@ func (s *Server) Running(ctx context.Context) bool {
 func (s *Server) Port() int { return s.port }
 
 // Dir is the directory the server owns.
-func (s *Server) Dir() string { return filepath.Dir(s.dataDir) }
+func (s *Server) Dir() string { return s.dir }
 
 // DSN is a connection string for database db as the superuser, over loopback TCP.
 func (s *Server) DSN(db string) string {
@@ -330,7 +357,7 @@ func (s *Server) logTail() string {
 
 func (s *Server) run(ctx context.Context, bin string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, filepath.Join(s.binDir, bin), args...)
-	cmd.Dir = filepath.Dir(s.dataDir)
+	cmd.Dir = s.dir
 	// A clean environment apart from what the tools need: PG* variables of the caller must not redirect them.
 	cmd.Env = []string{"PATH=" + s.binDir + ":/usr/bin:/bin", "LC_ALL=C", "TZ=UTC"}
 	if s.cred != nil {

@@ -105,6 +105,14 @@ func reapOrphans(ctx context.Context) {
 // Own starts a cluster for this test alone (to stop it mid-test, say); it is removed when the test ends.
 func Own(t testing.TB) *localpg.Server {
 	t.Helper()
+	return OwnOn(t, "")
+}
+
+// OwnOn is Own with the cluster's data in dataDir (a volume of the test's, say, to fill it) and its
+// write-ahead log beside the rest of the cluster's files, so a full dataDir fails writes with "no space" and
+// does not stop the server. An empty dataDir is Own.
+func OwnOn(t testing.TB, dataDir string) *localpg.Server {
+	t.Helper()
 	if _, err := localpg.FindBinDir(); err != nil {
 		t.Skipf("pgtest: %v", err)
 	}
@@ -117,7 +125,11 @@ func Own(t testing.TB) *localpg.Server {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	s, err := Start(ctx, dir)
+	opts := options(dir)
+	if dataDir != "" {
+		opts.DataDir, opts.WALDir = dataDir, filepath.Join(dir, "wal")
+	}
+	s, err := startWith(ctx, opts)
 	if err != nil {
 		os.RemoveAll(dir)
 		t.Fatalf("pgtest: %v", err)
@@ -135,7 +147,15 @@ func Own(t testing.TB) *localpg.Server {
 
 // Start initialises and starts a throwaway cluster in dir (fsync off, a free port).
 func Start(ctx context.Context, dir string) (*localpg.Server, error) {
-	s, err := localpg.New(ctx, localpg.Options{Dir: dir, Settings: map[string]string{"max_connections": "200"}})
+	return startWith(ctx, options(dir))
+}
+
+func options(dir string) localpg.Options {
+	return localpg.Options{Dir: dir, Settings: map[string]string{"max_connections": "200"}}
+}
+
+func startWith(ctx context.Context, opts localpg.Options) (*localpg.Server, error) {
+	s, err := localpg.New(ctx, opts)
 	if err != nil {
 		return nil, err
 	}

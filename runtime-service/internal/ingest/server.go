@@ -231,6 +231,9 @@ func (s *Server) limiter(clusterID int64) *rate.Limiter {
 
 // storeStatus maps a store error to what the client should do: retry (Unavailable) or give up (Internal).
 func storeStatus(err error) error {
+	if store.DiskFull(err) {
+		return status.Errorf(codes.Unavailable, "the runtime service's database is out of disk space; nothing from this call was stored, retry it when the database has space again: %v", err)
+	}
 	if errors.Is(err, store.ErrUnavailable) {
 		return status.Errorf(codes.Unavailable, "the store is unavailable; nothing from this call was stored, retry it: %v", err)
 	}

@@ -180,6 +180,13 @@ func classify(err error) error {
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
+// DiskFull says whether err is PostgreSQL out of disk space (SQLSTATE 53100): the database cannot grow a table
+// until space returns; the batch was not stored and may be retried as it is.
+func DiskFull(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "53100"
+}
+
 // retryable says whether a transaction failed only because of concurrency and can run again at once.
 func retryable(err error) bool {
 	var pgErr *pgconn.PgError

@@ -41,3 +41,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The Secret with the service's certificate: the user's, else the one tls.yaml generates. */}}
+{{- define "rs.tlsSecret" -}}
+{{- .Values.tls.existingSecret | default (printf "%s-tls" (include "rs.fullname" .)) -}}
+{{- end -}}
+
+{{- define "rs.httpScheme" -}}
+{{- ternary "HTTPS" "HTTP" .Values.tls.enabled -}}
+{{- end -}}

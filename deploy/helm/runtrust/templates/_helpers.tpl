@@ -92,6 +92,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - name: RUNTRUST_SERVICE_CA_FILE
   value: /etc/runtrust/service-ca/ca.crt
 {{- end }}
+{{- if .Values.runtimeService.clientCertSecret }}
+{{- if .Values.runtimeService.insecure }}
+{{- fail "runtimeService.clientCertSecret: a client certificate needs TLS (runtimeService.insecure=false)" }}
+{{- end }}
+- name: RUNTRUST_SERVICE_CERT_FILE
+  value: /etc/runtrust/service-client/tls.crt
+- name: RUNTRUST_SERVICE_KEY_FILE
+  value: /etc/runtrust/service-client/tls.key
+{{- end }}
 - name: RUNTRUST_QUEUE_DIR
   value: /var/lib/runtrust/queue
 {{- if eq $auth "token" }}
@@ -143,15 +152,23 @@ service:
       exporters: [runtime, otlp_grpc/backend]
 {{- end -}}
 
+{{/* The volumes of what the collectors verify the service with and present to it (mTLS). */}}
 {{- define "runtrust.serviceCAVolume" -}}
-{{- if .Values.runtimeService.caSecret -}}
+{{- if .Values.runtimeService.caSecret }}
 - name: service-ca
   secret: {secretName: {{ .Values.runtimeService.caSecret }}}
-{{- end -}}
+{{- end }}
+{{- if .Values.runtimeService.clientCertSecret }}
+- name: service-client
+  secret: {secretName: {{ .Values.runtimeService.clientCertSecret }}}
+{{- end }}
 {{- end -}}
 
 {{- define "runtrust.serviceCAMount" -}}
-{{- if .Values.runtimeService.caSecret -}}
+{{- if .Values.runtimeService.caSecret }}
 - {name: service-ca, mountPath: /etc/runtrust/service-ca, readOnly: true}
-{{- end -}}
+{{- end }}
+{{- if .Values.runtimeService.clientCertSecret }}
+- {name: service-client, mountPath: /etc/runtrust/service-client, readOnly: true}
+{{- end }}
 {{- end -}}
