@@ -4,18 +4,35 @@ package loopback
 import (
 	"fmt"
 	"net"
+	"sync"
 	"testing"
 )
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago. Another process can take it before the
-// caller binds it; callers that can should listen on port 0 instead.
+var (
+	mu    sync.Mutex
+	given = map[int]bool{} // ports FreePort returned in this process
+)
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago, and never one it returned before in
+// this process: the kernel hands a just-closed ephemeral port out again readily, and two addresses a caller
+// asked for in a row (a service's gRPC and HTTP ports) must differ. Another process can still take the port
+// before the caller binds it; callers that can should listen on port 0 instead.
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free loopback port: %w", err)
+	mu.Lock()
+	defer mu.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, fmt.Errorf("find a free loopback port: %w", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !given[port] {
+			given[port] = true
+			return port, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("find a free loopback port: 100 tries gave only ports handed out before (%d in this process)", len(given))
 }
 
 // TestPort is FreePort for tests: it fails the test when no port can be had.

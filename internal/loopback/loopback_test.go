@@ -17,3 +17,16 @@ func TestFreePortCanBeBound(t *testing.T) {
 	}
 	l.Close()
 }
+
+// TestFreePortNeverRepeats: the kernel readily hands a just-closed port out again; FreePort must not, or a
+// service asked for two ports gets one twice (a CI run failed so: "bind: address already in use").
+func TestFreePortNeverRepeats(t *testing.T) {
+	seen := map[int]bool{}
+	for range 500 {
+		p := TestPort(t)
+		if seen[p] {
+			t.Fatalf("port %d handed out twice", p)
+		}
+		seen[p] = true
+	}
+}
