@@ -28,8 +28,16 @@ func TestMakeRunWatchesHostContainers(t *testing.T) {
 	if err := os.Chmod(runDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// The host's containerd (the test's own, at its own socket; make run is told where, as a host with a
+	// non-default socket would tell it).
+	reg := registrytest.Start(t)
+	img := PushShellImage(t, reg.Host, "host/toolbox:1")
+	ctd := StartContainerd(t)
+	ctd.Pull(t, img.Ref)
+
 	httpAddr, health := FreeAddr(t), FreeAddr(t)
 	env := map[string]string{
+		"RUNTRUST_CONTAINERD_SOCKET": ctd.Socket,
 		"RUNTRUST_RUN_DIR": runDir, "RUNTRUST_HTTP_LISTEN": httpAddr, "RUNTRUST_SERVICE_GRPC": FreeAddr(t),
 		"RUNTRUST_OTLP_GRPC": FreeAddr(t), "RUNTRUST_OTLP_HTTP": FreeAddr(t), "RUNTRUST_HEALTH": health,
 		"RUNTRUST_METRICS_PORT": fmt.Sprint(FreePort(t)), "RUNTRUST_DEBUG_VERBOSITY": "basic",
@@ -59,12 +67,8 @@ func TestMakeRunWatchesHostContainers(t *testing.T) {
 		t.Fatalf("make run did not start the runtime sensor as root with BTF:\n%s", tail(out.String()))
 	}
 
-	// A host container: the shell image from a loopback registry, in a cgroup of its own as a host's runtime
+	// A host container: the shell image from the loopback registry, in a cgroup of its own as a host's runtime
 	// makes one (…/cri-containerd-<id>.scope outside kubepods).
-	reg := registrytest.Start(t)
-	img := PushShellImage(t, reg.Host, "host/toolbox:1")
-	ctd := StartContainerd(t)
-	ctd.Pull(t, img.Ref)
 	id := ctd.Run(t, img.Ref, "/rt-makerun-"+randomHex(4)+".slice", "/bin/sleep", "600")
 	findings := filepath.Join(runDir, "findings.jsonl")
 	WaitFor(t, 90*time.Second, func() bool {
@@ -72,6 +76,21 @@ func TestMakeRunWatchesHostContainers(t *testing.T) {
 		b, _ := os.ReadFile(findings)
 		return strings.Contains(string(b), id) && strings.Contains(string(b), records.EventProcessExec)
 	}, func() string { return "no exec of container " + id + " in " + findings + ":\n" + tail(out.String()) })
+	// Its image, from containerd: the name it was created from and the digest that name was pulled as, on the
+	// exec records that follow the first (the lookup runs beside the event path).
+	WaitFor(t, 30*time.Second, func() bool {
+		ctd.Exec(t, id, img.ShellPath, "-c", "true")
+		b, _ := os.ReadFile(findings)
+		for line := range strings.Lines(string(b)) {
+			if strings.Contains(line, id) && strings.Contains(line, records.EventProcessExec) &&
+				strings.Contains(line, img.Ref) && strings.Contains(line, img.Digest) {
+				return true
+			}
+		}
+		return false
+	}, func() string {
+		return "no exec of container " + id + " names its image " + img.Ref + "@" + img.Digest + " in " + findings + ":\n" + tail(out.String())
+	})
 
 	stopping := time.Now()
 	if err := m.interrupt(time.Minute); err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -50,6 +51,15 @@ type Config struct {
 	CgroupPath string `mapstructure:"cgroup_path"`
 	// Kubernetes configures the node-scoped pod watch that adds k8s.pod.* and k8s.namespace.name.
 	Kubernetes KubernetesConfig `mapstructure:"kubernetes"`
+	// HostContainers asks the host's container runtime which image a container in no known pod runs.
+	HostContainers HostContainersConfig `mapstructure:"host_containers"`
+}
+
+// HostContainersConfig says where the host's container runtime answers.
+type HostContainersConfig struct {
+	// ContainerdSocket is containerd's API socket; empty turns the lookup off. A socket that is not there is
+	// said in the log once and asked again later: containerd may start after the collector.
+	ContainerdSocket string `mapstructure:"containerd_socket"`
 }
 
 // HashConfig configures the executables' SHA-256.
@@ -99,6 +109,7 @@ func createDefaultConfig() component.Config {
 		ProcPath:             "/proc",
 		CgroupPath:           "/sys/fs/cgroup",
 		Kubernetes:           KubernetesConfig{kubeAPIConfig: k8sconfig.Default(kubeQPS, kubeBurst)},
+		HostContainers:       HostContainersConfig{ContainerdSocket: "/run/containerd/containerd.sock"},
 	}
 }
 
@@ -136,6 +147,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.ProcPath == "" {
 		errs = append(errs, errors.New("proc_path: empty"))
+	}
+	if sock := cfg.HostContainers.ContainerdSocket; sock != "" && !filepath.IsAbs(sock) {
+		errs = append(errs, fmt.Errorf("host_containers.containerd_socket: %q is not an absolute path", sock))
 	}
 	if cfg.CgroupPath == "" {
 		errs = append(errs, errors.New("cgroup_path: empty"))

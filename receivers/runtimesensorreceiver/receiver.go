@@ -25,6 +25,7 @@ import (
 
 	"github.com/runtrust/runtrust/internal/periodic"
 	"github.com/runtrust/runtrust/internal/records"
+	"github.com/runtrust/runtrust/receivers/runtimesensorreceiver/internal/hostcontainers"
 	"github.com/runtrust/runtrust/receivers/runtimesensorreceiver/internal/metadata"
 	"github.com/runtrust/runtrust/receivers/runtimesensorreceiver/internal/sensor"
 )
@@ -62,6 +63,10 @@ type sensorReceiver struct {
 	attrs  map[cgroupTails]attribution
 
 	roots *containerRoots // live processes per container, for hashing an exited process's executable
+
+	// hostImages asks the host's containerd about containers in no known pod; nil when off.
+	hostImages *hostImages
+	closeHost  func() error
 
 	decodeErrors, hashErrors atomic.Uint64
 	monoOffset               time.Duration // wall clock − CLOCK_MONOTONIC
@@ -126,6 +131,23 @@ func (r *sensorReceiver) Start(ctx context.Context, _ component.Host) error {
 	r.set.Logger.Info("runtime sensor attached", zap.Strings("programs", s.Attached()), zap.String("kernel", sensor.KernelRelease()))
 	runCtx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
+	if sock := r.cfg.HostContainers.ContainerdSocket; sock != "" {
+		c, err := hostcontainers.NewContainerd(sock)
+		if err != nil {
+			cancel()
+			_ = s.Close()
+			if r.pods != nil {
+				r.pods.Shutdown()
+			}
+			return fmt.Errorf("host_containers: %w", err)
+		}
+		r.hostImages, r.closeHost = newHostImages(c.Lookup, r.set.Logger), c.Close
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.hostImages.run(runCtx)
+		}()
+	}
 	if r.cfg.ContainersOnly {
 		r.scanCgroups()
 		r.every(runCtx, r.cfg.CgroupRescanInterval, r.scanCgroups)
@@ -160,6 +182,9 @@ func (r *sensorReceiver) Shutdown(ctx context.Context) error {
 	}
 	if r.pods != nil {
 		r.pods.Shutdown()
+	}
+	if r.closeHost != nil {
+		_ = r.closeHost()
 	}
 	return err
 }
@@ -293,6 +318,16 @@ func (r *sensorReceiver) putAttribution(attrs pcommon.Map, cgroupID uint64, a at
 	}
 	if a.c.PodUID != "" {
 		attrs.PutStr(records.AttrK8sPodUID, a.c.PodUID)
+	}
+	if r.hostImages != nil {
+		if img, ok := r.hostImages.ImageFor(a.c.ID); ok {
+			if img.Name != "" {
+				attrs.PutStr(records.AttrContainerImageName, img.Name)
+			}
+			if img.Digest != "" {
+				attrs.PutStr(records.AttrImageRunningDigest, img.Digest)
+			}
+		}
 	}
 }
 
