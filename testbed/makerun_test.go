@@ -38,7 +38,7 @@ func TestMakeRunWatchesHostContainers(t *testing.T) {
 	httpAddr, health := FreeAddr(t), FreeAddr(t)
 	env := map[string]string{
 		"RUNTRUST_CONTAINERD_SOCKET": ctd.Socket,
-		"RUNTRUST_RUN_DIR": runDir, "RUNTRUST_HTTP_LISTEN": httpAddr, "RUNTRUST_SERVICE_GRPC": FreeAddr(t),
+		"RUNTRUST_RUN_DIR":           runDir, "RUNTRUST_HTTP_LISTEN": httpAddr, "RUNTRUST_SERVICE_GRPC": FreeAddr(t),
 		"RUNTRUST_OTLP_GRPC": FreeAddr(t), "RUNTRUST_OTLP_HTTP": FreeAddr(t), "RUNTRUST_HEALTH": health,
 		"RUNTRUST_METRICS_PORT": fmt.Sprint(FreePort(t)), "RUNTRUST_DEBUG_VERBOSITY": "basic",
 	}
