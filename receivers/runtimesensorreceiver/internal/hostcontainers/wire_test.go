@@ -44,15 +44,7 @@ func TestDecodeNamespaces(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := DecodeNamespaces(tt.in)
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("error %v, want one with %q", err, tt.err)
-				}
-				return
-			}
-			if err != nil || strings.Join(got, ",") != strings.Join(tt.want, ",") {
-				t.Fatalf("got %q, %v; want %q", got, err, tt.want)
-			}
+			checkDecoded(t, strings.Join(got, ","), err, strings.Join(tt.want, ","), tt.err)
 		})
 	}
 }
@@ -71,15 +63,7 @@ func TestDecodeContainerImage(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := DecodeContainerImage(tt.in)
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("error %v, want one with %q", err, tt.err)
-				}
-				return
-			}
-			if err != nil || got != tt.want {
-				t.Fatalf("got %q, %v; want %q", got, err, tt.want)
-			}
+			checkDecoded(t, got, err, tt.want, tt.err)
 		})
 	}
 }
@@ -103,16 +87,22 @@ func TestDecodeImageDigest(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := DecodeImageDigest(tt.in)
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("error %v, want one with %q", err, tt.err)
-				}
-				return
-			}
-			if err != nil || got != tt.want {
-				t.Fatalf("got %q, %v; want %q", got, err, tt.want)
-			}
+			checkDecoded(t, got, err, tt.want, tt.err)
 		})
+	}
+}
+
+// checkDecoded fails unless err holds wantErr (when set) or got is want.
+func checkDecoded(t *testing.T, got string, err error, want, wantErr string) {
+	t.Helper()
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("error %v, want one with %q", err, wantErr)
+		}
+		return
+	}
+	if err != nil || got != want {
+		t.Fatalf("got %q, %v; want %q", got, err, want)
 	}
 }
 
