@@ -67,7 +67,7 @@ func TestBadInputFloodLosesNothing(t *testing.T) {
 	}
 	defer conn.Close()
 	authed := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+s.Token)
-	good, err := plogotlp.NewExportRequestFromLogs(execRecords(0, 100)).MarshalProto()
+	good, err := plogotlp.NewExportRequestFromLogs(ExecRecords(0, 100)).MarshalProto()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestBadInputFloodLosesNothing(t *testing.T) {
 		}
 	}
 	huge := bytes.Repeat([]byte("x"), 9<<20) // over the 8 MiB default
-	bomb := plogotlp.NewExportRequestFromLogs(execRecords(0, 1))
+	bomb := plogotlp.NewExportRequestFromLogs(ExecRecords(0, 1))
 	bomb.Logs().ResourceLogs().At(0).Resource().Attributes().PutStr("padding", strings.Repeat("A", 64<<20)) // 64 MiB, ~64 KiB gzipped
 	bombBytes, _ := bomb.MarshalProto()
 	abuses := []abuse{
@@ -148,7 +148,7 @@ func TestBadInputFloodLosesNothing(t *testing.T) {
 	go func() {
 		for i := int64(0); ctx.Err() == nil; i++ {
 			key := metadata.AppendToOutgoingContext(authed, "runtrust-idempotency-key", fmt.Sprintf("good-%d", i))
-			if _, err := logs.Export(key, plogotlp.NewExportRequestFromLogs(execRecords(1_000_000+i*100, 100))); err != nil {
+			if _, err := logs.Export(key, plogotlp.NewExportRequestFromLogs(ExecRecords(1_000_000+i*100, 100))); err != nil {
 				goodDone <- fmt.Errorf("good batch %d: %w", i, err)
 				return
 			}

@@ -150,7 +150,7 @@ func (s *Sender) run(client plogotlp.GRPCClient) {
 		first := s.next
 		s.next += int64(s.batch)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		resp, err := client.Export(ctx, plogotlp.NewExportRequestFromLogs(execRecords(first, s.batch)))
+		resp, err := client.Export(ctx, plogotlp.NewExportRequestFromLogs(ExecRecords(first, s.batch)))
 		cancel()
 		s.mu.Lock()
 		if err != nil || resp.PartialSuccess().RejectedLogRecords() != 0 {
@@ -184,7 +184,8 @@ func (s *Sender) Refused() int64 {
 	return s.refused
 }
 
-func execRecords(first int64, n int) plog.Logs {
+// ExecRecords is n exec events with pids from first on: the pid is each record's identity in exec_events.
+func ExecRecords(first int64, n int) plog.Logs {
 	ld := plog.NewLogs()
 	lrs := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords()
 	now := pcommon.NewTimestampFromTime(time.Now())
@@ -254,6 +255,21 @@ func (r *FaultRig) Await(t testing.TB, s *Sender, restartedAt time.Time, limit t
 // storedPIDs counts the exec_events rows of each pid in [lo, hi) in the database at dsn.
 func storedPIDs(t testing.TB, dsn string, lo, hi int64) map[int64]int64 {
 	t.Helper()
+	out := map[int64]int64{}
+	QueryRows(t, dsn, `SELECT pid, count(*) FROM exec_events WHERE pid >= $1 AND pid < $2 GROUP BY pid`, func(rows pgx.Rows) error {
+		var p, n int64
+		if err := rows.Scan(&p, &n); err != nil {
+			return err
+		}
+		out[p] = n
+		return nil
+	}, lo, hi)
+	return out
+}
+
+// QueryRows runs sql with args on the database at dsn and hands each row to scan; an error fails the test.
+func QueryRows(t testing.TB, dsn, sql string, scan func(pgx.Rows) error, args ...any) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, dsn)
@@ -261,20 +277,17 @@ func storedPIDs(t testing.TB, dsn string, lo, hi int64) map[int64]int64 {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, `SELECT pid, count(*) FROM exec_events WHERE pid >= $1 AND pid < $2 GROUP BY pid`, lo, hi)
+	rows, err := conn.Query(ctx, sql, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[int64]int64{}
+	defer rows.Close()
 	for rows.Next() {
-		var p, n int64
-		if err := rows.Scan(&p, &n); err != nil {
+		if err := scan(rows); err != nil {
 			t.Fatal(err)
 		}
-		out[p] = n
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	return out
 }

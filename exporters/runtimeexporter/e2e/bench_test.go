@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/runtrust/runtrust/internal/pgtest"
+	"github.com/runtrust/runtrust/testbed"
 )
 
 // BenchmarkExporterToService: records/s from the runtime exporter's ConsumeLogs until they are committed in the
@@ -24,14 +25,14 @@ func BenchmarkExporterToService(b *testing.B) {
 			col := startCollector(b, runtimeFactory(), cfg, b.TempDir())
 			defer col.stop()
 			// Enrolled and warm before the clock starts.
-			if err := col.exp.ConsumeLogs(context.Background(), execBatch(-e2eBatchSize, e2eBatchSize)); err != nil {
+			if err := col.exp.ConsumeLogs(context.Background(), testbed.ExecRecords(-e2eBatchSize, e2eBatchSize)); err != nil {
 				b.Fatal(err)
 			}
 			waitForDistinct(b, dsn, e2eBatchSize, time.Minute)
 			b.ResetTimer()
 			start := time.Now()
 			for i := 0; i < b.N; i++ {
-				if err := col.exp.ConsumeLogs(context.Background(), execBatch(i*e2eBatchSize, e2eBatchSize)); err != nil {
+				if err := col.exp.ConsumeLogs(context.Background(), testbed.ExecRecords(int64(i*e2eBatchSize), e2eBatchSize)); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/runtrust/runtrust/exporters/runtimeexporter"
 	"github.com/runtrust/runtrust/internal/pgtest"
+	"github.com/runtrust/runtrust/testbed"
 )
 
 // TestControllerAndSensorsEnrolWithOneJoinKey is Impact mode without a manual enrol step: a controller and two
@@ -44,7 +45,7 @@ func TestControllerAndSensorsEnrolWithOneJoinKey(t *testing.T) {
 	send := func(round int) {
 		t.Helper()
 		for i, id := range ids {
-			if err := cols[id].exp.ConsumeLogs(ctx, execBatch((round*len(ids)+i)*1000, 1000)); err != nil {
+			if err := cols[id].exp.ConsumeLogs(ctx, testbed.ExecRecords(int64((round*len(ids)+i)*1000), 1000)); err != nil {
 				t.Fatalf("%s: %v", id, err)
 			}
 		}
@@ -95,36 +96,11 @@ func TestControllerAndSensorsEnrolWithOneJoinKey(t *testing.T) {
 	}
 }
 
-// queryRows runs sql on dsn and hands each row to scan.
-func queryRows(t testing.TB, dsn, sql string, scan func(pgx.Rows) error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, sql)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := scan(rows); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // collectorTokens are the token hashes by collector id, of the one cluster there must be.
 func collectorTokens(t *testing.T, dsn string) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
-	queryRows(t, dsn, `SELECT k.collector_id, k.token_hash FROM collectors k JOIN clusters c ON c.id = k.cluster_id
+	testbed.QueryRows(t, dsn, `SELECT k.collector_id, k.token_hash FROM collectors k JOIN clusters c ON c.id = k.cluster_id
 		WHERE c.uid = 'e2e-cluster' AND (SELECT count(*) FROM clusters) = 1`, func(r pgx.Rows) error {
 		var id string
 		var h []byte
@@ -138,7 +114,7 @@ func collectorTokens(t *testing.T, dsn string) map[string][]byte {
 func collectorModes(t *testing.T, dsn string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	queryRows(t, dsn, `SELECT collector_id, mode FROM collectors WHERE heartbeat_at IS NOT NULL`, func(r pgx.Rows) error {
+	testbed.QueryRows(t, dsn, `SELECT collector_id, mode FROM collectors WHERE heartbeat_at IS NOT NULL`, func(r pgx.Rows) error {
 		var id, mode string
 		err := r.Scan(&id, &mode)
 		out[id] = mode

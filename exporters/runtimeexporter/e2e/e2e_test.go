@@ -5,7 +5,6 @@ import (
 	"context"
 	"net"
 	"os/exec"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -21,8 +20,6 @@ import (
 	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/exporter/otlpexporter"
 	"go.opentelemetry.io/collector/extension/extensiontest"
-	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/plog"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 	"google.golang.org/grpc"
@@ -30,7 +27,6 @@ import (
 
 	"github.com/runtrust/runtrust/exporters/runtimeexporter"
 	"github.com/runtrust/runtrust/internal/pgtest"
-	"github.com/runtrust/runtrust/internal/records"
 	runtrustv1 "github.com/runtrust/runtrust/proto/runtrust/v1"
 	"github.com/runtrust/runtrust/testbed"
 )
@@ -156,22 +152,6 @@ func (c *collector) stop() {
 	}
 }
 
-// execBatch is n exec events with pids from first on: the pid is each record's identity in exec_events.
-func execBatch(first, n int) plog.Logs {
-	ld := plog.NewLogs()
-	lrs := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords()
-	now := pcommon.NewTimestampFromTime(time.Now())
-	for i := 0; i < n; i++ {
-		lr := lrs.AppendEmpty()
-		lr.SetEventName(records.EventProcessExec)
-		lr.SetTimestamp(now)
-		lr.Attributes().PutStr(records.AttrProcessExecutablePath, "/bin/true")
-		lr.Attributes().PutInt(records.AttrProcessPID, int64(first+i))
-		lr.Attributes().PutStr(records.AttrImageRunningDigest, "sha256:"+strings.Repeat("e", 64))
-	}
-	return ld
-}
-
 func persistentQueueConfig(q *exporterhelper.QueueBatchConfig, consumers int) {
 	id := storageID
 	q.StorageID = &id
@@ -200,7 +180,7 @@ type execCount struct{ rows, distinct, min, max int64 }
 func countExec(t testing.TB, dsn string) execCount {
 	t.Helper()
 	var c execCount
-	queryRows(t, dsn, `SELECT count(*), count(DISTINCT pid), coalesce(min(pid), -1), coalesce(max(pid), -1) FROM exec_events`,
+	testbed.QueryRows(t, dsn, `SELECT count(*), count(DISTINCT pid), coalesce(min(pid), -1), coalesce(max(pid), -1) FROM exec_events`,
 		func(r pgx.Rows) error { return r.Scan(&c.rows, &c.distinct, &c.min, &c.max) })
 	return c
 }
@@ -262,7 +242,7 @@ func TestExactlyOnceAcrossRestarts(t *testing.T) {
 			col.stop()
 			col = startCollector(t, runtimeexporter.NewFactory(), cfg, dir)
 		}
-		if err := col.exp.ConsumeLogs(ctx, execBatch(i*e2eBatchSize, e2eBatchSize)); err != nil {
+		if err := col.exp.ConsumeLogs(ctx, testbed.ExecRecords(int64(i*e2eBatchSize), e2eBatchSize)); err != nil {
 			t.Fatalf("batch %d: %v", i, err)
 		}
 	}
@@ -314,7 +294,7 @@ func TestStockOTLPExporterAtLeastOnce(t *testing.T) {
 			col.stop()
 			col = startCollector(t, f, cfg, dir)
 		}
-		if err := col.exp.ConsumeLogs(ctx, execBatch(i*e2eBatchSize, e2eBatchSize)); err != nil {
+		if err := col.exp.ConsumeLogs(ctx, testbed.ExecRecords(int64(i*e2eBatchSize), e2eBatchSize)); err != nil {
 			t.Fatalf("batch %d: %v", i, err)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/runtrust/runtrust/exporters/runtimeexporter/internal/metadatatest"
 	"github.com/runtrust/runtrust/internal/pgtest"
 	"github.com/runtrust/runtrust/internal/records"
+	"github.com/runtrust/runtrust/testbed"
 )
 
 // TestRefusedRecordsDroppedTheRestKept is the rejection contract against the real service: a batch with two
@@ -30,7 +31,7 @@ func TestRefusedRecordsDroppedTheRestKept(t *testing.T) {
 	defer col.stop()
 	ctx := context.Background()
 
-	mixed := execBatch(0, 10)
+	mixed := testbed.ExecRecords(0, 10)
 	for _, i := range []int{3, 7} {
 		mixed.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(i).Attributes().Remove(records.AttrProcessExecutablePath)
 	}
@@ -39,7 +40,7 @@ func TestRefusedRecordsDroppedTheRestKept(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		lrs.AppendEmpty().Attributes().PutInt(records.AttrProcessPID, int64(50+i)) // no event name
 	}
-	for _, ld := range []plog.Logs{mixed, allBad, execBatch(100, 10)} {
+	for _, ld := range []plog.Logs{mixed, allBad, testbed.ExecRecords(100, 10)} {
 		if err := col.exp.ConsumeLogs(ctx, ld); err != nil {
 			t.Fatal(err)
 		}
@@ -47,7 +48,7 @@ func TestRefusedRecordsDroppedTheRestKept(t *testing.T) {
 	waitForDistinct(t, dsn, 18, time.Minute)
 
 	var pids []int64
-	queryRows(t, dsn, `SELECT pid FROM exec_events ORDER BY pid`, func(r pgx.Rows) error {
+	testbed.QueryRows(t, dsn, `SELECT pid FROM exec_events ORDER BY pid`, func(r pgx.Rows) error {
 		var pid int64
 		err := r.Scan(&pid)
 		pids = append(pids, pid)
