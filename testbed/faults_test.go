@@ -44,52 +44,30 @@ func TestFaults(t *testing.T) {
 			return time.Now()
 		}},
 		{"collector SIGKILL mid-send, service up", func(t *testing.T, r *FaultRig, s *Sender) time.Time {
-			sleep(2 * time.Second)
-			r.Controller.Kill()
-			sleep(time.Second)
-			r.StartCollector(t)
-			at := time.Now()
-			sleep(2 * time.Second)
-			s.Stop()
-			return at
+			return underLoad(s, time.Second, r.Controller.Kill, func() { r.StartCollector(t) })
 		}},
 		{"service SIGKILL mid-ingest", func(t *testing.T, r *FaultRig, s *Sender) time.Time {
-			sleep(2 * time.Second)
-			r.Service.Kill()
-			sleep(2 * time.Second)
-			r.StartService(t)
-			at := time.Now()
-			sleep(2 * time.Second)
-			s.Stop()
-			return at
+			return underLoad(s, 2*time.Second, r.Service.Kill, func() { r.StartService(t) })
 		}},
 		{"PostgreSQL restarted under load", func(t *testing.T, r *FaultRig, s *Sender) time.Time {
-			sleep(2 * time.Second)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			if err := r.PG.Stop(ctx); err != nil {
-				t.Fatal(err)
-			}
-			sleep(2 * time.Second)
-			if err := r.PG.Start(ctx); err != nil {
-				t.Fatal(err)
-			}
-			at := time.Now()
-			sleep(2 * time.Second)
-			s.Stop()
-			return at
+			return underLoad(s, 2*time.Second, func() {
+				if err := r.PG.Stop(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}, func() {
+				if err := r.PG.Start(ctx); err != nil {
+					t.Fatal(err)
+				}
+			})
 		}},
 		{"PostgreSQL SIGKILL under load", func(t *testing.T, r *FaultRig, s *Sender) time.Time {
-			sleep(2 * time.Second)
-			if err := syscall.Kill(postmasterPID(t, r.PG), syscall.SIGKILL); err != nil {
-				t.Fatal(err)
-			}
-			sleep(2 * time.Second)
-			restartPostgres(t, r)
-			at := time.Now()
-			sleep(2 * time.Second)
-			s.Stop()
-			return at
+			return underLoad(s, 2*time.Second, func() {
+				if err := syscall.Kill(postmasterPID(t, r.PG), syscall.SIGKILL); err != nil {
+					t.Fatal(err)
+				}
+			}, func() { restartPostgres(t, r) })
 		}},
 		{"collector graceful stop, service down", func(t *testing.T, r *FaultRig, s *Sender) time.Time {
 			r.Service.Kill()
@@ -161,6 +139,19 @@ func writeFaultTable(t *testing.T, out, name, test string, rows []string) {
 		t.Fatal(err)
 	}
 	t.Logf("fault table: %s", out)
+}
+
+// underLoad breaks a part 2 s into the load, repairs it after down, lets the sender go on 2 s more and stops
+// it; it returns when the repair was done.
+func underLoad(s *Sender, down time.Duration, breakIt, repair func()) time.Time {
+	time.Sleep(2 * time.Second)
+	breakIt()
+	time.Sleep(down)
+	repair()
+	at := time.Now()
+	time.Sleep(2 * time.Second)
+	s.Stop()
+	return at
 }
 
 // restartPostgres starts PostgreSQL after its postmaster was killed: until its orphaned backends have exited
