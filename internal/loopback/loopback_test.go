@@ -30,3 +30,21 @@ func TestFreePortNeverRepeats(t *testing.T) {
 		seen[p] = true
 	}
 }
+
+// TestPortsComeFromBelowTheEphemeralRange: no outgoing connection can take a port between FreePort and the bind.
+func TestPortsComeFromBelowTheEphemeralRange(t *testing.T) {
+	for range 50 {
+		if p := TestPort(t); p < firstPort || p > lastPort {
+			t.Fatalf("port %d outside %d–%d", p, firstPort, lastPort)
+		}
+	}
+}
+
+// TestClaimedPortIsAnotherProcesssToo: a port's lock, once held, is refused to any other holder (flock locks
+// conflict between open files, so a second open in this process stands for another test binary).
+func TestClaimedPortIsAnotherProcesssToo(t *testing.T) {
+	p := TestPort(t)
+	if _, ok, err := claim(p); err != nil || ok {
+		t.Fatalf("claim of a port FreePort handed out: ok=%v err=%v; want refused", ok, err)
+	}
+}

@@ -14,6 +14,9 @@ const (
 	EventK8sPod       = "runtrust.k8s.pod"
 	EventK8sContainer = "runtrust.k8s.container"
 	EventSensorHealth = "runtrust.sensor.health"
+	// EventHostContainer is a container in no Kubernetes pod (a host's own containerd, Docker or Podman), as
+	// the runtime sensor learns it from the host's runtime: added once its image is known, deleted once gone.
+	EventHostContainer = "runtrust.host.container"
 )
 
 // Resource attributes: where a record comes from.

@@ -60,6 +60,12 @@ type HostContainersConfig struct {
 	// ContainerdSocket is containerd's API socket; empty turns the lookup off. A socket that is not there is
 	// said in the log once and asked again later: containerd may start after the collector.
 	ContainerdSocket string `mapstructure:"containerd_socket"`
+	// DockerSocket is the Docker Engine's API socket, asked about containers in docker cgroups
+	// (docker-<id>.scope, /docker/<id>); empty turns it off.
+	DockerSocket string `mapstructure:"docker_socket"`
+	// PodmanSocket is Podman's API service socket (Docker's API, `podman system service`), asked about
+	// containers in libpod-<id>.scope cgroups; empty turns it off.
+	PodmanSocket string `mapstructure:"podman_socket"`
 }
 
 // HashConfig configures the executables' SHA-256.
@@ -109,7 +115,8 @@ func createDefaultConfig() component.Config {
 		ProcPath:             "/proc",
 		CgroupPath:           "/sys/fs/cgroup",
 		Kubernetes:           KubernetesConfig{kubeAPIConfig: k8sconfig.Default(kubeQPS, kubeBurst)},
-		HostContainers:       HostContainersConfig{ContainerdSocket: "/run/containerd/containerd.sock"},
+		HostContainers: HostContainersConfig{ContainerdSocket: "/run/containerd/containerd.sock",
+			DockerSocket: "/var/run/docker.sock", PodmanSocket: "/run/podman/podman.sock"},
 	}
 }
 
@@ -148,8 +155,11 @@ func (cfg *Config) Validate() error {
 	if cfg.ProcPath == "" {
 		errs = append(errs, errors.New("proc_path: empty"))
 	}
-	if sock := cfg.HostContainers.ContainerdSocket; sock != "" && !filepath.IsAbs(sock) {
-		errs = append(errs, fmt.Errorf("host_containers.containerd_socket: %q is not an absolute path", sock))
+	for _, s := range [][2]string{{"containerd_socket", cfg.HostContainers.ContainerdSocket},
+		{"docker_socket", cfg.HostContainers.DockerSocket}, {"podman_socket", cfg.HostContainers.PodmanSocket}} {
+		if s[1] != "" && !filepath.IsAbs(s[1]) {
+			errs = append(errs, fmt.Errorf("host_containers.%s: %q is not an absolute path", s[0], s[1]))
+		}
 	}
 	if cfg.CgroupPath == "" {
 		errs = append(errs, errors.New("cgroup_path: empty"))

@@ -37,8 +37,9 @@ func TestLoadConfig(t *testing.T) {
 				CgroupRescanInterval: 2 * time.Second, FlushInterval: 100 * time.Millisecond,
 				Hash:     HashConfig{Enabled: true, MaxFileSize: 100 << 20, CacheEntries: 1024},
 				ProcPath: "/host/proc", CgroupPath: "/host/sys/fs/cgroup",
-				Kubernetes:     KubernetesConfig{Enabled: true, kubeAPIConfig: k8sconfig.Default(kubeQPS, kubeBurst)},
-				HostContainers: HostContainersConfig{ContainerdSocket: "/host/run/containerd/containerd.sock"},
+				Kubernetes: KubernetesConfig{Enabled: true, kubeAPIConfig: k8sconfig.Default(kubeQPS, kubeBurst)},
+				HostContainers: HostContainersConfig{ContainerdSocket: "/host/run/containerd/containerd.sock",
+					DockerSocket: "/host/var/run/docker.sock"},
 			},
 		},
 		{id: component.NewIDWithName(metadata.Type, "defaults"), want: defaults},
@@ -47,7 +48,8 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewIDWithName(metadata.Type, "bad_kubernetes"), wantErr: []string{"kubernetes.auth_type: \"token\"", "node_name: empty"}},
 		{id: component.NewIDWithName(metadata.Type, "bad_intervals"), wantErr: []string{"health_interval: 0s", "flush_interval: 2m0s"}},
 		{id: component.NewIDWithName(metadata.Type, "bad_poll"), wantErr: []string{"poll_interval: 300ms is longer than flush_interval (200ms)"}},
-		{id: component.NewIDWithName(metadata.Type, "bad_containerd_socket"), wantErr: []string{`host_containers.containerd_socket: "run/containerd.sock" is not an absolute path`}},
+		{id: component.NewIDWithName(metadata.Type, "bad_containerd_socket"), wantErr: []string{`host_containers.containerd_socket: "run/containerd.sock" is not an absolute path`,
+			`host_containers.docker_socket: "docker.sock" is not an absolute path`}},
 		{id: component.NewIDWithName(metadata.Type, "bad_poll_range"), wantErr: []string{"poll_interval: 2s must be positive and at most 1s"}},
 	}
 	for _, tt := range tests {

@@ -131,24 +131,15 @@ func (r *sensorReceiver) Start(ctx context.Context, _ component.Host) error {
 	r.set.Logger.Info("runtime sensor attached", zap.Strings("programs", s.Attached()), zap.String("kernel", sensor.KernelRelease()))
 	runCtx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	if sock := r.cfg.HostContainers.ContainerdSocket; sock != "" {
-		c, err := hostcontainers.NewContainerd(sock)
-		if err != nil {
-			cancel()
-			_ = s.Close()
-			if r.pods != nil {
-				r.pods.Shutdown()
-			}
-			return fmt.Errorf("host_containers: %w", err)
+	if err := r.startHostImages(runCtx); err != nil {
+		cancel()
+		_ = s.Close()
+		if r.pods != nil {
+			r.pods.Shutdown()
 		}
-		r.hostImages, r.closeHost = newHostImages(c.Lookup, r.set.Logger), c.Close
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			r.hostImages.run(runCtx)
-		}()
+		return fmt.Errorf("host_containers: %w", err)
 	}
-	if r.cfg.ContainersOnly {
+	if r.cfg.ContainersOnly || r.hostImages != nil {
 		r.scanCgroups()
 		r.every(runCtx, r.cfg.CgroupRescanInterval, r.scanCgroups)
 	}
@@ -159,6 +150,71 @@ func (r *sensorReceiver) Start(ctx context.Context, _ component.Host) error {
 		r.readLoop(runCtx)
 	}()
 	return nil
+}
+
+// startHostImages prepares the lookups of host_containers, one client per runtime whose socket is set; none
+// set leaves them off.
+func (r *sensorReceiver) startHostImages(ctx context.Context) error {
+	hc := r.cfg.HostContainers
+	var rt hostRuntimes
+	var closers []func() error
+	if hc.ContainerdSocket != "" {
+		c, err := hostcontainers.NewContainerd(hc.ContainerdSocket)
+		if err != nil {
+			return err
+		}
+		rt.containerd, closers = c.Lookup, append(closers, c.Close)
+	}
+	if hc.DockerSocket != "" {
+		d := hostcontainers.NewDocker(hc.DockerSocket)
+		rt.docker, closers = d.Lookup, append(closers, d.Close)
+	}
+	if hc.PodmanSocket != "" {
+		p := hostcontainers.NewDocker(hc.PodmanSocket) // Podman's service answers Docker's API
+		rt.podman, closers = p.Lookup, append(closers, p.Close)
+	}
+	if len(closers) == 0 {
+		return nil
+	}
+	r.hostImages = newHostImages(rt.lookup, r.announceHost, r.set.Logger)
+	r.closeHost = func() error {
+		var errs []error
+		for _, c := range closers {
+			errs = append(errs, c())
+		}
+		return errors.Join(errs...)
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.hostImages.run(ctx)
+	}()
+	return nil
+}
+
+// announceHost adds a runtrust.host.container record to the batch: a container in no pod, with its image, and
+// the change (added, snapshot, deleted). The read loop flushes it with the events.
+func (r *sensorReceiver) announceHost(c hostContainer, img hostcontainers.Image, change string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.lrs.Len() == 0 {
+		r.batchStart = time.Now()
+	}
+	a := r.appendRecord(records.EventHostContainer, 6)
+	a.PutStr(records.AttrContainerID, c.id)
+	if c.runtime != "" {
+		a.PutStr(records.AttrContainerRuntime, c.runtime)
+	}
+	if img.Name != "" {
+		a.PutStr(records.AttrContainerImageName, img.Name)
+	}
+	if img.Digest != "" {
+		a.PutStr(records.AttrImageRunningDigest, img.Digest)
+	}
+	if c.cgroupPath != "" {
+		a.PutStr(records.AttrCgroupPath, c.cgroupPath)
+	}
+	a.PutStr(records.AttrK8sChange, change)
 }
 
 func (r *sensorReceiver) every(ctx context.Context, d time.Duration, f func()) {
@@ -320,7 +376,7 @@ func (r *sensorReceiver) putAttribution(attrs pcommon.Map, cgroupID uint64, a at
 		attrs.PutStr(records.AttrK8sPodUID, a.c.PodUID)
 	}
 	if r.hostImages != nil {
-		if img, ok := r.hostImages.ImageFor(a.c.ID); ok {
+		if img, ok := r.hostImages.ImageFor(hostContainer{id: a.c.ID, runtime: a.c.Runtime, cgroupPath: a.path, podUID: a.c.PodUID}); ok {
 			if img.Name != "" {
 				attrs.PutStr(records.AttrContainerImageName, img.Name)
 			}
@@ -499,22 +555,27 @@ func (r *sensorReceiver) health(ctx context.Context) {
 	r.flush(ctx)
 }
 
-// scanCgroups allows, in the kernel filter, the kubepods trees and every cgroup named like a container, in the
-// v2 hierarchy and the v1 memory hierarchy.
+// scanCgroups allows, in the kernel filter (containers_only), the kubepods trees and every cgroup named like a
+// container, in the v2 hierarchy and the v1 memory hierarchy; and tells hostImages which containers outside
+// kubepods exist now.
 func (r *sensorReceiver) scanCgroups() {
+	live := map[string]hostContainer{}
 	v2 := filepath.Join(r.cfg.CgroupPath, "unified")
 	if _, err := os.Stat(filepath.Join(v2, "cgroup.procs")); err != nil {
 		v2 = r.cfg.CgroupPath // pure v2
 	}
-	r.scanTree(v2, sensor.HierarchyV2)
+	r.scanTree(v2, sensor.HierarchyV2, live)
 	if mem := filepath.Join(r.cfg.CgroupPath, "memory"); mem != v2 {
 		if _, err := os.Stat(filepath.Join(mem, "memory.limit_in_bytes")); err == nil {
-			r.scanTree(mem, sensor.HierarchyV1Memory)
+			r.scanTree(mem, sensor.HierarchyV1Memory, live)
 		}
+	}
+	if r.hostImages != nil {
+		r.hostImages.observe(live)
 	}
 }
 
-func (r *sensorReceiver) scanTree(root string, hierarchy uint32) {
+func (r *sensorReceiver) scanTree(root string, hierarchy uint32, live map[string]hostContainer) {
 	base := strings.Count(root, "/")
 	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || !d.IsDir() {
@@ -524,21 +585,26 @@ func (r *sensorReceiver) scanTree(root string, hierarchy uint32) {
 			return filepath.SkipDir
 		}
 		name := d.Name()
-		_, isContainer := containerSegmentName(name)
+		id, runtime, isContainer := containerSegment(name)
 		if !isContainer && name != "kubepods" && name != "kubepods.slice" {
 			return nil
 		}
-		var st syscall.Stat_t
-		if syscall.Stat(p, &st) == nil {
-			if err := r.sensor.AllowCgroup(hierarchy, st.Ino); err != nil {
-				r.set.Logger.Warn("adding a container cgroup to the filter", zap.String("cgroup", p), zap.Error(err))
+		if isContainer {
+			if runtime == "" && filepath.Base(filepath.Dir(p)) == "docker" {
+				runtime = "docker" // the cgroupfs driver's /docker/<id>
+			}
+			if _, seen := live[id]; !seen {
+				live[id] = hostContainer{id: id, runtime: runtime, cgroupPath: strings.TrimPrefix(p, root)}
+			}
+		}
+		if r.cfg.ContainersOnly {
+			var st syscall.Stat_t
+			if syscall.Stat(p, &st) == nil {
+				if err := r.sensor.AllowCgroup(hierarchy, st.Ino); err != nil {
+					r.set.Logger.Warn("adding a container cgroup to the filter", zap.String("cgroup", p), zap.Error(err))
+				}
 			}
 		}
 		return filepath.SkipDir // its subtree is covered
 	})
-}
-
-func containerSegmentName(name string) (string, bool) {
-	id, _, ok := containerSegment(name)
-	return id, ok
 }

@@ -121,13 +121,14 @@ func recordTime(lr plog.LogRecord, now time.Time) time.Time {
 
 // adders holds each record kind's reader, keyed by the log record's EventName (docs/records.md).
 var adders = map[string]func(*Decoded, time.Time, *reader){
-	records.EventK8sNode:      (*Decoded).addNode,
-	records.EventK8sWorkload:  (*Decoded).addWorkload,
-	records.EventK8sPod:       (*Decoded).addPod,
-	records.EventK8sContainer: (*Decoded).addContainer,
-	records.EventProcessExec:  (*Decoded).addExec,
-	records.EventFileOpen:     (*Decoded).addFileOpen,
-	records.EventSensorHealth: (*Decoded).addSensorHealth,
+	records.EventK8sNode:       (*Decoded).addNode,
+	records.EventK8sWorkload:   (*Decoded).addWorkload,
+	records.EventK8sPod:        (*Decoded).addPod,
+	records.EventK8sContainer:  (*Decoded).addContainer,
+	records.EventProcessExec:   (*Decoded).addExec,
+	records.EventFileOpen:      (*Decoded).addFileOpen,
+	records.EventSensorHealth:  (*Decoded).addSensorHealth,
+	records.EventHostContainer: (*Decoded).addHostContainer,
 }
 
 // add appends one record to the batch, or says what is wrong with it. A record is appended only when its
@@ -202,23 +203,52 @@ func (d *Decoded) addContainer(t time.Time, r *reader) {
 		PodUID: podUID, Name: name, ContainerID: id,
 		Namespace: at.namespace, PodName: at.podName, NodeName: at.node,
 		WorkloadUID: at.workloadUID, WorkloadKind: at.workloadKind, WorkloadName: at.workloadName,
-		ImageName:       r.str(records.AttrContainerImageName, false),
-		ImageRef:        r.str(records.AttrImageRef, false),
-		RegistryHost:    r.str(records.AttrRegistryHost, false),
-		RegistryTrusted: r.boolean(records.AttrRegistryTrusted),
-		TagMutable:      r.boolean(records.AttrImageTagMutable),
-		RunningDigest:   r.digest(records.AttrImageRunningDigest),
-		PullPolicy:      r.str(records.AttrImagePullPolicy, false),
-		Integrity:       r.oneOf(records.AttrImageIntegrity, integrityValues),
-		ExpectedDigest:  r.digest(records.AttrImageExpectedDigest),
-		Severity:        r.oneOf(records.AttrRiskSeverity, severityValues),
-		Reasons:         r.strs(records.AttrRiskReasons),
-		Time:            t,
 	}
+	r.image(&k)
+	k.PullPolicy = r.str(records.AttrImagePullPolicy, false)
+	r.findings(&k)
+	k.Time = t
 	k.Deleted = r.deleted()
 	if r.err == "" {
 		d.Batch.Containers = append(d.Batch.Containers, k)
 	}
+}
+
+// addHostContainer reads a container in no pod (docs/records.md, runtrust.host.container). It is stored as a
+// container with no pod uid, named by its id (64 hex digits, unique to the runtime that made it), on the node
+// or host its sensor runs on.
+func (d *Decoded) addHostContainer(t time.Time, r *reader) {
+	id := r.str(records.AttrContainerID, true)
+	node := r.str(records.AttrK8sNodeName, false)
+	if node == "" {
+		node = r.str(records.AttrHostName, false)
+	}
+	k := store.Container{Name: id, ContainerID: id, NodeName: node}
+	r.image(&k)
+	r.findings(&k)
+	k.Time = t
+	k.Deleted = r.deleted()
+	if r.err == "" {
+		d.Batch.Containers = append(d.Batch.Containers, k)
+	}
+}
+
+// image reads the image a container record names and the digest it runs.
+func (r *reader) image(k *store.Container) {
+	k.ImageName = r.str(records.AttrContainerImageName, false)
+	k.ImageRef = r.str(records.AttrImageRef, false)
+	k.RegistryHost = r.str(records.AttrRegistryHost, false)
+	k.RegistryTrusted = r.boolean(records.AttrRegistryTrusted)
+	k.TagMutable = r.boolean(records.AttrImageTagMutable)
+	k.RunningDigest = r.digest(records.AttrImageRunningDigest)
+}
+
+// findings reads what the processors found about a container's image.
+func (r *reader) findings(k *store.Container) {
+	k.Integrity = r.oneOf(records.AttrImageIntegrity, integrityValues)
+	k.ExpectedDigest = r.digest(records.AttrImageExpectedDigest)
+	k.Severity = r.oneOf(records.AttrRiskSeverity, severityValues)
+	k.Reasons = r.strs(records.AttrRiskReasons)
 }
 
 // origin is the container, image and process a sensor event comes from, read first on both event records.

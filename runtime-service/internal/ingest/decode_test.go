@@ -103,7 +103,16 @@ var (
 	execAttrs = map[string]any{records.AttrProcessPID: 42, records.AttrProcessParentPID: 1, records.AttrProcessExecutablePath: "/bin/sh",
 		records.AttrProcessCommandArgs: []string{"sh", "-c", "id"}, records.AttrProcessUserID: 0, records.AttrProcessWorkingDirectory: "/",
 		records.AttrContainerID: "cid-1", records.AttrProcessExecutableSHA256: strings.Repeat("AB", 32)}
-	fileAttrs   = map[string]any{records.AttrFilePath: "/etc/shadow", records.AttrFileFlags: 0, records.AttrProcessPID: 42, records.AttrProcessExecutablePath: "/bin/sh", records.AttrContainerID: "cid-1"}
+	fileAttrs = map[string]any{records.AttrFilePath: "/etc/shadow", records.AttrFileFlags: 0, records.AttrProcessPID: 42, records.AttrProcessExecutablePath: "/bin/sh", records.AttrContainerID: "cid-1"}
+	// hostContainerAttrs: a container the host's own runtime started, running the pod's image.
+	hostContainerAttrs = map[string]any{
+		records.AttrContainerID: strings.Repeat("c", 64), records.AttrContainerRuntime: "docker",
+		records.AttrContainerImageName: "nginx:1.25", records.AttrImageRunningDigest: "docker.io/library/nginx@" + runningDigest,
+		records.AttrImageRef: "docker.io/library/nginx:1.25", records.AttrRegistryHost: "docker.io", records.AttrRegistryTrusted: false,
+		records.AttrImageIntegrity: records.IntegrityVerified, records.AttrRiskSeverity: records.SeverityHigh,
+		records.AttrRiskReasons: []string{records.ReasonUntrustedRegistry + ": docker.io is not trusted"},
+		records.AttrK8sChange:   records.ChangeAdded,
+	}
 	healthAttrs = map[string]any{records.AttrSensorEventsSeen: 100, records.AttrSensorEventsDropped: 2, records.AttrSensorKernel: "6.1.0", records.AttrSensorProgramStatus: "exec:attached"}
 )
 
@@ -114,7 +123,7 @@ func TestDecodeAcceptsEveryRecordKind(t *testing.T) {
 		t.Fatalf("rejected: %s", d.Message())
 	}
 	b := d.Batch
-	if len(b.Nodes) != 1 || len(b.Workloads) != 1 || len(b.Pods) != 1 || len(b.Containers) != 1 ||
+	if len(b.Nodes) != 1 || len(b.Workloads) != 1 || len(b.Pods) != 1 || len(b.Containers) != 2 ||
 		len(b.Execs) != 1 || len(b.FileOpens) != 1 || len(b.SensorHealth) != 1 {
 		t.Fatalf("batch: %+v", b)
 	}
@@ -122,6 +131,10 @@ func TestDecodeAcceptsEveryRecordKind(t *testing.T) {
 	if k.RunningDigest != runningDigest || k.Severity != records.SeverityCritical || k.RegistryTrusted == nil || *k.RegistryTrusted ||
 		len(k.Reasons) != 1 || k.WorkloadUID != "wl-uid" {
 		t.Fatalf("container: %+v", k)
+	}
+	if h := b.Containers[1]; h.PodUID != "" || h.Name != strings.Repeat("c", 64) || h.ContainerID != h.Name ||
+		h.NodeName != "node-1" || h.Integrity != records.IntegrityVerified || h.RunningDigest != runningDigest || h.Deleted {
+		t.Fatalf("host container (no pod, named by its id, on the resource's node): %+v", h)
 	}
 	if e := b.Execs[0]; e.SHA256 != strings.Repeat("ab", 32) || e.PID != 42 || len(e.CommandArgs) != 3 {
 		t.Fatalf("exec: %+v", e)
@@ -156,6 +169,9 @@ func TestDecodeRejectsBadRecordsAndKeepsTheRest(t *testing.T) {
 		{"list too long", rec{records.EventProcessExec, merge(execAttrs, map[string]any{records.AttrProcessCommandArgs: make([]string, 300)})}, "has 300 entries"},
 		{"bool as string", rec{records.EventK8sContainer, merge(containerAttrs, map[string]any{records.AttrRegistryTrusted: "yes"})}, "runtrust.registry.trusted is a Str; want a bool"},
 		{"health without node", rec{records.EventSensorHealth, healthAttrs}, "k8s.node.name (or host.name) is missing"},
+		{"host container without id", rec{records.EventHostContainer, merge(hostContainerAttrs, map[string]any{records.AttrContainerID: nil})}, "container.id is missing"},
+		{"host container bad change", rec{records.EventHostContainer, merge(hostContainerAttrs, map[string]any{records.AttrK8sChange: "gone"})}, "runtrust.k8s.change is \"gone\""},
+		{"host container bad verdict", rec{records.EventHostContainer, merge(hostContainerAttrs, map[string]any{records.AttrImageIntegrity: "ok"})}, "runtrust.image.integrity is \"ok\""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -205,7 +221,8 @@ func FuzzDecode(f *testing.F) {
 	seed := logsOf(map[string]any{records.AttrK8sClusterUID: testCluster.UID},
 		rec{records.EventK8sNode, nodeAttrs}, rec{records.EventK8sContainer, containerAttrs},
 		rec{records.EventProcessExec, execAttrs}, rec{records.EventFileOpen, fileAttrs},
-		rec{records.EventSensorHealth, merge(healthAttrs, map[string]any{records.AttrHostName: "h"})}, rec{"bogus", nil})
+		rec{records.EventSensorHealth, merge(healthAttrs, map[string]any{records.AttrHostName: "h"})},
+		rec{records.EventHostContainer, hostContainerAttrs}, rec{"bogus", nil})
 	b, _ := plogotlp.NewExportRequestFromLogs(seed).MarshalProto()
 	f.Add(b)
 	f.Add([]byte{})

@@ -108,6 +108,7 @@ func everyKindOf(uid string) plog.Logs {
 		rec{records.EventProcessExec, execAttrs},
 		rec{records.EventFileOpen, fileAttrs},
 		rec{records.EventSensorHealth, healthAttrs},
+		rec{records.EventHostContainer, hostContainerAttrs},
 	)
 }
 
@@ -137,7 +138,7 @@ func TestEnrolHeartbeatAndIngestEveryKind(t *testing.T) {
 	if ps := resp.PartialSuccess(); ps.RejectedLogRecords() != 0 {
 		t.Fatalf("rejected: %s", ps.ErrorMessage())
 	}
-	for table, want := range map[string]int{"nodes": 1, "workloads": 1, "pods": 1, "containers": 1, "exec_events": 1,
+	for table, want := range map[string]int{"nodes": 1, "workloads": 1, "pods": 1, "containers": 2, "exec_events": 1,
 		"file_events": 1, "sensor_health": 1, "images": 1, "image_refs": 1, "exec_aggregates": 1, "file_aggregates": 1} {
 		if got := count(t, h.store, "SELECT count(*) FROM "+table); got != want {
 			t.Errorf("%s: %d rows; want %d", table, got, want)
@@ -154,6 +155,14 @@ func TestEnrolHeartbeatAndIngestEveryKind(t *testing.T) {
 	d, err := h.store.GetImage(context.Background(), runningDigest)
 	if err != nil || len(d.Processes) != 1 || d.Processes[0].Path != "/bin/sh" {
 		t.Fatalf("image evidence: %+v %v", d.Processes, err)
+	}
+	// The host container runs it beside the pod's container: a container, not a pod or a namespace.
+	if d.Containers != 2 || d.Pods != 1 || d.Namespaces != 1 || len(d.Placements) != 2 {
+		t.Fatalf("image with a host container: %d containers, %d pods, %d namespaces, %d placements; want 2, 1, 1, 2",
+			d.Containers, d.Pods, d.Namespaces, len(d.Placements))
+	}
+	if hp := d.Placements[1]; hp.Pod != "" || hp.Namespace != "" || hp.Container != strings.Repeat("c", 64) || hp.Node != "node-1" {
+		t.Fatalf("host container placement: %+v", hp)
 	}
 
 	// The join key was spent.

@@ -338,6 +338,10 @@ func (s *Service) startMaintenance(st *store.Store, reg prometheus.Registerer) {
 				dropped.Add(float64(len(pass.DroppedPartitions)))
 				s.log.Info("dropped expired event partitions", "partitions", pass.DroppedPartitions)
 			}
+			if pass.ExpiredHosts > 0 {
+				s.log.Info("host containers no sensor describes any more marked gone", "count", pass.ExpiredHosts,
+					"after", store.HostContainerTTL)
+			}
 			if pass.ExpiredKeys > 0 {
 				s.log.Debug("expired idempotency keys", "count", pass.ExpiredKeys)
 			}

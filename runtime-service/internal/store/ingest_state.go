@@ -264,7 +264,8 @@ func recomputeImages(ctx context.Context, tx pgx.Tx, clusterID int64, digests []
 	b.Queue("DELETE FROM image_clusters WHERE digest = ANY($2) AND cluster_id = $1", clusterID, digests)
 	// Both rollups from one grouped pass over this cluster's live containers of the digests (GROUPING SETS:
 	// per namespace, and per cluster, where distinct pods and workloads are counted again rather than summed,
-	// so a container record with an odd namespace cannot count a pod twice). The reasons are folded in a
+	// so a container record with an odd namespace cannot count a pod twice). A host container (no pod, no
+	// namespace: runtrust.host.container) counts as a container only. The reasons are folded in a
 	// second grouped pass over the same rows and joined, not gathered by a subquery per group: that subquery
 	// had made container-heavy batches 4× slower.
 	b.Queue(`WITH g AS (
@@ -274,9 +275,9 @@ func recomputeImages(ctx context.Context, tx pgx.Tx, clusterID int64, digests []
 				coalesce(array_agg(DISTINCT CASE WHEN image_ref <> '' THEN image_ref ELSE image_name END)
 					FILTER (WHERE image_ref <> '' OR image_name <> ''), '{}') AS refs,
 				coalesce(array_agg(DISTINCT expected_digest) FILTER (WHERE expected_digest <> ''), '{}') AS expected_digests,
-				count(DISTINCT namespace) AS namespaces,
+				count(DISTINCT namespace) FILTER (WHERE namespace <> '') AS namespaces,
 				count(DISTINCT workload_uid) FILTER (WHERE workload_uid <> '') AS workloads,
-				count(DISTINCT pod_uid) AS pods, count(*) AS containers
+				count(DISTINCT pod_uid) FILTER (WHERE pod_uid <> '') AS pods, count(*) AS containers
 			FROM containers WHERE running_digest = ANY($2) AND cluster_id = $1 AND deleted_at IS NULL
 			GROUP BY GROUPING SETS ((running_digest, namespace), (running_digest))),
 		r AS (

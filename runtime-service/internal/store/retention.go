@@ -67,10 +67,12 @@ type RetentionPass struct {
 	DroppedPartitions []string // the event partitions dropped, by name
 	ExpiredKeys       int64    // the idempotency keys forgotten
 	ExpiredSessions   int64    // the sessions and logins in progress that had expired
+	ExpiredHosts      int64    // the host containers no sensor described within HostContainerTTL
 }
 
 // Retain is the periodic retention pass: it creates the partitions the window now reaches, drops the event
-// partitions past the retention, forgets idempotency keys older than keyTTL and expired sessions. A step that fails does not stop
+// partitions past the retention, forgets idempotency keys older than keyTTL and expired sessions, and expires
+// host containers no sensor describes any more (ExpireHostContainers). A step that fails does not stop
 // the others; the error joins every step's.
 func (s *Store) Retain(ctx context.Context, keyTTL time.Duration) (RetentionPass, error) {
 	var pass RetentionPass
@@ -81,7 +83,9 @@ func (s *Store) Retain(ctx context.Context, keyTTL time.Duration) (RetentionPass
 	pass.ExpiredKeys = expired
 	access, errAccess := s.expireAccess(ctx)
 	pass.ExpiredSessions = access
-	return pass, errors.Join(errEnsure, errDrop, errExpire, errAccess)
+	hosts, errHosts := s.ExpireHostContainers(ctx, HostContainerTTL)
+	pass.ExpiredHosts = hosts
+	return pass, errors.Join(errEnsure, errDrop, errExpire, errAccess, errHosts)
 }
 
 // ensurePartition creates table's partition for day d if this process has not seen it yet. It runs in its own

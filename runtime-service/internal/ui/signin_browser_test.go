@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,20 +16,16 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/runtrust/runtrust/internal/browsertest"
+	"github.com/runtrust/runtrust/internal/loopback"
 	"github.com/runtrust/runtrust/internal/oidctest"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
 )
 
-// freePort returns a loopback port nothing listens on now: the provider must know the service's callback URL
-// before the service starts.
+// freePort returns a loopback port nothing listens on now (internal/loopback): the provider must know the
+// service's callback URL before the service starts.
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return "127.0.0.1:" + strconv.Itoa(loopback.TestPort(t))
 }
 
 // signInAs goes from the page's sign-in prompt through the provider's login form and back to the images view.

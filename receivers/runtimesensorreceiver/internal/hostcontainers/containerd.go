@@ -1,6 +1,7 @@
 // Package hostcontainers asks the container runtime on this host which image a container runs, for containers
-// that are in no Kubernetes pod (a host's own containerd, nerdctl, ctr): the sensor sees their processes by
-// cgroup, but only the runtime knows the image.
+// that are in no Kubernetes pod (a host's own containerd, nerdctl, ctr, Docker, Podman): the sensor sees their
+// processes by cgroup, but only the runtime knows the image. containerd is asked here; Docker and Podman in
+// docker.go.
 //
 // containerd is asked over its gRPC API (containerd.services.*.v1, stable since containerd 1.0). The few
 // messages needed are encoded and decoded here with protowire rather than through containerd's Go client,

@@ -53,3 +53,40 @@ func TestContainerdLookup(t *testing.T) {
 		t.Errorf("no daemon at the socket: %v, want an error naming the socket", err)
 	}
 }
+
+// TestDockerLookup asks a real Docker Engine (the testbed's: Debian's docker.io) about a container `docker run`
+// started: the reference it was created from and the repository digest that reference was pulled as, which is
+// the manifest digest the loopback registry serves; then a container of the same image run by digest.
+func TestDockerLookup(t *testing.T) {
+	reg := registrytest.Start(t)
+	img := testbed.PushShellImage(t, reg.Host, "host/toolbox:1")
+	dk := testbed.StartDocker(t)
+	dk.Pull(t, img.Ref)
+	byTag := dk.Run(t, img.Ref, "/bin/sleep", "600")
+	pinned := reg.Host + "/host/toolbox@" + img.Digest
+	byDigest := dk.Run(t, pinned, "/bin/sleep", "600")
+
+	d := hostcontainers.NewDocker(dk.Socket)
+	defer d.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for id, want := range map[string]hostcontainers.Image{
+		byTag:    {Name: img.Ref, Digest: img.Digest},
+		byDigest: {Name: pinned, Digest: img.Digest},
+	} {
+		got, err := d.Lookup(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("Lookup(%s) = %+v, want %+v", id, got, want)
+		}
+	}
+	if _, err := d.Lookup(ctx, strings.Repeat("0", 64)); !errors.Is(err, hostcontainers.ErrNotFound) {
+		t.Errorf("an unknown container: %v, want ErrNotFound", err)
+	}
+	gone := hostcontainers.NewDocker(filepath.Join(t.TempDir(), "no.sock"))
+	if _, err := gone.Lookup(ctx, byTag); err == nil || !strings.Contains(err.Error(), "no.sock") {
+		t.Errorf("no engine at the socket: %v, want an error naming the socket", err)
+	}
+}

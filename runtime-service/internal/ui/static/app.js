@@ -600,7 +600,8 @@ function meaning(body) {
 function remediation(body) {
   const rows = new Map();
   for (const p of body.placements) {
-    const w = p.workload ? `${p.workload.kind}/${p.workload.name}` : `Pod/${p.pod}`;
+    const w = isHostContainer(p) ? `host container ${p.container.slice(0, 12)}`
+      : p.workload ? `${p.workload.kind}/${p.workload.name}` : `Pod/${p.pod}`;
     const key = `${p.cluster.name}/${p.namespace}/${w}`;
     if (rows.has(key)) continue;
     const ref = p.image_ref || p.image_name;
@@ -631,11 +632,22 @@ function remediation(body) {
       `kubectl rollout restart ${([...rows.values()][0]?.workload || 'deployment/<name>').toLowerCase()} -n ${[...rows.values()][0]?.namespace || '<namespace>'}`));
 }
 
+// isHostContainer: a placement of runtrust.host.container, a container in no pod (docker run, nerdctl, ctr).
+function isHostContainer(p) {
+  return !p.pod && !p.namespace;
+}
+
 function placementsTree(body) {
   if (!body.placements.length) return h('p', { class: 'muted' }, 'No live container runs it.');
   const tree = new Map();
+  const hosts = new Map(); // cluster → containers the host's own runtime started: in no pod, no namespace
   for (const p of body.placements) {
     const c = p.cluster.name || p.cluster.uid;
+    if (isHostContainer(p)) {
+      if (!hosts.has(c)) hosts.set(c, []);
+      hosts.get(c).push(p);
+      continue;
+    }
     const w = p.workload ? `${p.workload.kind} ${p.workload.name}` : '(bare pods)';
     if (!tree.has(c)) tree.set(c, new Map());
     const nss = tree.get(c);
@@ -644,13 +656,21 @@ function placementsTree(body) {
     if (!ws.has(w)) ws.set(w, []);
     ws.get(w).push(p);
   }
+  for (const c of hosts.keys()) if (!tree.has(c)) tree.set(c, new Map());
+  const podItem = (p) => h('li', {},
+    h('span', { class: 'kind' }, 'pod'), p.pod, ' · ', h('span', { class: 'kind' }, 'container'), p.container,
+    ' · ', h('span', { class: 'kind' }, 'node'), p.node || '—', ' · ', when(p.last_seen));
+  const hostItem = (p) => h('li', { 'data-host-container': p.container },
+    h('span', { class: 'kind' }, 'container'), h('code', { title: p.container }, p.container.slice(0, 12)),
+    ' · ', h('span', { class: 'kind' }, 'host'), p.node || '—', ' · ', when(p.last_seen));
+  const namespaceItems = (nss) => [...nss].map(([ns, ws]) => h('li', {}, h('span', { class: 'kind' }, 'namespace'), ns,
+    h('ul', {}, [...ws].map(([w, ps]) => h('li', {}, h('span', { class: 'kind' }, 'workload'), w,
+      h('ul', {}, ps.map(podItem)))))));
+  const hostsItem = (c) => h('li', { 'data-host-containers': c }, h('span', { class: 'kind' }, 'not in a pod'),
+    'containers the host\'s own runtime started', h('ul', {}, hosts.get(c).map(hostItem)));
   return [
     h('ul', { class: 'tree' }, [...tree].map(([c, nss]) => h('li', {}, h('span', { class: 'kind' }, 'cluster'), h('strong', {}, c),
-      h('ul', {}, [...nss].map(([ns, ws]) => h('li', {}, h('span', { class: 'kind' }, 'namespace'), ns,
-        h('ul', {}, [...ws].map(([w, ps]) => h('li', {}, h('span', { class: 'kind' }, 'workload'), w,
-          h('ul', {}, ps.map((p) => h('li', {},
-            h('span', { class: 'kind' }, 'pod'), p.pod, ' · ', h('span', { class: 'kind' }, 'container'), p.container,
-            ' · ', h('span', { class: 'kind' }, 'node'), p.node || '—', ' · ', when(p.last_seen))))))))))))),
+      h('ul', {}, namespaceItems(nss), hosts.has(c) ? hostsItem(c) : null)))),
     body.placements_total > body.placements.length
       ? h('p', { class: 'muted' }, `${num(body.placements.length)} of ${num(body.placements_total)} containers shown.`) : null,
   ];
