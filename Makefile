@@ -50,7 +50,7 @@ test: lint dist kube-apiserver kubectl helm
 ## service, OCI registries, etcd + kube-apiserver, the built collector as controller and sensor, containerd + runc,
 ## Chromium — plus the testbed's other tests and its load smoke run. Installs from Debian what a fresh machine
 ## lacks (as .ci/run does), builds the distribution and the apiserver, then runs the package (~3 min once built).
-E2E_APT := etcd:etcd-server containerd:containerd runc:runc dockerd:docker.io chromium:chromium
+E2E_APT := etcd:etcd-server containerd:containerd runc:runc dockerd:docker.io podman:podman chromium:chromium
 # apt_need installs the Debian packages of a list of command:package pairs whose command is missing, and PostgreSQL.
 define apt_need
 	@need=""; for p in $(1); do command -v $${p%%:*} >/dev/null || need="$$need $${p#*:}"; done; \

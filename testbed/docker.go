@@ -2,11 +2,14 @@ package testbed
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -44,9 +47,7 @@ func StartDocker(t testing.TB) *Docker {
 		}
 		// Overlay mounts of containers the engine did not unmount (it unmounts what it removed) keep the
 		// directory busy; unmount what is left under it first.
-		if out, err := exec.Command("sh", "-c", "grep -o ' "+dir+"[^ ]*' /proc/self/mounts | sort -r | xargs -r -n1 umount -l").CombinedOutput(); err != nil {
-			t.Logf("unmounting what dockerd left: %v %s", err, out)
-		}
+		unmountUnder(t, dir)
 		if err := os.RemoveAll(dir); err != nil {
 			t.Errorf("dockerd's directory: %v", err)
 		}
@@ -59,6 +60,28 @@ func StartDocker(t testing.TB) *Docker {
 		return err == nil
 	}, d.proc.Output)
 	return d
+}
+
+// unmountUnder detaches every mount below dir, deepest first: the overlay mounts an engine keeps of its own
+// storage, and of containers it did not unmount before it stopped.
+func unmountUnder(t testing.TB, dir string) {
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		t.Errorf("reading the mount table: %v", err)
+		return
+	}
+	var under []string
+	for line := range strings.Lines(string(b)) {
+		if f := strings.Fields(line); len(f) > 1 && (f[1] == dir || strings.HasPrefix(f[1], dir+"/")) {
+			under = append(under, f[1])
+		}
+	}
+	slices.SortFunc(under, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
+	for _, m := range under {
+		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
+			t.Errorf("unmounting %s: %v", m, err)
+		}
+	}
 }
 
 func (d *Docker) docker(ctx context.Context, args ...string) (string, error) {

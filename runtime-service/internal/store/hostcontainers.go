@@ -8,7 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// HostContainerTTL is how long a host container (runtrust.host.container: no pod, pod_uid '') stays live after
+// HostContainerTTL is how long a host container (runtrust.host.container: no pod, pod_uid ”) stays live after
 // its sensor last described it. The sensor describes each live one every 10 minutes
 // (runtimesensorreceiver.HostContainerRefresh) and says when it goes; a container removed while its collector
 // was down is never said gone, so it is forgotten here instead, after three missed descriptions.

@@ -90,3 +90,29 @@ func TestDockerLookup(t *testing.T) {
 		t.Errorf("no engine at the socket: %v, want an error naming the socket", err)
 	}
 }
+
+// TestPodmanLookup asks a real Podman (the testbed's: Debian's podman, its API service) through the same
+// Docker-compatible calls: the reference a `podman run` container was created from and the repository digest
+// it was pulled as.
+func TestPodmanLookup(t *testing.T) {
+	reg := registrytest.Start(t)
+	img := testbed.PushShellImage(t, reg.Host, "host/toolbox:1")
+	pm := testbed.StartPodman(t)
+	pm.Pull(t, img.Ref)
+	id := pm.Run(t, img.Ref, "/bin/sleep", "600")
+
+	d := hostcontainers.NewDocker(pm.Socket)
+	defer d.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got, err := d.Lookup(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (hostcontainers.Image{Name: img.Ref, Digest: img.Digest}); got != want {
+		t.Errorf("Lookup(%s) = %+v, want %+v", id, got, want)
+	}
+	if _, err := d.Lookup(ctx, strings.Repeat("0", 64)); !errors.Is(err, hostcontainers.ErrNotFound) {
+		t.Errorf("an unknown container: %v, want ErrNotFound", err)
+	}
+}
