@@ -38,10 +38,13 @@ func TestMakeRunWatchesHostContainers(t *testing.T) {
 	// after its start, is found by the cgroup scan and described too.
 	dk := StartDocker(t)
 	dk.Pull(t, img.Ref)
+	// And its Podman (API service), for a `podman run` one.
+	pm := StartPodman(t)
+	pm.Pull(t, img.Ref)
 
 	httpAddr, health := FreeAddr(t), FreeAddr(t)
 	env := map[string]string{
-		"RUNTRUST_CONTAINERD_SOCKET": ctd.Socket, "RUNTRUST_DOCKER_SOCKET": dk.Socket,
+		"RUNTRUST_CONTAINERD_SOCKET": ctd.Socket, "RUNTRUST_DOCKER_SOCKET": dk.Socket, "RUNTRUST_PODMAN_SOCKET": pm.Socket,
 		"RUNTRUST_RUN_DIR": runDir, "RUNTRUST_HTTP_LISTEN": httpAddr, "RUNTRUST_SERVICE_GRPC": FreeAddr(t),
 		"RUNTRUST_OTLP_GRPC": FreeAddr(t), "RUNTRUST_OTLP_HTTP": FreeAddr(t), "RUNTRUST_HEALTH": health,
 		"RUNTRUST_METRICS_PORT": fmt.Sprint(FreePort(t)), "RUNTRUST_DEBUG_VERBOSITY": "basic",
@@ -96,9 +99,10 @@ func TestMakeRunWatchesHostContainers(t *testing.T) {
 		return "no exec of container " + id + " names its image " + img.Ref + "@" + img.Digest + " in " + findings + ":\n" + tail(out.String())
 	})
 
-	// Both containers in the UI's API, under the image they run: not in a pod, on this host, and judged
+	// All three containers in the UI's API, under the image they run: not in a pod, on this host, and judged
 	// against the registry that holds the image (verified; the loopback registry is not a trusted one).
 	dockerID := dk.Run(t, img.Ref, "/bin/sleep", "600")
+	podmanID := pm.Run(t, img.Ref, "/bin/sleep", "600")
 	api := &Stack{API: "http://" + httpAddr}
 	hostPlacements := func() map[string]Placement {
 		d, ok := api.ImageDetail(t, img.Digest)
@@ -113,11 +117,10 @@ func TestMakeRunWatchesHostContainers(t *testing.T) {
 	}
 	WaitFor(t, 60*time.Second, func() bool {
 		ps := hostPlacements()
-		return len(ps) == 2 && ps[id].Container != "" && ps[dockerID].Container != ""
-	},
-		func() string {
-			return "the API does not list both host containers under " + img.Digest + ": " + js(hostPlacements())
-		})
+		return len(ps) == 3 && ps[id].Container != "" && ps[dockerID].Container != "" && ps[podmanID].Container != ""
+	}, func() string {
+		return "the API does not list the containerd, Docker and Podman containers under " + img.Digest + ": " + js(hostPlacements())
+	})
 	d, _ := api.ImageDetail(t, img.Digest)
 	if Str(d.Verdict) != records.IntegrityVerified || !HasReason(d.Reasons, records.ReasonUntrustedRegistry) {
 		t.Errorf("host containers' image: verdict %q, reasons %v; want verified and untrusted_registry", Str(d.Verdict), d.Reasons)
@@ -127,16 +130,16 @@ func TestMakeRunWatchesHostContainers(t *testing.T) {
 			t.Errorf("host container placement %s", js(p))
 		}
 	}
-	// And in the UI: the image's row in the images view, and both containers under "not in a pod" on its page.
+	// And in the UI: the image's row in the images view, and the three containers under "not in a pod" on its page.
 	ui := startBrowser(t)
 	ui.eventually(t, api.API+"/#/images", "images", fmt.Sprintf(`document.querySelector('tr[data-digest=%q]')?.dataset.verdict === %q`,
 		img.Digest, records.IntegrityVerified))
 	ui.eventually(t, api.API+"/#/images/"+img.Digest, "image", fmt.Sprintf(
-		`!!document.querySelector('[data-host-containers] [data-host-container=%q]') && !!document.querySelector('[data-host-container=%q]')`,
-		id, dockerID))
+		`!!document.querySelector('[data-host-containers] [data-host-container=%q]') && !!document.querySelector('[data-host-container=%q]') && !!document.querySelector('[data-host-container=%q]')`,
+		id, dockerID, podmanID))
 	// A container that goes is gone from the API at the next scan.
 	dk.Docker(t, "rm", "-f", dockerID)
-	WaitFor(t, 60*time.Second, func() bool { ps := hostPlacements(); return len(ps) == 1 && ps[id].Container != "" },
+	WaitFor(t, 60*time.Second, func() bool { ps := hostPlacements(); return len(ps) == 2 && ps[dockerID].Container == "" },
 		func() string { return "the removed docker container is still listed: " + js(hostPlacements()) })
 
 	stopping := time.Now()
