@@ -32,7 +32,7 @@ HELM_LDFLAGS    := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
 	-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$(HELM_K8S_MINOR) \
 	-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$(HELM_K8S_MINOR)
 
-.PHONY: all build test unit e2e load generate dist run demo bench lint fmt vet staticcheck clean kube-apiserver kubectl helm
+.PHONY: all build test unit e2e load generate dist run demo bench bench-peers lint fmt vet staticcheck clean kube-apiserver kubectl helm
 
 all: build
 
@@ -44,7 +44,7 @@ build:
 ## Kubernetes integration tests against a real kube-apiserver + etcd, the Helm charts' tests (deploy/).
 test: lint dist kube-apiserver kubectl helm
 	RUNTRUST_OTELCOL=$(CURDIR)/$(DIST_BIN) RUNTRUST_KUBE_APISERVER=$(KUBE_APISERVER) \
-		RUNTRUST_KUBECTL=$(KUBECTL) RUNTRUST_HELM=$(HELM) $(GO) test -count=1 ./...
+		RUNTRUST_KUBECTL=$(KUBECTL) RUNTRUST_HELM=$(HELM) $(GO) test -count=1 -timeout 25m ./...
 
 ## e2e: the testbed's end-to-end scenarios (testbed/, docs/testbed.md) on real parts — PostgreSQL, the runtime
 ## service, OCI registries, etcd + kube-apiserver, the built collector as controller and sensor, containerd + runc,
@@ -140,6 +140,14 @@ $(HELM):
 	GOBIN=$@.d $(GO) install -trimpath -ldflags '$(HELM_LDFLAGS)' helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 	mv $@.d/helm $@
 	rmdir $@.d
+
+## bench-peers: the runtime sensor against auditd and bpftrace on the same exec and open storms, alternating rounds
+## (testbed/peers_bench_test.go; the table goes to _build/bench-peers.md and docs/performance.md). Run it on a quiet
+## machine. RUNTRUST_PEERS_ROUNDS, RUNTRUST_PEERS_EXECS, RUNTRUST_PEERS_OPENS size it.
+PEERS_APT := auditd:auditd bpftrace:bpftrace gcc:gcc
+bench-peers: dist
+	$(call apt_need,$(PEERS_APT))
+	RUNTRUST_OTELCOL=$(CURDIR)/$(DIST_BIN) $(GO) test -run='^$$' -bench=Peers -benchtime=1x -timeout 60m ./testbed/
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -count=6 ./internal/... ./processors/...

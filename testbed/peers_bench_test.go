@@ -1,0 +1,174 @@
+package testbed
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runtrust/runtrust/internal/storm"
+)
+
+// BenchmarkPeers measures the runtime sensor against auditd and bpftrace on the same exec storm and open storm
+// (internal/storm, the sensor's own benchmarks' drivers), in alternating rounds, each tool capturing every exec
+// and open on the host and writing each down (testbed/peers.go). `make bench-peers` runs it; the table it
+// prints (and writes to _build/bench-peers.md) is in docs/performance.md. RUNTRUST_PEERS_ROUNDS (3),
+// RUNTRUST_PEERS_EXECS (5000) and RUNTRUST_PEERS_OPENS (100000) size it.
+func BenchmarkPeers(b *testing.B) {
+	for range b.N {
+		res := runPeers(b, envCount("RUNTRUST_PEERS_ROUNDS", 3), envCount("RUNTRUST_PEERS_EXECS", 5000), envCount("RUNTRUST_PEERS_OPENS", 100000))
+		table := res.table()
+		fmt.Print(table)
+		out := filepath.Join(repoRoot(b), "_build", "bench-peers.md")
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err == nil {
+			_ = os.WriteFile(out, []byte(table), 0o644)
+		}
+	}
+}
+
+// TestPeersCaptureTheStorm runs each peer once on small storms: every tool must write down every exec of the
+// storm's binary and every open of the storm's process (the sensor: as records or as in-kernel dedup hits),
+// and lose none, or the benchmark's counts mean nothing.
+func TestPeersCaptureTheStorm(t *testing.T) {
+	const execs, opens = 300, 3000
+	res := runPeers(t, 1, execs, opens)
+	t.Logf("\n%s", res.table())
+	for _, tool := range Peers[1:] {
+		e, o := res.rounds["exec"][tool][0], res.rounds["open"][tool][0]
+		if e.count.Execs != execs || e.count.Drops != 0 {
+			t.Errorf("%s: %d of %d execs written down, %d lost", tool, e.count.Execs, execs, e.count.Drops)
+		}
+		if got := o.count.Opens + o.count.Folded; got < opens || o.count.Drops != 0 {
+			t.Errorf("%s: %d of %d opens written down (%d of them folded), %d lost", tool, got, opens, o.count.Folded, o.count.Drops)
+		}
+	}
+}
+
+func envCount(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// peerRound is one tool on one storm once.
+type peerRound struct {
+	wall, cpu time.Duration
+	count     PeerCount
+}
+
+type peerResults struct {
+	execs, opens int
+	rounds       map[string]map[string][]peerRound // storm → tool → rounds
+}
+
+func runPeers(t testing.TB, rounds, execs, opens int) peerResults {
+	t.Helper()
+	work := t.TempDir()
+	bin, err := storm.StaticBinary(work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	driver, err := storm.ForkDriver(work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := storm.Files(work, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storms := []struct {
+		name string
+		run  func() error
+	}{
+		{"exec", func() error { return storm.Execs(driver, bin, execs, runtime.NumCPU()) }},
+		{"open", func() error { return storm.Opens(files, opens) }},
+	}
+	res := peerResults{execs: execs, opens: opens, rounds: map[string]map[string][]peerRound{}}
+	for _, s := range storms {
+		res.rounds[s.name] = map[string][]peerRound{}
+		for round := range rounds {
+			// Each round starts with another tool, so a drift of the machine over the run is spread over all.
+			order := append(slices.Clone(Peers[round%len(Peers):]), Peers[:round%len(Peers)]...)
+			for _, tool := range order {
+				dir, err := os.MkdirTemp(work, tool+"-")
+				if err != nil {
+					t.Fatal(err)
+				}
+				p := StartPeer(t, tool, dir)
+				cpu0 := p.CPUTicks(t)
+				start := time.Now()
+				if err := s.run(); err != nil {
+					t.Fatalf("%s storm under %s: %v", s.name, tool, err)
+				}
+				wall := time.Since(start)
+				if tool != PeerNone {
+					time.Sleep(PeerSettle)
+				}
+				cpu := time.Duration(p.CPUTicks(t)-cpu0) * time.Second / clockTicks
+				c := p.Stop(t, bin, os.Getpid())
+				res.rounds[s.name][tool] = append(res.rounds[s.name][tool], peerRound{wall: wall, cpu: cpu, count: c})
+				t.Logf("%s storm, round %d, %s: %v, CPU %v, %+v", s.name, round, tool, wall.Round(time.Millisecond), cpu, c)
+				_ = os.RemoveAll(dir)
+			}
+		}
+	}
+	return res
+}
+
+// table is the comparison as docs/performance.md shows it: medians over the rounds.
+func (r peerResults) table() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "| storm | tool | storm time (median) | slowdown | tool CPU (median) | written down / generated | lost |\n|---|---|---|---|---|---|---|\n")
+	for _, s := range []string{"exec", "open"} {
+		generated := r.execs
+		if s == "open" {
+			generated = r.opens
+		}
+		base := medianOf(r.rounds[s][PeerNone], func(p peerRound) time.Duration { return p.wall })
+		for _, tool := range Peers {
+			rs := r.rounds[s][tool]
+			wall := medianOf(rs, func(p peerRound) time.Duration { return p.wall })
+			cpu := medianOf(rs, func(p peerRound) time.Duration { return p.cpu })
+			row := fmt.Sprintf("| %s, %d | %s | %.2f s | ", s, generated, tool, wall.Seconds())
+			if tool == PeerNone {
+				b.WriteString(row + "— | — | — | — |\n")
+				continue
+			}
+			written := medianOf(rs, func(p peerRound) time.Duration {
+				if s == "exec" {
+					return time.Duration(p.count.Execs)
+				}
+				return time.Duration(p.count.Opens)
+			})
+			lost := 0
+			for _, p := range rs {
+				lost += p.count.Drops
+			}
+			what := fmt.Sprintf("%d / %d", int(written), generated)
+			if s == "open" && tool == PeerRuntrust {
+				folded := medianOf(rs, func(p peerRound) time.Duration { return time.Duration(p.count.Folded) })
+				what += fmt.Sprintf(" (+%d repeats folded in the kernel)", int(folded))
+			}
+			fmt.Fprintf(&b, "%s%+.1f %% | %.2f s | %s | %d |\n", row, 100*(wall.Seconds()/base.Seconds()-1), cpu.Seconds(), what, lost)
+		}
+	}
+	return b.String()
+}
+
+func medianOf(rs []peerRound, f func(peerRound) time.Duration) time.Duration {
+	if len(rs) == 0 {
+		return 0
+	}
+	v := make([]time.Duration, len(rs))
+	for i, r := range rs {
+		v[i] = f(r)
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
+}
