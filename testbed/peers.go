@@ -26,12 +26,15 @@ import (
 const (
 	PeerNone     = "none"
 	PeerRuntrust = "runtrust"
+	// PeerRuntrustEvery is the sensor with its in-kernel open dedup off (dedup_ttl 1ns): every open written
+	// down, as the other tools do.
+	PeerRuntrustEvery = "runtrust, every open"
 	PeerAuditd   = "auditd"
 	PeerBpftrace = "bpftrace"
 )
 
 // Peers are the tools BenchmarkPeers measures, "none" (the storm alone) first.
-var Peers = []string{PeerNone, PeerRuntrust, PeerAuditd, PeerBpftrace}
+var Peers = []string{PeerNone, PeerRuntrust, PeerRuntrustEvery, PeerAuditd, PeerBpftrace}
 
 // PeerCount is what one tool wrote down of one storm.
 type PeerCount struct {
@@ -58,12 +61,17 @@ func StartPeer(t testing.TB, name, dir string) *Peer {
 	p := &Peer{Name: name, dir: dir}
 	switch name {
 	case PeerNone:
-	case PeerRuntrust:
+	case PeerRuntrust, PeerRuntrustEvery:
+		dedupTTL := "0s"
+		if name == PeerRuntrustEvery {
+			dedupTTL = "1ns"
+		}
 		health := FreePort(t)
 		config := fmt.Sprintf(`receivers:
   runtimesensor:
     containers_only: false
     file_opens: true
+    dedup_ttl: %s
     health_interval: 1s
     host_containers: {containerd_socket: "", docker_socket: "", podman_socket: ""}
 exporters:
@@ -81,7 +89,7 @@ service:
     logs:
       receivers: [runtimesensor]
       exporters: [file]
-`, filepath.Join(dir, "runtrust.jsonl"), health)
+`, dedupTTL, filepath.Join(dir, "runtrust.jsonl"), health)
 		writeFile(t, filepath.Join(dir, "runtrust.yaml"), config)
 		p.proc = StartProcess(t, "runtrust", CollectorBinary(t), nil, "--config", filepath.Join(dir, "runtrust.yaml"))
 		WaitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/", health), p.proc)
@@ -258,7 +266,7 @@ func (p *Peer) Stop(t testing.TB, bin string, pid int) PeerCount {
 	switch p.Name {
 	case PeerNone:
 		return PeerCount{}
-	case PeerRuntrust:
+	case PeerRuntrust, PeerRuntrustEvery:
 		stopProc(t, p.proc, syscall.SIGTERM)
 		b, err := os.ReadFile(filepath.Join(p.dir, "runtrust.jsonl"))
 		if err != nil {

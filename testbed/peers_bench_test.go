@@ -96,7 +96,7 @@ func runPeers(t testing.TB, rounds, execs, opens int) peerResults {
 			// Each round starts with another tool, so a drift of the machine over the run is spread over all.
 			order := append(slices.Clone(Peers[round%len(Peers):]), Peers[:round%len(Peers)]...)
 			for _, tool := range order {
-				dir, err := os.MkdirTemp(work, tool+"-")
+				dir, err := os.MkdirTemp(work, "peer-")
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -121,16 +121,16 @@ func runPeers(t testing.TB, rounds, execs, opens int) peerResults {
 	return res
 }
 
-// table is the comparison as docs/performance.md shows it: medians over the rounds.
+// table is the comparison as docs/performance.md shows it: medians over the rounds; the slowdown is each
+// round's against the same round's storm alone (median, and the range over the rounds).
 func (r peerResults) table() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "| storm | tool | storm time (median) | slowdown | tool CPU (median) | written down / generated | lost |\n|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| storm | tool | storm time (median) | slowdown (median; range) | tool CPU (median) | written down / generated | lost |\n|---|---|---|---|---|---|---|\n")
 	for _, s := range []string{"exec", "open"} {
 		generated := r.execs
 		if s == "open" {
 			generated = r.opens
 		}
-		base := medianOf(r.rounds[s][PeerNone], func(p peerRound) time.Duration { return p.wall })
 		for _, tool := range Peers {
 			rs := r.rounds[s][tool]
 			wall := medianOf(rs, func(p peerRound) time.Duration { return p.wall })
@@ -151,11 +151,21 @@ func (r peerResults) table() string {
 				lost += p.count.Drops
 			}
 			what := fmt.Sprintf("%d / %d", int(written), generated)
-			if s == "open" && tool == PeerRuntrust {
+			if s == "open" && (tool == PeerRuntrust || tool == PeerRuntrustEvery) {
 				folded := medianOf(rs, func(p peerRound) time.Duration { return time.Duration(p.count.Folded) })
-				what += fmt.Sprintf(" (+%d repeats folded in the kernel)", int(folded))
+				if folded > 0 {
+					what += fmt.Sprintf(" (+%d repeats folded in the kernel)", int(folded))
+				}
 			}
-			fmt.Fprintf(&b, "%s%+.1f %% | %.2f s | %s | %d |\n", row, 100*(wall.Seconds()/base.Seconds()-1), cpu.Seconds(), what, lost)
+			var slow []float64
+			for i, p := range rs {
+				if none := r.rounds[s][PeerNone]; i < len(none) {
+					slow = append(slow, 100*(p.wall.Seconds()/none[i].wall.Seconds()-1))
+				}
+			}
+			slices.Sort(slow)
+			fmt.Fprintf(&b, "%s%+.1f %% (%+.1f to %+.1f) | %.2f s | %s | %d |\n", row, slow[len(slow)/2], slow[0], slow[len(slow)-1],
+				cpu.Seconds(), what, lost)
 		}
 	}
 	return b.String()
