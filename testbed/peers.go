@@ -29,8 +29,8 @@ const (
 	// PeerRuntrustEvery is the sensor with its in-kernel open dedup off (dedup_ttl 1ns): every open written
 	// down, as the other tools do.
 	PeerRuntrustEvery = "runtrust, every open"
-	PeerAuditd   = "auditd"
-	PeerBpftrace = "bpftrace"
+	PeerAuditd        = "auditd"
+	PeerBpftrace      = "bpftrace"
 )
 
 // Peers are the tools BenchmarkPeers measures, "none" (the storm alone) first.
