@@ -5,12 +5,17 @@
 //
 // Programs:
 //   tp_btf/sched_process_exec        every successful exec: pids, ids, arguments, the file, the cgroups.
+//   and one of, for opens (the loader takes the first the kernel allows, in this order):
+//   lsm/file_open                    every open the kernel makes for a task;
+//   fexit/do_filp_open               every open by name;
 //   tracepoint/syscalls/sys_exit_*   every successful open(2), openat(2), openat2(2), creat(2),
-//                                    open_by_handle_at(2): the new descriptor's struct file, deduplicated.
+//                                    open_by_handle_at(2): the new descriptor's struct file;
+//   each deduplicated.
 // Paths are built by walking dentries and mounts up to the task's root (resolve_path), so they are absolute and
 // as the process sees them (a container's paths inside its root filesystem), whatever relative name it passed.
-// fentry and bpf_d_path would be shorter but are not available everywhere (some kernels refuse fentry loads),
-// and kprobes may be compiled out; a BTF tracepoint and syscall tracepoints are.
+// bpf_d_path would be shorter but is not allowed from every hook; kprobes may be compiled out. Exec needs no
+// trampoline: a BTF tracepoint is a direct call already, and sched_process_exec fires once the exec has
+// succeeded, where the bprm LSM hooks fire before it can still fail.
 //
 // Events are variable-length records (a fixed header, then the strings) sent through one BPF ring buffer. The
 // layout is decoded by receivers/runtimesensorreceiver/internal/sensor/event.go through the Go types bpf2go emits
@@ -450,45 +455,16 @@ static __always_inline void send(void *ev, u32 size, u32 stat)
 		count(STAT_DROPPED);
 }
 
-// One program for the exit of every syscall that opens a file by name; the loader attaches it to each.
-SEC("tracepoint/syscalls/sys_exit_openat")
-int file_open(struct trace_event_raw_sys_exit *ctx)
+// report_open sends the open of file by task, unless the dedup maps have seen it lately. The caller reads fflags,
+// ino and dev through whichever kind of pointer its hook hands it. task is a BTF pointer.
+static __always_inline int report_open(struct task_struct *task, struct file *file, u32 fflags, u64 ino, u32 dev)
 {
-	long fd = ctx->ret;
-	if (fd < 0)
-		return 0;
-	// A BTF task pointer: the reads below are direct loads, where BPF_CORE_READ through a plain pointer is a
-	// bpf_probe_read_kernel call each. This runs on every successful open, and most are dedup hits that only
-	// need the key.
-	struct task_struct *task = bpf_get_current_task_btf();
-	if (task->flags & PF_KTHREAD_)
-		return 0;
-	if (!captured(task))
-		return 0;
-
-	struct fdtable *fdt = task->files->fdt;
-	if (fd >= fdt->max_fds)
-		return 0;
-	struct file *file = 0;
-	bpf_core_read(&file, sizeof(file), &fdt->fd[fd]);
-	if (!file)
-		return 0;
-
-	struct dedup_key dk = {.cgroup_id = task->cgroups->dfl_cgrp->kn->id}; // bpf_get_current_cgroup_id()
-	u32 fflags;
-	if (bpf_ksym_exists(bpf_rdonly_cast)) {
-		// 6.2 and newer: make the file a BTF pointer too, so its reads are direct loads as well.
-		struct file *f = bpf_rdonly_cast(file, bpf_core_type_id_kernel(struct file));
-		fflags = f->f_flags;
-		dk.ino = f->f_inode->i_ino;
-		dk.dev = f->f_inode->i_sb->s_dev;
-	} else {
-		struct inode *inode = BPF_CORE_READ(file, f_inode);
-		fflags = BPF_CORE_READ(file, f_flags);
-		dk.ino = BPF_CORE_READ(inode, i_ino);
-		dk.dev = BPF_CORE_READ(inode, i_sb, s_dev);
-	}
-	dk.acc = fflags & O_ACCMODE_;
+	struct dedup_key dk = {
+		.cgroup_id = task->cgroups->dfl_cgrp->kn->id, // bpf_get_current_cgroup_id()
+		.ino = ino,
+		.dev = dev,
+		.acc = fflags & O_ACCMODE_,
+	};
 	u32 slot = (u32)(((dk.ino ^ (dk.cgroup_id << 17) ^ ((u64)dk.dev << 40) ^ dk.acc) * 0x9E3779B97F4A7C15ULL) >>
 			 (64 - RECENT_BITS));
 	struct dedup_slot *re = bpf_map_lookup_elem(&recent, &slot);
@@ -543,6 +519,90 @@ int file_open(struct trace_event_raw_sys_exit *ctx)
 	ev->cg_len = off - (n + 1);
 	send(ev, sizeof(*ev) + off, STAT_OPEN);
 	return 0;
+}
+
+// The open programs, one per kind of hook; the loader keeps the cheapest one the kernel allows (sensor.go: hooks).
+
+// The exit of every syscall that opens a file by name; the loader attaches it to each. Syscall tracepoints work
+// on every kernel, but they cost every task's every syscall something once one is on (the kernel takes its slow
+// syscall path for all of them), and they miss opens made through io_uring.
+SEC("tracepoint/syscalls/sys_exit_openat")
+int file_open(struct trace_event_raw_sys_exit *ctx)
+{
+	long fd = ctx->ret;
+	if (fd < 0)
+		return 0;
+	// A BTF task pointer: the reads below are direct loads, where BPF_CORE_READ through a plain pointer is a
+	// bpf_probe_read_kernel call each. This runs on every successful open, and most are dedup hits that only
+	// need the key.
+	struct task_struct *task = bpf_get_current_task_btf();
+	if (task->flags & PF_KTHREAD_)
+		return 0;
+	if (!captured(task))
+		return 0;
+
+	struct fdtable *fdt = task->files->fdt;
+	if (fd >= fdt->max_fds)
+		return 0;
+	struct file *file = 0;
+	bpf_core_read(&file, sizeof(file), &fdt->fd[fd]);
+	if (!file)
+		return 0;
+	u32 fflags, dev;
+	u64 ino;
+	if (bpf_ksym_exists(bpf_rdonly_cast)) {
+		// 6.2 and newer: make the file a BTF pointer too, so its reads are direct loads as well.
+		struct file *f = bpf_rdonly_cast(file, bpf_core_type_id_kernel(struct file));
+		fflags = f->f_flags;
+		ino = f->f_inode->i_ino;
+		dev = f->f_inode->i_sb->s_dev;
+	} else {
+		struct inode *inode = BPF_CORE_READ(file, f_inode);
+		fflags = BPF_CORE_READ(file, f_flags);
+		ino = BPF_CORE_READ(inode, i_ino);
+		dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	}
+	return report_open(task, file, fflags, ino, dev);
+}
+
+#define FMODE_EXEC_ 0x20 // f_mode: opened by exec for its binary, which the exec event reports
+
+// report_trusted_open is the open programs' common part where the hook hands over the struct file itself (a
+// trusted BTF pointer: direct loads). It sees every open the kernel makes for a task, so it leaves out exec's
+// open of the binary, which the syscall tracepoints never saw either.
+static __always_inline int report_trusted_open(struct file *file)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	if (task->flags & PF_KTHREAD_)
+		return 0;
+	if (file->f_mode & FMODE_EXEC_)
+		return 0;
+	if (!captured(task))
+		return 0;
+	return report_open(task, file, file->f_flags, file->f_inode->i_ino, file->f_inode->i_sb->s_dev);
+}
+
+// The LSM hook every open passes (5.7+, CONFIG_BPF_LSM, "bpf" in the kernel's lsm= list): one call per open
+// through a BPF trampoline, io_uring's and open_by_handle_at(2)'s included, and no cost to other syscalls. It runs
+// before the open completes: an open a later check refuses is still reported. ret is what an earlier BPF LSM
+// program decided; a refusal is passed on untouched, and that open not reported.
+SEC("lsm/file_open")
+int BPF_PROG(file_open_lsm, struct file *file, int ret)
+{
+	if (ret != 0)
+		return ret < -4095 || ret > 0 ? -1 : ret; // only errnos are valid returns; keep it a refusal
+	report_trusted_open(file);
+	return 0;
+}
+
+// The return of do_filp_open, where every open by name ends (5.5+, BPF trampolines): io_uring's included, and no
+// cost to other syscalls; only open_by_handle_at(2) takes another path.
+SEC("fexit/do_filp_open")
+int BPF_PROG(file_open_fexit, int dfd, struct filename *pathname, const struct open_flags *op, struct file *ret)
+{
+	if ((unsigned long)ret >= (unsigned long)-4095 || !ret) // IS_ERR_OR_NULL
+		return 0;
+	return report_trusted_open(ret);
 }
 
 // inode timestamps were a timespec64 i_mtime before 6.6 (__i_mtime in 6.6).

@@ -132,6 +132,8 @@ const (
 	SensorMapScratchMap       = "scratch_map"
 	SensorMapStats            = "stats"
 	SensorProgFileOpen        = "file_open"
+	SensorProgFileOpenFexit   = "file_open_fexit"
+	SensorProgFileOpenLsm     = "file_open_lsm"
 	SensorProgProcessExec     = "process_exec"
 	SensorVarDedupTtlNs       = "dedup_ttl_ns"
 	SensorVarFilterContainers = "filter_containers"
@@ -188,8 +190,10 @@ type SensorSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SensorProgramSpecs struct {
-	FileOpen    *ebpf.ProgramSpec `ebpf:"file_open"`
-	ProcessExec *ebpf.ProgramSpec `ebpf:"process_exec"`
+	FileOpen      *ebpf.ProgramSpec `ebpf:"file_open"`
+	FileOpenFexit *ebpf.ProgramSpec `ebpf:"file_open_fexit"`
+	FileOpenLsm   *ebpf.ProgramSpec `ebpf:"file_open_lsm"`
+	ProcessExec   *ebpf.ProgramSpec `ebpf:"process_exec"`
 }
 
 // SensorMapSpecs contains maps before they are loaded into the kernel.
@@ -284,13 +288,17 @@ type SensorVariables struct {
 //
 // It can be passed to LoadSensorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SensorPrograms struct {
-	FileOpen    *ebpf.Program `ebpf:"file_open"`
-	ProcessExec *ebpf.Program `ebpf:"process_exec"`
+	FileOpen      *ebpf.Program `ebpf:"file_open"`
+	FileOpenFexit *ebpf.Program `ebpf:"file_open_fexit"`
+	FileOpenLsm   *ebpf.Program `ebpf:"file_open_lsm"`
+	ProcessExec   *ebpf.Program `ebpf:"process_exec"`
 }
 
 func (p *SensorPrograms) Close() error {
 	return _SensorClose(
 		p.FileOpen,
+		p.FileOpenFexit,
+		p.FileOpenLsm,
 		p.ProcessExec,
 	)
 }

@@ -133,6 +133,8 @@ const (
 	AttrSensorDecodeErrors   = "runtrust.sensor.decode_errors"
 	AttrSensorProgramsActive = "runtrust.sensor.programs_attached"
 	AttrSensorHashErrors     = "runtrust.sensor.hash_errors"
+	AttrSensorOpenHook       = "runtrust.sensor.open_hook"
+	AttrSensorHooksRefused   = "runtrust.sensor.hooks_refused"
 )
 
 // Container and image attributes the k8s inventory receiver adds.

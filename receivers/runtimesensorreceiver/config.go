@@ -12,6 +12,7 @@ import (
 
 	"github.com/runtrust/runtrust/internal/configerr"
 	"github.com/runtrust/runtrust/internal/k8sconfig"
+	"github.com/runtrust/runtrust/receivers/runtimesensorreceiver/internal/sensor"
 )
 
 // Config is the runtimesensor receiver's configuration.
@@ -23,6 +24,9 @@ type Config struct {
 	ContainersOnly bool `mapstructure:"containers_only"`
 	// FileOpens turns the file open events on.
 	FileOpens bool `mapstructure:"file_opens"`
+	// OpenHook is where the open program runs: auto (the cheapest hook the kernel allows: lsm, then fexit, then
+	// tracepoint), or one of those by name, which the receiver refuses to start without.
+	OpenHook string `mapstructure:"open_hook"`
 	// DedupTTL re-reports an open of the same (cgroup, inode, device, access mode) once it is older than this;
 	// 0 reports it once while it stays among the DedupEntries most recent.
 	DedupTTL time.Duration `mapstructure:"dedup_ttl"`
@@ -105,6 +109,7 @@ func createDefaultConfig() component.Config {
 	return &Config{
 		NodeName:             node,
 		FileOpens:            true,
+		OpenHook:             string(sensor.OpenHookAuto),
 		DedupEntries:         65536,
 		RingBufferSize:       16 << 20,
 		PollInterval:         100 * time.Millisecond,
@@ -123,6 +128,9 @@ func createDefaultConfig() component.Config {
 // Validate names every bad field.
 func (cfg *Config) Validate() error {
 	var errs []error
+	if _, err := sensor.ParseOpenHook(cfg.OpenHook); err != nil {
+		errs = append(errs, fmt.Errorf("open_hook: %w", err))
+	}
 	if cfg.DedupTTL < 0 {
 		errs = append(errs, fmt.Errorf("dedup_ttl: %v is negative", cfg.DedupTTL))
 	}

@@ -32,7 +32,7 @@ func TestLoadConfig(t *testing.T) {
 		{
 			id: component.NewID(metadata.Type),
 			want: &Config{
-				NodeName: "node-a", ContainersOnly: true, FileOpens: true, DedupTTL: 10 * time.Minute,
+				NodeName: "node-a", ContainersOnly: true, FileOpens: true, OpenHook: "tracepoint", DedupTTL: 10 * time.Minute,
 				DedupEntries: 131072, RingBufferSize: 32 << 20, PollInterval: 50 * time.Millisecond, HealthInterval: 30 * time.Second,
 				CgroupRescanInterval: 2 * time.Second, FlushInterval: 100 * time.Millisecond,
 				Hash:     HashConfig{Enabled: true, MaxFileSize: 100 << 20, CacheEntries: 1024},
@@ -45,6 +45,7 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewIDWithName(metadata.Type, "defaults"), want: defaults},
 		{id: component.NewIDWithName(metadata.Type, "bad_ring"), wantErr: []string{"ring_buffer_size: 100000 is not a power of two"}},
 		{id: component.NewIDWithName(metadata.Type, "bad_dedup"), wantErr: []string{"dedup_entries: 10", "dedup_ttl: -1s is negative"}},
+		{id: component.NewIDWithName(metadata.Type, "bad_open_hook"), wantErr: []string{`open_hook: unknown open hook "kprobe": want auto, lsm, fexit or tracepoint`}},
 		{id: component.NewIDWithName(metadata.Type, "bad_kubernetes"), wantErr: []string{"kubernetes.auth_type: \"token\"", "node_name: empty"}},
 		{id: component.NewIDWithName(metadata.Type, "bad_intervals"), wantErr: []string{"health_interval: 0s", "flush_interval: 2m0s"}},
 		{id: component.NewIDWithName(metadata.Type, "bad_poll"), wantErr: []string{"poll_interval: 300ms is longer than flush_interval (200ms)"}},

@@ -36,7 +36,7 @@ const maxBatch = 1024
 const (
 	execAttrs   = 24
 	openAttrs   = 16
-	healthAttrs = 11
+	healthAttrs = 13
 )
 
 type sensorReceiver struct {
@@ -119,6 +119,7 @@ func (r *sensorReceiver) Start(ctx context.Context, _ component.Host) error {
 		DedupTTLNanos:    uint64(r.cfg.DedupTTL.Nanoseconds()),
 		FilterContainers: r.cfg.ContainersOnly,
 		CaptureOpens:     r.cfg.FileOpens,
+		OpenHook:         sensor.OpenHook(r.cfg.OpenHook),
 		Polled:           true,
 	})
 	if err != nil {
@@ -128,7 +129,8 @@ func (r *sensorReceiver) Start(ctx context.Context, _ component.Host) error {
 		return fmt.Errorf("runtime sensor: %w", err)
 	}
 	r.sensor = s
-	r.set.Logger.Info("runtime sensor attached", zap.Strings("programs", s.Attached()), zap.String("kernel", sensor.KernelRelease()))
+	r.set.Logger.Info("runtime sensor attached", zap.Strings("programs", s.Attached()), zap.String("kernel", sensor.KernelRelease()),
+		zap.String("open_hook", string(s.OpenHook())), zap.Stringers("hooks_refused", s.Refused()))
 	runCtx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	if err := r.startHostImages(runCtx); err != nil {
@@ -532,6 +534,15 @@ func (r *sensorReceiver) appendOpen(e *sensor.OpenEvent) {
 	r.putAttribution(a, e.CgroupID, r.attribute(e.CgroupV2, e.CgroupV1))
 }
 
+// joinStringers joins with "; ": the refusals' reasons hold commas.
+func joinStringers[T fmt.Stringer](xs []T) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = x.String()
+	}
+	return strings.Join(s, "; ")
+}
+
 func (r *sensorReceiver) health(ctx context.Context) {
 	st, err := r.sensor.Stats()
 	if err != nil {
@@ -551,6 +562,12 @@ func (r *sensorReceiver) health(ctx context.Context) {
 	a.PutStr(records.AttrSensorKernel, sensor.KernelRelease())
 	a.PutStr(records.AttrSensorProgramStatus, strings.Join(attached, ","))
 	a.PutInt(records.AttrSensorProgramsActive, int64(len(attached)))
+	if h := r.sensor.OpenHook(); h != "" {
+		a.PutStr(records.AttrSensorOpenHook, string(h))
+	}
+	if refused := r.sensor.Refused(); len(refused) > 0 {
+		a.PutStr(records.AttrSensorHooksRefused, joinStringers(refused))
+	}
 	r.mu.Unlock()
 	r.flush(ctx)
 }

@@ -211,7 +211,14 @@ func TestHealthRecord(t *testing.T) {
 	})[0]
 	assert.Equal(t, sensor.KernelRelease(), strAttr(lr, records.AttrSensorKernel))
 	assert.Contains(t, strAttr(lr, records.AttrSensorProgramStatus), "exec:tp_btf/sched_process_exec")
-	assert.Contains(t, strAttr(lr, records.AttrSensorProgramStatus), "open:syscalls/sys_exit_openat")
+	hook, err := sensor.ParseOpenHook(strAttr(lr, records.AttrSensorOpenHook))
+	require.NoError(t, err)
+	assert.NotEqual(t, sensor.OpenHookAuto, hook, "the health record names the hook chosen")
+	assert.Contains(t, strAttr(lr, records.AttrSensorProgramStatus), "open:"+strings.TrimSuffix(hook.Where(), "open*"))
+	if hook != sensor.OpenHookLSM {
+		// A cheaper hook was refused, and the record says why (this machine's kernel: lockdown).
+		assert.Contains(t, strAttr(lr, records.AttrSensorHooksRefused), "lsm/file_open: ")
+	}
 	assert.GreaterOrEqual(t, intAttr(lr, records.AttrSensorProgramsActive), int64(2))
 	assert.Equal(t, int64(0), intAttr(lr, records.AttrSensorEventsDropped))
 }

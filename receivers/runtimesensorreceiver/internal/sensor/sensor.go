@@ -24,6 +24,7 @@ type Options struct {
 	DedupTTLNanos    uint64 // 0: report an open once per (cgroup, inode, device, access mode) while it stays in the map
 	FilterContainers bool   // capture only cgroups below an entry of the filter map (see AllowCgroup)
 	CaptureOpens     bool
+	OpenHook         OpenHook // where the open program runs; "" or OpenHookAuto: the cheapest the kernel allows
 	// Polled: the kernel never wakes the reader; it calls Drain on a timer instead of blocking in Read. A
 	// wake-up per event costs an epoll round trip and a thread hand-off each, which in an exec storm was most of
 	// the receiver's CPU; a timed drain costs one non-blocking epoll_wait per tick, however many events wait.
@@ -43,11 +44,14 @@ type Stats struct {
 
 // Sensor is the loaded and attached set of programs.
 type Sensor struct {
-	objs     bpf.SensorObjects
+	maps     bpf.SensorMaps
+	progs    *ebpf.Collection // the programs loaded: exec's and the chosen hook's open program
 	links    []link.Link
 	reader   *ringbuf.Reader
 	rec      ringbuf.Record // Drain's, reused
 	attached []string
+	openHook OpenHook  // "" when opens are not captured
+	refused  []Refusal // the hooks tried before openHook, and why the kernel refused them
 }
 
 // MinKernel is the oldest kernel the programs load on: BTF tracepoints (5.5), ring buffer (5.8), bpf_loop (5.17).
@@ -150,14 +154,57 @@ func versionLess(rel, min string) bool {
 // openSyscalls are the syscalls whose exit the open program attaches to; the ones the kernel lacks are skipped.
 var openSyscalls = []string{"openat", "openat2", "open", "creat", "open_by_handle_at"}
 
-// Open loads and attaches the programs.
+// Open loads and attaches the programs. The open program goes on the first hook of OpenHookOrder the kernel
+// allows (or the one opts.OpenHook names); OpenHook and Refused say which, and why not the others.
 func Open(opts Options) (*Sensor, error) {
+	want := opts.OpenHook
+	if want == "" {
+		want = OpenHookAuto
+	}
+	if _, err := ParseOpenHook(string(want)); err != nil {
+		return nil, err
+	}
+	// Tracefs is only needed for the syscall tracepoints, but which hook the kernel allows is known only
+	// after trying, and mounting it costs nothing.
 	if err := Preflight(opts.CaptureOpens); err != nil {
 		return nil, err
 	}
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("raising RLIMIT_MEMLOCK: %w", err)
 	}
+	spec, err := loadSpec(opts)
+	if err != nil {
+		return nil, err
+	}
+	s := &Sensor{}
+	if !opts.CaptureOpens {
+		if err := s.load(spec, ""); err != nil {
+			return nil, err
+		}
+	} else {
+		try := func(h OpenHook) error {
+			if h == OpenHookLSM {
+				if err := bpfLSMActive(); err != nil {
+					return err
+				}
+			}
+			return s.load(spec, h)
+		}
+		s.openHook, s.refused, err = chooseOpenHook(want, try)
+		if err != nil {
+			return nil, err
+		}
+	}
+	s.reader, err = ringbuf.NewReader(s.maps.Events)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("opening the ring buffer: %w", err)
+	}
+	return s, nil
+}
+
+// loadSpec is the programs' spec with the options set.
+func loadSpec(opts Options) (*ebpf.CollectionSpec, error) {
 	spec, err := bpf.LoadSensor()
 	if err != nil {
 		return nil, err
@@ -168,66 +215,133 @@ func Open(opts Options) (*Sensor, error) {
 	if opts.DedupEntries != 0 {
 		spec.Maps[bpf.SensorMapDedup].MaxEntries = opts.DedupEntries
 	}
-	if err := spec.Variables[bpf.SensorVarDedupTtlNs].Set(opts.DedupTTLNanos); err != nil {
-		return nil, err
-	}
-	var noWakeup uint8
-	if opts.Polled {
-		noWakeup = 1
-	}
-	if err := spec.Variables[bpf.SensorVarNoWakeup].Set(noWakeup); err != nil {
-		return nil, err
-	}
-	var filter uint8
-	if opts.FilterContainers {
-		filter = 1
-	}
-	if err := spec.Variables[bpf.SensorVarFilterContainers].Set(filter); err != nil {
-		return nil, err
-	}
-	s := &Sensor{}
-	if err := spec.LoadAndAssign(&s.objs, nil); err != nil {
-		var ve *ebpf.VerifierError
-		if errors.As(err, &ve) {
-			return nil, fmt.Errorf("loading the sensor programs: the kernel's verifier refused them (kernel %s): %+v", KernelRelease(), ve)
+	flag := func(b bool) uint8 {
+		if b {
+			return 1
 		}
-		return nil, fmt.Errorf("loading the sensor programs (kernel %s): %w", KernelRelease(), err)
+		return 0
 	}
-	l, err := link.AttachTracing(link.TracingOptions{Program: s.objs.ProcessExec})
+	for name, v := range map[string]any{
+		bpf.SensorVarDedupTtlNs:       opts.DedupTTLNanos,
+		bpf.SensorVarNoWakeup:         flag(opts.Polled),
+		bpf.SensorVarFilterContainers: flag(opts.FilterContainers),
+	} {
+		if err := spec.Variables[name].Set(v); err != nil {
+			return nil, fmt.Errorf("setting %s: %w", name, err)
+		}
+	}
+	return spec, nil
+}
+
+// load loads the maps, the exec program and, unless open is "", the open program for that hook, and attaches
+// them. On an error nothing of it stays loaded.
+func (s *Sensor) load(spec *ebpf.CollectionSpec, open OpenHook) error {
+	sp := spec.Copy()
+	for name := range sp.Programs {
+		if name != bpf.SensorProgProcessExec && (open == "" || name != open.program()) {
+			delete(sp.Programs, name) // the other hooks' programs: a kernel that refuses them refuses the lot
+		}
+	}
+	coll, err := ebpf.NewCollection(sp)
 	if err != nil {
-		s.Close()
-		return nil, fmt.Errorf("attaching the exec program to tp_btf/sched_process_exec: %w", err)
+		return loadError(open, err)
+	}
+	if err := coll.Assign(&s.maps); err != nil {
+		coll.Close()
+		return err
+	}
+	s.progs = coll
+	if err := s.attach(open); err != nil {
+		s.unload()
+		return err
+	}
+	return nil
+}
+
+func loadError(open OpenHook, err error) error {
+	var ve *ebpf.VerifierError
+	if errors.As(err, &ve) {
+		if open != "" && open != OpenHookTracepoint {
+			// A fallback's reason: the verifier's last lines, not its whole log.
+			return fmt.Errorf("the kernel's verifier refused the program: %v", ve)
+		}
+		return fmt.Errorf("loading the sensor programs: the kernel's verifier refused them (kernel %s): %+v", KernelRelease(), ve)
+	}
+	if open != "" && open != OpenHookTracepoint {
+		return explainRefusal(open, err)
+	}
+	return fmt.Errorf("loading the sensor programs (kernel %s): %w", KernelRelease(), err)
+}
+
+func (s *Sensor) attach(open OpenHook) error {
+	l, err := link.AttachTracing(link.TracingOptions{Program: s.progs.Programs[bpf.SensorProgProcessExec]})
+	if err != nil {
+		return fmt.Errorf("attaching the exec program to tp_btf/sched_process_exec: %w", err)
 	}
 	s.links = append(s.links, l)
 	s.attached = append(s.attached, "exec:tp_btf/sched_process_exec")
-	if opts.CaptureOpens {
-		for _, sc := range openSyscalls {
-			l, err := link.Tracepoint("syscalls", "sys_exit_"+sc, s.objs.FileOpen, nil)
-			if errors.Is(err, os.ErrNotExist) {
-				continue // e.g. open and creat on arm64
-			}
-			if err != nil {
-				s.Close()
-				return nil, fmt.Errorf("attaching the open program to syscalls/sys_exit_%s: %w", sc, err)
-			}
-			s.links = append(s.links, l)
-			s.attached = append(s.attached, "open:syscalls/sys_exit_"+sc)
-		}
+	prog := s.progs.Programs[open.program()]
+	switch open {
+	case "":
+		return nil
+	case OpenHookLSM:
+		l, err = link.AttachLSM(link.LSMOptions{Program: prog})
+	case OpenHookFexit:
+		l, err = link.AttachTracing(link.TracingOptions{Program: prog})
+	case OpenHookTracepoint:
+		return s.attachOpenTracepoints(prog)
 	}
-	s.reader, err = ringbuf.NewReader(s.objs.Events)
 	if err != nil {
-		s.Close()
-		return nil, fmt.Errorf("opening the ring buffer: %w", err)
+		return fmt.Errorf("attaching the open program to %s: %w", open.Where(), explainRefusal(open, err))
 	}
-	return s, nil
+	s.links = append(s.links, l)
+	s.attached = append(s.attached, "open:"+open.Where())
+	return nil
 }
+
+func (s *Sensor) attachOpenTracepoints(prog *ebpf.Program) error {
+	for _, sc := range openSyscalls {
+		l, err := link.Tracepoint("syscalls", "sys_exit_"+sc, prog, nil)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // e.g. open and creat on arm64
+		}
+		if err != nil {
+			return fmt.Errorf("attaching the open program to syscalls/sys_exit_%s: %w", sc, err)
+		}
+		s.links = append(s.links, l)
+		s.attached = append(s.attached, "open:syscalls/sys_exit_"+sc)
+	}
+	return nil
+}
+
+// unload detaches and closes what load made.
+func (s *Sensor) unload() error {
+	var errs []error
+	for _, l := range s.links {
+		errs = append(errs, l.Close())
+	}
+	s.links, s.attached = nil, nil
+	errs = append(errs, s.maps.Close())
+	s.maps = bpf.SensorMaps{}
+	if s.progs != nil {
+		s.progs.Close()
+		s.progs = nil
+	}
+	return errors.Join(errs...)
+}
+
+// OpenHook is the hook the open program runs on; "" when opens are not captured.
+func (s *Sensor) OpenHook() OpenHook { return s.openHook }
+
+// Refused lists the hooks preferred to OpenHook that the kernel refused, and why.
+func (s *Sensor) Refused() []Refusal { return append([]Refusal(nil), s.refused...) }
 
 // Attached names the attached programs and their hooks.
 func (s *Sensor) Attached() []string { return append([]string(nil), s.attached...) }
 
 // AllowCgroup adds a cgroup (directory inode in its hierarchy) whose subtree is captured when the filter is on.
 func (s *Sensor) AllowCgroup(hierarchy uint32, id uint64) error {
-	return s.objs.ContainerCgroups.Update(bpf.SensorFilterKey{Id: id, Hierarchy: hierarchy}, uint8(1), ebpf.UpdateAny)
+	return s.maps.ContainerCgroups.Update(bpf.SensorFilterKey{Id: id, Hierarchy: hierarchy}, uint8(1), ebpf.UpdateAny)
 }
 
 // Read blocks for the next record and returns its raw bytes in rec (reused). ErrClosed after Close.
@@ -253,7 +367,7 @@ func (s *Sensor) Drain(fn func(raw []byte)) (int, error) {
 }
 
 // RingBuffer is the events ring buffer map; a benchmark feeds it through package bpf/inject.
-func (s *Sensor) RingBuffer() *ebpf.Map { return s.objs.Events }
+func (s *Sensor) RingBuffer() *ebpf.Map { return s.maps.Events }
 
 // ErrClosed is returned by Read once the sensor is closed.
 var ErrClosed = ringbuf.ErrClosed
@@ -271,7 +385,7 @@ func (s *Sensor) Stats() (Stats, error) {
 	}
 	for slot, p := range dst {
 		var per []uint64
-		if err := s.objs.Stats.Lookup(uint32(slot), &per); err != nil {
+		if err := s.maps.Stats.Lookup(uint32(slot), &per); err != nil {
 			return st, fmt.Errorf("reading counter %d: %w", slot, err)
 		}
 		for _, v := range per {
@@ -287,9 +401,6 @@ func (s *Sensor) Close() error {
 	if s.reader != nil {
 		errs = append(errs, s.reader.Close())
 	}
-	for _, l := range s.links {
-		errs = append(errs, l.Close())
-	}
-	errs = append(errs, s.objs.Close())
+	errs = append(errs, s.unload())
 	return errors.Join(errs...)
 }
