@@ -32,7 +32,7 @@ HELM_LDFLAGS    := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
 	-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$(HELM_K8S_MINOR) \
 	-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$(HELM_K8S_MINOR)
 
-.PHONY: all build test unit e2e load generate dist run demo bench bench-peers lint fmt vet staticcheck clean kube-apiserver kubectl helm
+.PHONY: all build test unit e2e load generate dist run demo bench bench-peers bench-pipeline lint fmt vet staticcheck clean kube-apiserver kubectl helm
 
 all: build
 
@@ -148,6 +148,15 @@ PEERS_APT := auditd:auditd bpftrace:bpftrace gcc:gcc
 bench-peers: dist
 	$(call apt_need,$(PEERS_APT))
 	RUNTRUST_OTELCOL=$(CURDIR)/$(DIST_BIN) $(GO) test -run='^$$' -bench=Peers -benchtime=1x -timeout 60m ./testbed/
+
+## bench-pipeline: the controller pipeline (persistent queue, and with an in-memory one) against the stock otlp → otlp
+## pass-through at 10k, 20k and 40k records/s, 3 rounds of 20 s, each variant on fresh processes in every round
+## (testbed/passthrough_test.go, ~12 min; the table goes to _build/bench-pipeline.md and docs/performance.md).
+## PIPELINE_ARGS overrides the flags.
+PIPELINE_ARGS ?= -vs.rates=10000,20000,40000 -vs.rounds=3 -vs.duration=20s
+bench-pipeline: dist
+	RUNTRUST_OTELCOL=$(CURDIR)/$(DIST_BIN) $(GO) test -count=1 -run='^TestPipelineVsPassThrough$$' -timeout 60m -v ./testbed/ \
+		-args $(PIPELINE_ARGS) -vs.out=$(CURDIR)/_build/bench-pipeline.md
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -count=6 ./internal/... ./processors/...

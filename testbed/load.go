@@ -45,6 +45,13 @@ type loadContainer struct{ podUID, id, image, digest string }
 // trusted registry, through the pipeline, so events are attributed and the integrity cache is warm.
 func StartLoadStack(t testing.TB, nContainers, nImages int) *LoadStack {
 	t.Helper()
+	return StartLoadStackWith(t, nContainers, nImages, "")
+}
+
+// StartLoadStackWith is StartLoadStack with more collector config merged over the shipped one (a variant of the
+// pipeline to price).
+func StartLoadStackWith(t testing.TB, nContainers, nImages int, override string) *LoadStack {
+	t.Helper()
 	pg := pgtest.Own(t)
 	dsn := pg.DSN("postgres")
 	s := &Stack{dir: t.TempDir()}
@@ -75,7 +82,7 @@ service:
   pipelines:
     logs:
       receivers: [otlp]
-`, ls.OTLP))
+`, ls.OTLP)+override)
 
 	digests := make([]string, nImages)
 	for i := range digests {

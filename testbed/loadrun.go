@@ -169,7 +169,9 @@ func startSenderPool(ctx context.Context, client plogotlp.GRPCClient, w *markerW
 			for j := range p.jobs {
 				n := int64(j.ld.LogRecordCount())
 				cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
-				w.sentAt.Store(j.marker, time.Now())
+				if w != nil {
+					w.sentAt.Store(j.marker, time.Now())
+				}
 				_, err := client.Export(cctx, plogotlp.NewExportRequestFromLogs(j.ld))
 				ccancel()
 				if err != nil {
@@ -214,22 +216,8 @@ func (ls *LoadStack) Run(t testing.TB, rate int, d, tick, drainLimit time.Durati
 		"postgres": postmasterPID(t, ls.PG), "generator": os.Getpid()})
 	watcher := startMarkerWatcher(ctx, ls.DSN, prefix)
 	senders := startSenderPool(ctx, plogotlp.NewGRPCClient(ls.dial(t)), watcher, 4)
-
-	perTick := max(1, int(float64(rate)*tick.Seconds()))
 	start := time.Now()
-	tk := time.NewTicker(tick)
-	for seq := 0; time.Since(start) < d; seq++ {
-		now := time.Now()
-		ld := ls.batch(perTick-1, seq, now)
-		marker := fmt.Sprintf("%s%d", prefix, seq)
-		ls.execRecord(ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().AppendEmpty(), seq, marker, now)
-		if senders.offer(loadJob{ld: ld, marker: marker}) {
-			res.Markers++
-		}
-		<-tk.C
-	}
-	tk.Stop()
-	senders.stop()
+	res.Markers = ls.offer(senders, rate, d, tick, prefix)
 	sendEnd := time.Now()
 	res.Duration = sendEnd.Sub(start)
 	sampler.sample()
@@ -242,6 +230,27 @@ func (ls *LoadStack) Run(t testing.TB, rate int, d, tick, drainLimit time.Durati
 	watcher.summarize(&res)
 	res.Sustained = float64(res.Stored) / (res.Duration + res.Drain).Seconds()
 	return res
+}
+
+// offer hands the senders rate records/s for d, a batch every tick, each with one marker exec (prefix + its
+// sequence number) last, and returns how many batches (markers) went out; it stops the senders.
+func (ls *LoadStack) offer(senders *senderPool, rate int, d, tick time.Duration, prefix string) (markers int) {
+	perTick := max(1, int(float64(rate)*tick.Seconds()))
+	start := time.Now()
+	tk := time.NewTicker(tick)
+	for seq := 0; time.Since(start) < d; seq++ {
+		now := time.Now()
+		ld := ls.batch(perTick-1, seq, now)
+		marker := fmt.Sprintf("%s%d", prefix, seq)
+		ls.execRecord(ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().AppendEmpty(), seq, marker, now)
+		if senders.offer(loadJob{ld: ld, marker: marker}) {
+			markers++
+		}
+		<-tk.C
+	}
+	tk.Stop()
+	senders.stop()
+	return markers
 }
 
 // drain waits up to limit after sendEnd for the service to store what the collector acknowledged.
