@@ -16,26 +16,12 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	_ "google.golang.org/grpc/encoding/gzip" // registers the gzip compressor the bomb is sent with
-	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/runtrust/runtrust/internal/grpcraw"
 	"github.com/runtrust/runtrust/internal/pgtest"
 )
-
-// rawBytes goes over gRPC as it is (rawCodec): what no OTLP client would send.
-type rawBytes struct{ b []byte }
-
-type rawCodec struct{}
-
-func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
-	return mem.BufferSlice{mem.SliceBuffer(v.(*rawBytes).b)}, nil
-}
-func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	v.(*rawBytes).b = data.Materialize()
-	return nil
-}
-func (rawCodec) Name() string { return "proto" }
 
 // abuse is one kind of bad request and what the service must answer it with.
 type abuse struct {
@@ -72,8 +58,8 @@ func TestBadInputFloodLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	export := func(ctx context.Context, b []byte, opts ...grpc.CallOption) error {
-		return conn.Invoke(ctx, "/opentelemetry.proto.collector.logs.v1.LogsService/Export", &rawBytes{b: b}, new(rawBytes),
-			append(opts, grpc.ForceCodecV2(rawCodec{}))...)
+		return conn.Invoke(ctx, "/opentelemetry.proto.collector.logs.v1.LogsService/Export", &grpcraw.Message{B: b}, new(grpcraw.Message),
+			append(opts, grpc.ForceCodecV2(grpcraw.Codec{}))...)
 	}
 	grpcWants := func(name string, code codes.Code, msg string, do func(ctx context.Context) error) abuse {
 		return abuse{name, func(ctx context.Context) (string, bool) {

@@ -4,38 +4,15 @@ import (
 	"context"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/encoding"
 	_ "google.golang.org/grpc/encoding/gzip" // collectors' OTLP exporters compress with gzip by default
-	"google.golang.org/grpc/encoding/proto"
-	"google.golang.org/grpc/mem"
+
+	"github.com/runtrust/runtrust/internal/grpcraw"
 )
 
-// rawMessage is a gRPC message the codec passes through as bytes. The OTLP Export handler decodes the request
-// itself, so a payload that is not OTLP gets InvalidArgument naming the decode error; decoded by gRPC, it would
-// get Internal ("grpc: error unmarshalling request"), which tells the client nothing it can act on.
-type rawMessage struct{ b []byte }
-
-// rawCodec is the server's codec: rawMessage as bytes, everything else (runtrust.v1) as protobuf.
-type rawCodec struct{ proto encoding.CodecV2 }
-
-func newRawCodec() rawCodec { return rawCodec{proto: encoding.GetCodecV2(proto.Name)} }
-
-func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) {
-	if r, ok := v.(*rawMessage); ok {
-		return mem.BufferSlice{mem.SliceBuffer(r.b)}, nil
-	}
-	return c.proto.Marshal(v)
-}
-
-func (c rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	if r, ok := v.(*rawMessage); ok {
-		r.b = data.Materialize()
-		return nil
-	}
-	return c.proto.Unmarshal(data, v)
-}
-
-func (c rawCodec) Name() string { return proto.Name }
+// The server's codec is grpcraw.WithProto(): the OTLP Export handler receives the request as bytes
+// (grpcraw.Message) and decodes it itself, so a payload that is not OTLP gets InvalidArgument naming the decode
+// error; decoded by gRPC, it would get Internal ("grpc: error unmarshalling request"), which tells the client
+// nothing it can act on. Everything else (runtrust.v1) goes through protobuf.
 
 // The OTLP LogsService, registered by hand so that Export receives the raw request (see rawMessage).
 const (
@@ -44,7 +21,7 @@ const (
 )
 
 type logsExporter interface {
-	exportRaw(ctx context.Context, req *rawMessage) (*rawMessage, error)
+	exportRaw(ctx context.Context, req *grpcraw.Message) (*grpcraw.Message, error)
 }
 
 var logsServiceDesc = grpc.ServiceDesc{
@@ -53,12 +30,12 @@ var logsServiceDesc = grpc.ServiceDesc{
 	Methods: []grpc.MethodDesc{{
 		MethodName: "Export",
 		Handler: func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
-			in := new(rawMessage)
+			in := new(grpcraw.Message)
 			if err := dec(in); err != nil {
 				return nil, err
 			}
 			handle := func(ctx context.Context, req any) (any, error) {
-				return srv.(logsExporter).exportRaw(ctx, req.(*rawMessage))
+				return srv.(logsExporter).exportRaw(ctx, req.(*grpcraw.Message))
 			}
 			if interceptor == nil {
 				return handle(ctx, in)

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/runtrust/runtrust/internal/grpcraw"
 	"github.com/runtrust/runtrust/internal/wire"
 	runtrustv1 "github.com/runtrust/runtrust/proto/runtrust/v1"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
@@ -135,7 +136,7 @@ func (f TLSFiles) TLSConfig() (*tls.Config, error) {
 // GRPCServer builds the gRPC server with both services registered.
 func (s *Server) GRPCServer(tlsCfg *tls.Config) *grpc.Server {
 	opts := []grpc.ServerOption{
-		grpc.ForceServerCodecV2(newRawCodec()),
+		grpc.ForceServerCodecV2(grpcraw.WithProto()),
 		grpc.MaxRecvMsgSize(s.limits.MaxRequestBytes),
 		grpc.ChainUnaryInterceptor(s.authenticate),
 	}
@@ -254,7 +255,7 @@ func idempotencyKey(ctx context.Context) (string, error) {
 
 // exportRaw is OTLP LogsService/Export: decode, check, store, and answer with a partial success naming what was
 // rejected. It returns only after the batch's transaction committed.
-func (s *Server) exportRaw(ctx context.Context, in *rawMessage) (*rawMessage, error) {
+func (s *Server) exportRaw(ctx context.Context, in *grpcraw.Message) (*grpcraw.Message, error) {
 	s.metrics.InFlight.Inc()
 	defer s.metrics.InFlight.Dec()
 	start := time.Now()
@@ -264,10 +265,10 @@ func (s *Server) exportRaw(ctx context.Context, in *rawMessage) (*rawMessage, er
 		s.metrics.Batches.WithLabelValues("invalid").Inc()
 		return nil, err
 	}
-	d, err := DecodeRequest(in.b, c, s.now())
+	d, err := DecodeRequest(in.B, c, s.now())
 	if err != nil {
 		s.metrics.Batches.WithLabelValues("invalid").Inc()
-		s.log.Warn("undecodable OTLP request", "cluster", c.UID, "bytes", len(in.b), "error", err)
+		s.log.Warn("undecodable OTLP request", "cluster", c.UID, "bytes", len(in.B), "error", err)
 		return nil, wire.RefusedStatus(wire.ReasonRequestUndecodable, fmt.Sprintf("the request is not an OTLP ExportLogsServiceRequest: %v", err)).Err()
 	}
 	// The rate limit counts every record, kept or rejected. It is checked after decoding (the wire decoder
@@ -329,12 +330,12 @@ func (s *Server) exportRaw(ctx context.Context, in *rawMessage) (*rawMessage, er
 	return marshalResponse(resp)
 }
 
-func marshalResponse(r plogotlp.ExportResponse) (*rawMessage, error) {
+func marshalResponse(r plogotlp.ExportResponse) (*grpcraw.Message, error) {
 	b, err := r.MarshalProto()
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "encode response: %v", err)
 	}
-	return &rawMessage{b: b}, nil
+	return &grpcraw.Message{B: b}, nil
 }
 
 // Enrol spends a join key for a cluster token.

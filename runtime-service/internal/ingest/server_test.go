@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/runtrust/runtrust/internal/grpcraw"
 	"github.com/runtrust/runtrust/internal/pgtest"
 	"github.com/runtrust/runtrust/internal/records"
 	"github.com/runtrust/runtrust/internal/wire"
@@ -201,9 +202,9 @@ func TestCallsWithoutAValidTokenAreRefused(t *testing.T) {
 
 // rawExport sends bytes as an OTLP Export request, whatever they are.
 func rawExport(ctx context.Context, conn *grpc.ClientConn, b []byte) error {
-	out := new(rawBytes)
-	return conn.Invoke(ctx, "/opentelemetry.proto.collector.logs.v1.LogsService/Export", &rawBytes{b: b}, out,
-		grpc.ForceCodecV2(rawClientCodec{}))
+	out := new(grpcraw.Message)
+	return conn.Invoke(ctx, "/opentelemetry.proto.collector.logs.v1.LogsService/Export", &grpcraw.Message{B: b}, out,
+		grpc.ForceCodecV2(grpcraw.Codec{}))
 }
 
 // TestGarbageGetsAClearErrorAndLosesNothing: bytes that are not OTLP get InvalidArgument naming the decode

@@ -29,9 +29,9 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/runtrust/runtrust/internal/grpcraw"
 	"github.com/runtrust/runtrust/internal/pgtest"
 	"github.com/runtrust/runtrust/internal/records"
 	runtrustv1 "github.com/runtrust/runtrust/proto/runtrust/v1"
@@ -183,9 +183,9 @@ func TestIngestLoad(t *testing.T) {
 				}
 				next = next.Add(interval) // open loop: a slow call does not lower the offered rate
 				t0 := time.Now()
-				var resp rawBytes
+				var resp grpcraw.Message
 				err := conn.Invoke(metadata.AppendToOutgoingContext(cctx, ingest.IdempotencyKeyHeader, fmt.Sprintf("c%d-b%d", c, b)),
-					"/opentelemetry.proto.collector.logs.v1.LogsService/Export", &rawBytes{req}, &resp, grpc.ForceCodecV2(rawCodec{}))
+					"/opentelemetry.proto.collector.logs.v1.LogsService/Export", &grpcraw.Message{B: req}, &resp, grpc.ForceCodecV2(grpcraw.Codec{}))
 				d := time.Since(t0)
 				mu.Lock()
 				latencies = append(latencies, d)
@@ -347,22 +347,6 @@ func copyBaseline(t *testing.T, st *store.Store, pg, clusters, rows int, now tim
 	}
 	return elapsed, used
 }
-
-// rawBytes is a gRPC message sent and received as it is: the load test's requests are encoded in advance.
-type rawBytes struct{ b []byte }
-
-type rawCodec struct{}
-
-func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
-	return mem.BufferSlice{mem.SliceBuffer(v.(*rawBytes).b)}, nil
-}
-
-func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	v.(*rawBytes).b = data.Materialize()
-	return nil
-}
-
-func (rawCodec) Name() string { return "proto" }
 
 // TestLiveAssessmentQuery times GET /api/v1/images (the ranked list, first page) over a store holding
 // -assess.pods pods running -assess.images images across 5 clusters, and the same list scoped to one cluster, one

@@ -20,6 +20,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/runtrust/runtrust/internal/grpcraw"
 )
 
 // Image is what the runtime says a container runs.
@@ -76,15 +78,15 @@ func (c *Containerd) Lookup(ctx context.Context, id string) (Image, error) {
 	}
 	for _, ns := range namespaces {
 		nctx := metadata.AppendToOutgoingContext(ctx, namespaceHeader, ns)
-		var resp rawMessage
-		err := c.conn.Invoke(nctx, methodGetContainer, &rawMessage{b: encodeString(1, id)}, &resp, grpc.ForceCodecV2(rawCodec{}))
+		var resp grpcraw.Message
+		err := c.conn.Invoke(nctx, methodGetContainer, &grpcraw.Message{B: encodeString(1, id)}, &resp, grpc.ForceCodecV2(grpcraw.Codec{}))
 		if status.Code(err) == codes.NotFound {
 			continue
 		}
 		if err != nil {
 			return Image{}, fmt.Errorf("containerd at %s: get container %s in namespace %s: %w", c.socket, id, ns, err)
 		}
-		name, err := DecodeContainerImage(resp.b)
+		name, err := DecodeContainerImage(resp.B)
 		if err != nil {
 			return Image{}, fmt.Errorf("containerd at %s: container %s: %w", c.socket, id, err)
 		}
@@ -92,15 +94,15 @@ func (c *Containerd) Lookup(ctx context.Context, id string) (Image, error) {
 		if name == "" {
 			return img, nil // created from no image (a bare rootfs): nothing more to ask
 		}
-		resp = rawMessage{}
-		err = c.conn.Invoke(nctx, methodGetImage, &rawMessage{b: encodeString(1, name)}, &resp, grpc.ForceCodecV2(rawCodec{}))
+		resp = grpcraw.Message{}
+		err = c.conn.Invoke(nctx, methodGetImage, &grpcraw.Message{B: encodeString(1, name)}, &resp, grpc.ForceCodecV2(grpcraw.Codec{}))
 		if status.Code(err) == codes.NotFound {
 			return img, nil // the image was removed after the container was made
 		}
 		if err != nil {
 			return Image{}, fmt.Errorf("containerd at %s: get image %s in namespace %s: %w", c.socket, name, ns, err)
 		}
-		if img.Digest, err = DecodeImageDigest(resp.b); err != nil {
+		if img.Digest, err = DecodeImageDigest(resp.B); err != nil {
 			return Image{}, fmt.Errorf("containerd at %s: image %s: %w", c.socket, name, err)
 		}
 		return img, nil
@@ -114,11 +116,11 @@ func (c *Containerd) listNamespaces(ctx context.Context) ([]string, error) {
 	if c.namespaces != nil && time.Since(c.listedAt) < namespacesTTL {
 		return c.namespaces, nil
 	}
-	var resp rawMessage
-	if err := c.conn.Invoke(ctx, methodListNamespaces, &rawMessage{}, &resp, grpc.ForceCodecV2(rawCodec{})); err != nil {
+	var resp grpcraw.Message
+	if err := c.conn.Invoke(ctx, methodListNamespaces, &grpcraw.Message{}, &resp, grpc.ForceCodecV2(grpcraw.Codec{})); err != nil {
 		return nil, fmt.Errorf("containerd at %s: list namespaces: %w", c.socket, err)
 	}
-	ns, err := DecodeNamespaces(resp.b)
+	ns, err := DecodeNamespaces(resp.B)
 	if err != nil {
 		return nil, fmt.Errorf("containerd at %s: %w", c.socket, err)
 	}

@@ -5,35 +5,8 @@ import (
 	"fmt"
 	"regexp"
 
-	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 )
-
-// rawMessage is a protobuf message as bytes: requests are encoded here, answers decoded by the Decode functions.
-type rawMessage struct{ b []byte }
-
-// rawCodec passes rawMessage bytes through gRPC as they are. Its name is "proto", so the content type is the
-// application/grpc+proto containerd expects.
-type rawCodec struct{}
-
-func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
-	m, ok := v.(*rawMessage)
-	if !ok {
-		return nil, fmt.Errorf("hostcontainers: cannot marshal %T", v)
-	}
-	return mem.BufferSlice{mem.SliceBuffer(m.b)}, nil
-}
-
-func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	m, ok := v.(*rawMessage)
-	if !ok {
-		return fmt.Errorf("hostcontainers: cannot unmarshal into %T", v)
-	}
-	m.b = data.Materialize()
-	return nil
-}
-
-func (rawCodec) Name() string { return "proto" }
 
 func encodeString(field protowire.Number, s string) []byte {
 	b := protowire.AppendTag(nil, field, protowire.BytesType)
