@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/runtrust/runtrust/exporters/runtimeexporter/internal/metadata"
+	"github.com/runtrust/runtrust/internal/grpcraw"
 	"github.com/runtrust/runtrust/internal/periodic"
 	"github.com/runtrust/runtrust/internal/records"
 	"github.com/runtrust/runtrust/internal/wire"
@@ -316,7 +317,11 @@ func (e *runtimeExporter) push(ctx context.Context, r xexporterhelper.Request) e
 	if tok == nil {
 		return exporterhelper.NewThrottleRetry(errNotEnrolled, time.Second)
 	}
-	reqs := b.requests(e.cfg.MaxRecordsPerRequest)
+	reqs, err := b.requests(e.cfg.MaxRecordsPerRequest)
+	if err != nil {
+		// The queue's file holds something this exporter cannot read back: sending it again cannot help.
+		return consumererror.NewPermanent(err)
+	}
 	for b.sent < len(reqs) {
 		rq := reqs[b.sent]
 		if err := e.send(ctx, *tok, rq); err != nil {
@@ -330,7 +335,7 @@ func (e *runtimeExporter) push(ctx context.Context, r xexporterhelper.Request) e
 func (e *runtimeExporter) send(ctx context.Context, token string, rq request) error {
 	ctx = grpcmd.AppendToOutgoingContext(e.authContext(ctx, token), wire.IdempotencyKeyHeader, rq.key)
 	var trailer grpcmd.MD
-	resp, err := e.logs.Export(ctx, plogotlp.NewExportRequestFromLogs(rq.ld), grpc.Trailer(&trailer))
+	resp, err := e.export(ctx, rq, &trailer)
 	if err == nil {
 		if n := resp.PartialSuccess().RejectedLogRecords(); n > 0 {
 			// The runtime service says which records and why in the trailer; another OTLP server only in words.
@@ -364,6 +369,25 @@ func (e *runtimeExporter) send(ctx context.Context, token string, rq request) er
 		return consumererror.NewPermanent(fmt.Errorf("runtime service refused %d record(s): %w", rq.records, err))
 	}
 }
+
+// export makes the OTLP Export call; a request that is already encoded goes as its bytes.
+func (e *runtimeExporter) export(ctx context.Context, rq request, trailer *grpcmd.MD) (plogotlp.ExportResponse, error) {
+	if rq.raw == nil {
+		return e.logs.Export(ctx, plogotlp.NewExportRequestFromLogs(rq.ld), grpc.Trailer(trailer))
+	}
+	var out grpcraw.Message
+	if err := e.conn.Invoke(ctx, logsExportMethod, &grpcraw.Message{B: rq.raw}, &out, grpc.ForceCodecV2(grpcraw.Codec{}), grpc.Trailer(trailer)); err != nil {
+		return plogotlp.NewExportResponse(), err
+	}
+	resp := plogotlp.NewExportResponse()
+	if err := resp.UnmarshalProto(out.B); err != nil {
+		return resp, status.Errorf(codes.Internal, "decoding the runtime service's answer: %v", err)
+	}
+	return resp, nil
+}
+
+// logsExportMethod is OTLP's LogsService/Export.
+const logsExportMethod = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 
 func (e *runtimeExporter) logUnauthenticated(st *status.Status) {
 	e.mu.Lock()

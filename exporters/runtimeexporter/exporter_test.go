@@ -1,6 +1,10 @@
 package runtimeexporter
 
 import (
+	"bytes"
+	"encoding/binary"
+	"strings"
+
 	"context"
 	"net"
 	"slices"
@@ -246,29 +250,143 @@ func TestEncodingRoundTripAndSplit(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := r.(*batch)
-	if got.key != b.key || got.ItemsCount() != 25 {
-		t.Fatalf("round trip: key %q items %d", got.key, got.ItemsCount())
+	if got.key != b.key || got.ItemsCount() != 25 || !got.encoded {
+		t.Fatalf("round trip: key %q items %d encoded %v", got.key, got.ItemsCount(), got.encoded)
 	}
-	for _, bad := range [][]byte{nil, []byte("xxxx"), []byte("rtb1"), append([]byte("rtb1\x05ab"), 0)} {
-		if _, _, err := (encoding{}).Unmarshal(bad); err == nil {
-			t.Errorf("%q decoded", bad)
-		}
+	// Read back, a batch that fits one request is sent as the bytes that were queued, under its own key.
+	one, err := got.requests(100)
+	if err != nil || len(one) != 1 || one[0].key != b.key || one[0].records != 25 || one[0].raw == nil {
+		t.Fatalf("an encoded batch within the limit goes as it is: %+v, %v", one, err)
 	}
-	a, c := b.requests(10), got.requests(10)
+	body, _ := protoMarshaler.MarshalLogs(b.ld)
+	if !bytes.Equal(one[0].raw, body) {
+		t.Fatal("the encoded request is not the batch's OTLP encoding")
+	}
+	// Queued again as read (a queue that re-persists an item), it stays the same bytes.
+	again, err := encoding{}.Marshal(context.Background(), got)
+	if err != nil || !bytes.Equal(again, data) {
+		t.Fatalf("re-marshal of a read batch: %v", err)
+	}
+	a, err := b.requests(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := got.requests(10)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(a) != 3 || len(c) != 3 {
 		t.Fatalf("split into %d and %d requests, want 3", len(a), len(c))
 	}
 	for i := range a {
-		if a[i].key != c[i].key || a[i].records != c[i].records {
+		if a[i].key != c[i].key || a[i].records != c[i].records || c[i].raw != nil {
 			t.Errorf("request %d: %q/%d vs %q/%d: a replay must split the same way", i, a[i].key, a[i].records, c[i].key, c[i].records)
 		}
 	}
 	if a[0].key != b.key+".0" || a[2].records != 5 {
 		t.Errorf("keys/records: %q %d", a[0].key, a[2].records)
 	}
-	if one := b.requests(100); len(one) != 1 || one[0].key != b.key {
+	if one, _ := b.requests(100); len(one) != 1 || one[0].key != b.key {
 		t.Errorf("a batch within the limit keeps its key: %+v", one)
 	}
+}
+
+// encodeV1 is how a collector before the record count queued a batch: "rtb1", key length, key, protobuf.
+func encodeV1(key string, ld plog.Logs) []byte {
+	body, _ := protoMarshaler.MarshalLogs(ld)
+	out := binary.AppendUvarint([]byte("rtb1"), uint64(len(key)))
+	return append(append(out, key...), body...)
+}
+
+func TestEncodingReadsTheOlderFormat(t *testing.T) {
+	_, r, err := encoding{}.Unmarshal(encodeV1("k1", logsOf(7)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := r.(*batch)
+	if b.key != "k1" || b.ItemsCount() != 7 || b.encoded {
+		t.Fatalf("v1: key %q items %d encoded %v", b.key, b.ItemsCount(), b.encoded)
+	}
+}
+
+func TestEncodingRefusesBadItems(t *testing.T) {
+	good, _ := encoding{}.Marshal(context.Background(), &batch{key: "k", ld: logsOf(3)})
+	body, _ := protoMarshaler.MarshalLogs(logsOf(3))
+	v2 := func(key string, records uint64, body []byte) []byte {
+		out := binary.AppendUvarint([]byte("rtb2"), uint64(len(key)))
+		out = binary.AppendUvarint(append(out, key...), records)
+		return append(out, body...)
+	}
+	for _, tc := range []struct {
+		name string
+		data []byte
+		err  string // from Unmarshal, or else from decoding the encoded batch (one that must be split)
+	}{
+		{"empty", nil, "bad magic"},
+		{"another format", []byte("xxxx"), "bad magic"},
+		{"magic alone", []byte("rtb2"), "malformed idempotency key"},
+		{"v1 magic alone", []byte("rtb1"), "malformed idempotency key"},
+		{"key longer than the item", append([]byte("rtb2\x05ab"), 0), "malformed idempotency key"},
+		{"empty key", v2("", 3, body), "malformed idempotency key"},
+		{"no record count", []byte("rtb2\x01k"), "malformed record count"},
+		{"more records than bytes", v2("k", 1000, body), "malformed record count"},
+		{"v1 with a bad body", append([]byte("rtb1\x01k"), 0xff), "queued item: "},
+		{"count disagrees with the body", v2("k", 2, body), "holds 3 records, its header says 2"},
+		{"body is not OTLP", v2("k", 1, []byte{0xff, 0xff}), "queued item: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, r, err := encoding{}.Unmarshal(tc.data)
+			if err == nil {
+				err = r.(*batch).decode() // what a batch that must be split goes through
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("got %v, want an error with %q", err, tc.err)
+			}
+		})
+	}
+	if _, _, err := (encoding{}).Unmarshal(good); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// FuzzEncoding: a queue file's item either is refused with an error or reads back as a batch whose requests
+// hold exactly its records, and persists again as what was read.
+func FuzzEncoding(f *testing.F) {
+	for _, n := range []int{0, 1, 25} {
+		data, _ := encoding{}.Marshal(context.Background(), &batch{key: "k", ld: logsOf(n)})
+		f.Add(data)
+	}
+	f.Add(encodeV1("k", logsOf(2)))
+	f.Add([]byte("rtb2\x01k\x00"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, r, err := encoding{}.Unmarshal(data)
+		if err != nil {
+			return
+		}
+		b := r.(*batch)
+		items := b.ItemsCount()
+		if b.encoded {
+			again, err := encoding{}.Marshal(context.Background(), b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, r2, err := encoding{}.Unmarshal(again)
+			if b2 := r2.(*batch); err != nil || b2.key != b.key || b2.records != b.records || !bytes.Equal(b2.raw, b.raw) {
+				t.Fatalf("an encoded batch does not persist again as read (%v): %q", err, data)
+			}
+		}
+		reqs, err := b.requests(10)
+		if err != nil {
+			return
+		}
+		total := 0
+		for _, rq := range reqs {
+			total += rq.records
+		}
+		if total != items {
+			t.Fatalf("requests hold %d records, the batch %d", total, items)
+		}
+	})
 }
 
 func TestHeartbeatState(t *testing.T) {
