@@ -192,8 +192,14 @@ func sensorStops(t *testing.T, s *Stack, ui *page) {
 		func() string {
 			return "node's sensor not reporting: " + js(node()) + "\nsensor:\n" + tail(s.Sensor.Output())
 		})
+	// It says which hook its open program runs on: on this machine's kernel, the tracepoints (it refuses the
+	// trampolines); the UI shows it beside the programs.
+	if n := node(); n.Sensor.OpenHook == nil || !slices.Contains([]string{"lsm", "fexit", "tracepoint"}, *n.Sensor.OpenHook) {
+		t.Errorf("the node's sensor names no open hook: %s", js(n))
+	}
 	ui.eventually(t, s.API+"/#/clusters", "clusters", fmt.Sprintf(
-		`!!document.querySelector('tr[data-node=%q]') && !document.querySelector('tr[data-node=%q]').classList.contains('stale')`, NodeName, NodeName))
+		`!!document.querySelector('tr[data-node=%q]') && !document.querySelector('tr[data-node=%q]').classList.contains('stale')`+
+			` && !!document.querySelector('tr[data-node=%q] [data-open-hook]')`, NodeName, NodeName, NodeName))
 
 	// Each collector enrolled with the one join key as its own collector, and both are live.
 	var cl struct {
@@ -239,8 +245,9 @@ func sensorStops(t *testing.T, s *Stack, ui *page) {
 type Node struct {
 	Name   string `json:"name"`
 	Sensor *struct {
-		Stale      bool `json:"stale"`
-		EventsSeen int  `json:"events_seen"`
+		Stale      bool    `json:"stale"`
+		EventsSeen int     `json:"events_seen"`
+		OpenHook   *string `json:"open_hook"`
 	} `json:"sensor"`
 }
 

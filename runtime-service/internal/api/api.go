@@ -409,6 +409,8 @@ type Sensor struct {
 	Kernel          string    `json:"kernel"`
 	ProgramStatus   string    `json:"program_status"`
 	Programs        []string  `json:"programs"`
+	OpenHook        *string   `json:"open_hook"`     // lsm, fexit or tracepoint; null when the sensor does not say
+	HooksRefused    *string   `json:"hooks_refused"` // the cheaper hooks the kernel refused, and why; null when none
 	EventsPerSecond *float64  `json:"events_per_second"`
 	DropsPerSecond  *float64  `json:"drops_per_second"`
 	IntervalSeconds *float64  `json:"interval_seconds"`
@@ -466,7 +468,8 @@ func (h *Handler) getCluster(w http.ResponseWriter, r *http.Request) {
 		node := Node{UID: n.UID, Name: n.Name, LastSeen: n.LastSeen}
 		if s := n.Sensor; s != nil {
 			node.Sensor = &Sensor{EventsSeen: s.EventsSeen, EventsDropped: s.EventsDropped, Kernel: s.Kernel,
-				ProgramStatus: s.ProgramStatus, Programs: s.Programs(), EventsPerSecond: s.EventsPerSecond,
+				ProgramStatus: s.ProgramStatus, Programs: s.Programs(), OpenHook: orNull(s.OpenHook),
+				HooksRefused: orNull(s.HooksRefused), EventsPerSecond: s.EventsPerSecond,
 				DropsPerSecond: s.DropsPerSecond, LastSeen: s.LastSeen, Stale: s.Stale}
 			if s.Interval > 0 {
 				secs := s.Interval.Seconds()

@@ -298,6 +298,8 @@ func (d *Decoded) addSensorHealth(t time.Time, r *reader) {
 		EventsDropped: r.integer(records.AttrSensorEventsDropped),
 		Kernel:        r.str(records.AttrSensorKernel, false),
 		ProgramStatus: r.str(records.AttrSensorProgramStatus, false),
+		OpenHook:      r.str(records.AttrSensorOpenHook, false),
+		HooksRefused:  r.str(records.AttrSensorHooksRefused, false),
 		Time:          t,
 	}
 	if h.NodeName == "" {

@@ -113,7 +113,8 @@ var (
 		records.AttrRiskReasons: []string{records.ReasonUntrustedRegistry + ": docker.io is not trusted"},
 		records.AttrK8sChange:   records.ChangeAdded,
 	}
-	healthAttrs = map[string]any{records.AttrSensorEventsSeen: 100, records.AttrSensorEventsDropped: 2, records.AttrSensorKernel: "6.1.0", records.AttrSensorProgramStatus: "exec:attached"}
+	healthAttrs = map[string]any{records.AttrSensorEventsSeen: 100, records.AttrSensorEventsDropped: 2, records.AttrSensorKernel: "6.1.0", records.AttrSensorProgramStatus: "exec:attached",
+		records.AttrSensorOpenHook: "tracepoint", records.AttrSensorHooksRefused: "lsm/file_open: refused"}
 )
 
 // TestDecodeAcceptsEveryRecordKind: one record of each kind in docs/records.md lands in the batch with its fields.
@@ -139,7 +140,7 @@ func TestDecodeAcceptsEveryRecordKind(t *testing.T) {
 	if e := b.Execs[0]; e.SHA256 != strings.Repeat("ab", 32) || e.PID != 42 || len(e.CommandArgs) != 3 {
 		t.Fatalf("exec: %+v", e)
 	}
-	if h := b.SensorHealth[0]; h.NodeName != "node-1" || h.EventsDropped != 2 {
+	if h := b.SensorHealth[0]; h.NodeName != "node-1" || h.EventsDropped != 2 || h.OpenHook != "tracepoint" || h.HooksRefused != "lsm/file_open: refused" {
 		t.Fatalf("sensor health (node name from the resource): %+v", h)
 	}
 }

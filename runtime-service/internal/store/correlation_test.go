@@ -237,7 +237,8 @@ func TestSensorRatesAndStaleness(t *testing.T) {
 	}
 	health := func(node string, seen, dropped int64, at time.Time) {
 		b := &store.Batch{SensorHealth: []store.SensorHealth{{NodeName: node, EventsSeen: seen, EventsDropped: dropped,
-			Kernel: "6.1", ProgramStatus: "exec:tp_btf/sched_process_exec,open:syscalls/sys_exit_openat", Time: at}}}
+			Kernel: "6.1", ProgramStatus: "exec:tp_btf/sched_process_exec,open:syscalls/sys_exit_openat",
+			OpenHook: "tracepoint", HooksRefused: "lsm/file_open: refused; fexit/do_filp_open: refused", Time: at}}}
 		if _, err := s.Apply(ctx, c, "", b); err != nil {
 			t.Fatal(err)
 		}
@@ -253,7 +254,8 @@ func TestSensorRatesAndStaleness(t *testing.T) {
 	}
 	n1, n2 := d.NodeList[0].Sensor, d.NodeList[1].Sensor
 	if n1.EventsPerSecond == nil || *n1.EventsPerSecond != 100 || *n1.DropsPerSecond != 1 || n1.Interval != 30*time.Second ||
-		n1.Stale || len(n1.Programs()) != 2 || n2.EventsPerSecond != nil || n2.Stale {
+		n1.Stale || len(n1.Programs()) != 2 || n2.EventsPerSecond != nil || n2.Stale || n1.OpenHook != "tracepoint" ||
+		n1.HooksRefused != "lsm/file_open: refused; fexit/do_filp_open: refused" {
 		t.Fatalf("at 100 s: %+v %+v", n1, n2)
 	}
 	clk.Set(t0.Add(121 * time.Second)) // node-1: 91 s > 3 × 30 s

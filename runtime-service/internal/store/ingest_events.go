@@ -382,12 +382,15 @@ func applySensorHealth(ctx context.Context, tx pgx.Tx, c Cluster, hs []SensorHea
 	batch := &pgx.Batch{}
 	for _, n := range nodes {
 		h := latest[n]
-		batch.Queue(`INSERT INTO sensor_health AS t (cluster_id, node_name, events_seen, events_dropped, kernel, program_status, last_seen, first_seen)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+		batch.Queue(`INSERT INTO sensor_health AS t (cluster_id, node_name, events_seen, events_dropped, kernel, program_status,
+				open_hook, hooks_refused, last_seen, first_seen)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
 			ON CONFLICT (cluster_id, node_name) DO UPDATE SET events_seen = excluded.events_seen,
 				events_dropped = excluded.events_dropped, kernel = excluded.kernel,
-				program_status = excluded.program_status, last_seen = excluded.last_seen
-			WHERE excluded.last_seen >= t.last_seen`, c.ID, n, h.EventsSeen, h.EventsDropped, h.Kernel, h.ProgramStatus, h.Time)
+				program_status = excluded.program_status, open_hook = excluded.open_hook,
+				hooks_refused = excluded.hooks_refused, last_seen = excluded.last_seen
+			WHERE excluded.last_seen >= t.last_seen`, c.ID, n, h.EventsSeen, h.EventsDropped, h.Kernel, h.ProgramStatus,
+			h.OpenHook, h.HooksRefused, h.Time)
 	}
 	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 		return fmt.Errorf("sensor health: %w", err)

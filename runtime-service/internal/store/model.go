@@ -87,6 +87,7 @@ type SensorHealth struct {
 	NodeName                  string
 	EventsSeen, EventsDropped int64
 	Kernel, ProgramStatus     string
+	OpenHook, HooksRefused    string
 	Time                      time.Time
 }
 

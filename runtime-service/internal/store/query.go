@@ -519,6 +519,7 @@ type NodeInfo struct {
 type SensorInfo struct {
 	EventsSeen, EventsDropped int64
 	Kernel, ProgramStatus     string
+	OpenHook, HooksRefused    string // "" when the sensor does not say
 	LastSeen                  time.Time
 	// Interval is the time between the last two health records; zero until there are two.
 	Interval time.Duration
@@ -620,7 +621,8 @@ func (s *Store) GetClusterIn(ctx context.Context, uidOrName string, allowed []st
 	}
 	d := ClusterDetail{ClusterSummary: page.Items[0], NodeList: []NodeInfo{}}
 	rows, err := s.pool.Query(ctx, `
-		SELECT n.uid, n.name, n.last_seen, h.events_seen, h.events_dropped, h.kernel, h.program_status, h.last_seen,
+		SELECT n.uid, n.name, n.last_seen, h.events_seen, h.events_dropped, h.kernel, h.program_status, h.open_hook,
+			h.hooks_refused, h.last_seen,
 			h.prev_events_seen, h.prev_events_dropped, h.prev_seen, `+staleSQL+`
 		FROM nodes n JOIN clusters c ON c.id = n.cluster_id
 		LEFT JOIN sensor_health h ON h.cluster_id = n.cluster_id AND h.node_name = n.name
@@ -632,16 +634,16 @@ func (s *Store) GetClusterIn(ctx context.Context, uidOrName string, allowed []st
 	for rows.Next() {
 		var n NodeInfo
 		var seen, dropped, prevSeen, prevDropped *int64
-		var kernel, status *string
+		var kernel, status, openHook, refused *string
 		var hLast, hPrev *time.Time
 		var stale *bool
-		if err := rows.Scan(&n.UID, &n.Name, &n.LastSeen, &seen, &dropped, &kernel, &status, &hLast,
+		if err := rows.Scan(&n.UID, &n.Name, &n.LastSeen, &seen, &dropped, &kernel, &status, &openHook, &refused, &hLast,
 			&prevSeen, &prevDropped, &hPrev, &stale); err != nil {
 			return d, classify(err)
 		}
 		if hLast != nil {
 			si := &SensorInfo{EventsSeen: *seen, EventsDropped: *dropped, Kernel: *kernel, ProgramStatus: *status,
-				LastSeen: *hLast, Stale: stale != nil && *stale}
+				OpenHook: *openHook, HooksRefused: *refused, LastSeen: *hLast, Stale: stale != nil && *stale}
 			if hPrev != nil && hLast.After(*hPrev) {
 				si.Interval = hLast.Sub(*hPrev)
 				secs := si.Interval.Seconds()

@@ -835,7 +835,9 @@ function nodesTable(c, nodes) {
         h('td', {}, !s ? h('span', { class: 'muted' }, c.mode === 'integrity' ? 'none (integrity mode)' : 'no sensor reported')
           : s.stale ? h('span', { class: 'flag' }, '⚠ stale') : h('span', { class: 'flag flag-ok' }, '✓ reporting')),
         h('td', {}, s ? [s.program_status || '—', programs
-          ? h('div', { class: 'muted', title: programs.join('\n') }, `${programs.length} attached`) : null] : '—'),
+          ? h('div', { class: 'muted', title: programs.join('\n') }, `${programs.length} attached`) : null,
+          s.open_hook ? h('div', { class: 'muted', 'data-open-hook': s.open_hook, title: s.hooks_refused || '' },
+            `opens via ${s.open_hook}` + (s.hooks_refused ? ' (cheaper hooks refused by the kernel)' : '')) : null] : '—'),
         h('td', {}, s ? s.kernel || '—' : '—'),
         h('td', { class: 'num' }, s ? num(s.events_seen) : '—'),
         h('td', { class: 'num' }, rate !== null ? rateText(rate) : '—'),
