@@ -45,16 +45,16 @@ type loadContainer struct{ podUID, id, image, digest string }
 // trusted registry, through the pipeline, so events are attributed and the integrity cache is warm.
 func StartLoadStack(t testing.TB, nContainers, nImages int) *LoadStack {
 	t.Helper()
-	return StartLoadStackWith(t, nContainers, nImages, "")
+	return StartLoadStackWith(t, nContainers, nImages, "", "")
 }
 
-// StartLoadStackWith is StartLoadStack with more collector config merged over the shipped one (a variant of the
-// pipeline to price).
-func StartLoadStackWith(t testing.TB, nContainers, nImages int, override string) *LoadStack {
+// StartLoadStackWith is StartLoadStack with more collector config merged over the shipped one, and another
+// collector binary when bin is not "" (a variant of the pipeline to price).
+func StartLoadStackWith(t testing.TB, nContainers, nImages int, override, bin string) *LoadStack {
 	t.Helper()
 	pg := pgtest.Own(t)
 	dsn := pg.DSN("postgres")
-	s := &Stack{dir: t.TempDir()}
+	s := &Stack{dir: t.TempDir(), collectorBin: bin}
 	s.Registry = registrytest.Start(t)
 	s.GRPC = FreeAddr(t)
 	httpAddr := FreeAddr(t)

@@ -16,6 +16,7 @@ var (
 	vsRounds   = flag.Int("vs.rounds", 1, "rounds per rate: each round runs every variant once on fresh processes")
 	vsDuration = flag.Duration("vs.duration", 5*time.Second, "sending time per run")
 	vsOut      = flag.String("vs.out", "", "write the table (Markdown) to this file")
+	vsBaseline = flag.String("vs.baseline", "", "another collector binary (an earlier build) to run the shipped pipeline with, as a variant of its own")
 )
 
 // PipelineVariant is one collector the comparison runs: the shipped controller pipeline, a variant of it, or the
@@ -23,6 +24,7 @@ var (
 type PipelineVariant struct {
 	Name     string
 	Override string // merged over the shipped controller config; ignored for the pass-through
+	Bin      string // the collector binary; "" is the one under test
 	Pass     bool   // the stock otlp → otlp_grpc pass-through
 }
 
@@ -47,11 +49,15 @@ func TestPipelineVsPassThrough(t *testing.T) {
 		t.Fatalf("-vs.rounds %d and -vs.duration %s: at least 1 round of 1 s", *vsRounds, *vsDuration)
 	}
 	smoke := *vsRates == "2000" && *vsRounds == 1
+	variants := PipelineVariants
+	if *vsBaseline != "" {
+		variants = append([]PipelineVariant{{Name: "controller pipeline, " + filepath.Base(*vsBaseline), Bin: *vsBaseline}}, variants...)
+	}
 	results := map[int][][]LoadResult{} // rate → round → variant
 	for _, rate := range rates {
 		for round := 0; round < *vsRounds; round++ {
 			var row []LoadResult
-			for _, v := range PipelineVariants {
+			for _, v := range variants {
 				t.Run(fmt.Sprintf("%d/s round %d %s", rate, round+1, v.Name), func(t *testing.T) {
 					r := runVariant(t, v, rate)
 					t.Logf("%s at %d/s: sent %d, refused %d, skipped %d, delivered %d (drained %v in %s), collector CPU %.0f%%, peak RSS %d MB, load %s",
@@ -69,12 +75,12 @@ func TestPipelineVsPassThrough(t *testing.T) {
 					row = append(row, r)
 				})
 			}
-			if len(row) == len(PipelineVariants) {
+			if len(row) == len(variants) {
 				results[rate] = append(results[rate], row)
 			}
 		}
 	}
-	table := PipelineTable(rates, results)
+	table := PipelineTable(variants, rates, results)
 	t.Logf("pipeline vs pass-through:\n%s", table)
 	if *vsOut != "" {
 		if err := os.MkdirAll(filepath.Dir(*vsOut), 0o755); err != nil {
@@ -89,7 +95,7 @@ func TestPipelineVsPassThrough(t *testing.T) {
 func runVariant(t *testing.T, v PipelineVariant, rate int) LoadResult {
 	// The pass-through needs the load stack only for its batches (the same containers, images and mix); its
 	// collector is stopped first, so it takes no CPU beside the one measured.
-	ls := StartLoadStackWith(t, 500, 20, v.Override)
+	ls := StartLoadStackWith(t, 500, 20, v.Override, v.Bin)
 	if !v.Pass {
 		r := ls.Run(t, rate, *vsDuration, 100*time.Millisecond, 3*time.Minute)
 		// The variant is what it says: the persistent queue keeps its file in file_storage's directory.
@@ -108,7 +114,7 @@ func runVariant(t *testing.T, v PipelineVariant, rate int) LoadResult {
 // PipelineTable is, per rate, each variant's delivered rate, collector CPU and peak RSS (medians over the
 // rounds), and each one's ratio to the last variant (the pass-through), paired within a round: the median and
 // the range over the rounds.
-func PipelineTable(rates []int, results map[int][][]LoadResult) string {
+func PipelineTable(variants []PipelineVariant, rates []int, results map[int][][]LoadResult) string {
 	var b strings.Builder
 	b.WriteString("| offered rec/s | collector | rounds | delivered rec/s | CPU % of a core | × pass-through CPU | peak RSS MB | × pass-through RSS |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|\n")
@@ -122,8 +128,8 @@ func PipelineTable(rates []int, results map[int][][]LoadResult) string {
 		if len(rounds) == 0 {
 			continue
 		}
-		base := len(PipelineVariants) - 1
-		for vi, v := range PipelineVariants {
+		base := len(variants) - 1
+		for vi, v := range variants {
 			var delivered, cpu, rss, cpuRatio, rssRatio []float64
 			for _, row := range rounds {
 				r, p := row[vi], row[base]
@@ -158,7 +164,7 @@ func TestPipelineTable(t *testing.T) {
 	res := func(sustained, cpu float64, rssMB uint64) LoadResult {
 		return LoadResult{Sustained: sustained, CPU: map[string]float64{"collector": cpu}, RSS: map[string]uint64{"collector": rssMB << 20}}
 	}
-	got := PipelineTable([]int{10000, 20000}, map[int][][]LoadResult{
+	got := PipelineTable(PipelineVariants, []int{10000, 20000}, map[int][][]LoadResult{
 		10000: {
 			{res(9900, 30, 120), res(9950, 20, 90), res(10000, 10, 40)},
 			{res(9800, 40, 130), res(9900, 25, 95), res(10000, 10, 50)},

@@ -43,8 +43,16 @@ func StartPodman(t testing.TB) *Podman {
 		if err := p.proc.Stop(30 * time.Second); err != nil {
 			t.Errorf("podman: %v", err)
 		}
-		unmountUnder(t, dir)
-		if err := os.RemoveAll(dir); err != nil {
+		// conmon runs `podman container cleanup` when a container exits, which can mount the storage again
+		// after the service has stopped: unmount and remove until nothing is left, for a while.
+		var err error
+		for end := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			unmountUnder(t, dir)
+			if err = os.RemoveAll(dir); err == nil || time.Now().After(end) {
+				break
+			}
+		}
+		if err != nil {
 			t.Errorf("podman's directory: %v", err)
 		}
 	})

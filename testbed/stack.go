@@ -61,8 +61,9 @@ type Stack struct {
 	Controller *Process
 	Sensor     *Process
 
-	dir        string
-	containerd *Containerd // the demo's, for its real containers
+	dir          string
+	collectorBin string      // the collector binary; "" is CollectorBinary
+	containerd   *Containerd // the demo's, for its real containers
 }
 
 // StartStack starts the parts opts asks for and returns when the collectors are healthy.
@@ -190,7 +191,11 @@ func (s *Stack) startCollector(t testing.TB, mode string, env map[string]string,
 	quietPath := filepath.Join(s.dir, mode+"-quiet.yaml")
 	writeFile(t, quietPath, "service:\n  telemetry:\n    metrics:\n      level: none\n")
 	shipped := filepath.Join(repoRoot(t), "distributions", mode, "config.yaml")
-	p := StartProcess(t, mode, CollectorBinary(t), environ, "--config="+shipped, "--config="+overridePath, "--config="+quietPath)
+	bin := s.collectorBin
+	if bin == "" {
+		bin = CollectorBinary(t)
+	}
+	p := StartProcess(t, mode, bin, environ, "--config="+shipped, "--config="+overridePath, "--config="+quietPath)
 	WaitHTTP(t, "http://"+health+"/", p)
 	return p
 }
