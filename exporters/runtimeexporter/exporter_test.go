@@ -1,6 +1,8 @@
 package runtimeexporter
 
 import (
+	"github.com/klauspost/compress/s2"
+
 	"bytes"
 	"encoding/binary"
 	"strings"
@@ -315,7 +317,7 @@ func TestEncodingRefusesBadItems(t *testing.T) {
 	v2 := func(key string, records uint64, body []byte) []byte {
 		out := binary.AppendUvarint([]byte("rtb2"), uint64(len(key)))
 		out = binary.AppendUvarint(append(out, key...), records)
-		return append(out, body...)
+		return append(out, s2.Encode(nil, body)...)
 	}
 	for _, tc := range []struct {
 		name string
@@ -333,6 +335,8 @@ func TestEncodingRefusesBadItems(t *testing.T) {
 		{"v1 with a bad body", append([]byte("rtb1\x01k"), 0xff), "queued item: "},
 		{"count disagrees with the body", v2("k", 2, body), "holds 3 records, its header says 2"},
 		{"body is not OTLP", v2("k", 1, []byte{0xff, 0xff}), "queued item: "},
+		{"body is not compressed", append([]byte("rtb2\x01k\x03"), body...), "queued item: "},
+		{"decompresses to more than the bound", append([]byte("rtb2\x01k\x03"), binary.AppendUvarint(nil, 1<<31)...), "is not an S2 block of at most"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, r, err := encoding{}.Unmarshal(tc.data)
