@@ -255,8 +255,13 @@ func (ls *LoadStack) offer(senders *senderPool, rate int, d, tick time.Duration,
 
 // drain waits up to limit after sendEnd for the service to store what the collector acknowledged.
 func (ls *LoadStack) drain(t testing.TB, stored0, sent int64, sendEnd time.Time, limit time.Duration) (stored int64, took time.Duration, drained bool) {
+	return waitDelivered(func() int64 { return ls.storedRecords(t) - stored0 }, sent, sendEnd, limit, 100*time.Millisecond)
+}
+
+// waitDelivered polls delivered every poll until it reaches sent or limit has passed since sendEnd.
+func waitDelivered(delivered func() int64, sent int64, sendEnd time.Time, limit, poll time.Duration) (stored int64, took time.Duration, drained bool) {
 	for {
-		stored = ls.storedRecords(t) - stored0
+		stored = delivered()
 		took = time.Since(sendEnd)
 		if stored >= sent {
 			return stored, took, true
@@ -264,6 +269,6 @@ func (ls *LoadStack) drain(t testing.TB, stored0, sent int64, sendEnd time.Time,
 		if took > limit {
 			return stored, took, false
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(poll)
 	}
 }

@@ -12,7 +12,6 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // PassThrough is what the controller pipeline is priced against: the same collector binary running the stock
@@ -92,27 +91,15 @@ func (ls *LoadStack) RunPassThrough(t testing.TB, pt *PassThrough, rate int, d, 
 	res := LoadResult{Rate: rate, Duration: d, CPU: map[string]float64{}, RSS: map[string]uint64{}, LoadAvg: loadAvg()}
 	received0 := pt.Received()
 	sampler := startUsageSampler(ctx, map[string]int{"collector": pt.Collector.PID(), "generator": os.Getpid()})
-	conn, err := grpc.NewClient(pt.OTLP, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(64<<20)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	senders := startSenderPool(ctx, plogotlp.NewGRPCClient(conn), nil, 4)
+	senders := startSenderPool(ctx, plogotlp.NewGRPCClient(dialOTLP(t, pt.OTLP)), nil, 4)
 	start := time.Now()
 	res.Markers = ls.offer(senders, rate, d, tick, "/testbed/passthrough/")
 	sendEnd := time.Now()
 	res.Duration = sendEnd.Sub(start)
 	sampler.sample()
 	res.Sent, res.Refused, res.Skipped = senders.sent.Load(), senders.refused.Load(), senders.skipped.Load()
-	for {
-		res.Stored = pt.Received() - received0
-		res.Drain = time.Since(sendEnd)
-		if res.Drained = res.Stored >= res.Sent; res.Drained || res.Drain > drainLimit {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	res.Stored, res.Drain, res.Drained = waitDelivered(func() int64 { return pt.Received() - received0 }, res.Sent, sendEnd,
+		drainLimit, 50*time.Millisecond)
 	cancel()
 	sampler.summarize(&res, sendEnd)
 	res.Sustained = float64(res.Stored) / (res.Duration + res.Drain).Seconds()

@@ -534,15 +534,6 @@ func (r *sensorReceiver) appendOpen(e *sensor.OpenEvent) {
 	r.putAttribution(a, e.CgroupID, r.attribute(e.CgroupV2, e.CgroupV1))
 }
 
-// joinStringers joins with "; ": the refusals' reasons hold commas.
-func joinStringers[T fmt.Stringer](xs []T) string {
-	s := make([]string, len(xs))
-	for i, x := range xs {
-		s[i] = x.String()
-	}
-	return strings.Join(s, "; ")
-}
-
 func (r *sensorReceiver) health(ctx context.Context) {
 	st, err := r.sensor.Stats()
 	if err != nil {
@@ -566,7 +557,7 @@ func (r *sensorReceiver) health(ctx context.Context) {
 		a.PutStr(records.AttrSensorOpenHook, string(h))
 	}
 	if refused := r.sensor.Refused(); len(refused) > 0 {
-		a.PutStr(records.AttrSensorHooksRefused, joinStringers(refused))
+		a.PutStr(records.AttrSensorHooksRefused, sensor.JoinRefusals(refused))
 	}
 	r.mu.Unlock()
 	r.flush(ctx)

@@ -92,10 +92,11 @@ func chooseOpenHook(want OpenHook, try func(OpenHook) error) (OpenHook, []Refusa
 		return "", refused, fmt.Errorf("open_hook %s: the kernel does not allow %s: %s (set open_hook: auto to fall back to the hooks it allows)",
 			want, want.Where(), refused[0].Reason)
 	}
-	return "", refused, fmt.Errorf("no open hook is allowed by the kernel: %s", joinRefusals(refused))
+	return "", refused, fmt.Errorf("no open hook is allowed by the kernel: %s", JoinRefusals(refused))
 }
 
-func joinRefusals(rs []Refusal) string {
+// JoinRefusals lists refusals "; "-separated: their reasons hold commas.
+func JoinRefusals(rs []Refusal) string {
 	s := make([]string, len(rs))
 	for i, r := range rs {
 		s[i] = r.String()
@@ -167,10 +168,14 @@ func readSecurityfs(name string) (string, error) {
 	return string(b), nil
 }
 
+// trampoline says whether the hook's program goes through a BPF trampoline: the kinds of program a kernel may
+// refuse where it allows the tracepoints, so a refusal is a fallback's reason rather than a start error.
+func (h OpenHook) trampoline() bool { return h == OpenHookLSM || h == OpenHookFexit }
+
 // explainRefusal says why the kernel refused a trampoline program, with what its state suggests. (cilium/ebpf's
 // own wording for EPERM blames RLIMIT_MEMLOCK, which Open has already lifted.)
 func explainRefusal(h OpenHook, err error) error {
-	if h == OpenHookTracepoint || !errors.Is(err, unix.EPERM) {
+	if !h.trampoline() || !errors.Is(err, unix.EPERM) {
 		return err
 	}
 	msg := "the kernel refused to load the program (operation not permitted)"

@@ -261,13 +261,13 @@ func (s *Sensor) load(spec *ebpf.CollectionSpec, open OpenHook) error {
 func loadError(open OpenHook, err error) error {
 	var ve *ebpf.VerifierError
 	if errors.As(err, &ve) {
-		if open != "" && open != OpenHookTracepoint {
+		if open.trampoline() {
 			// A fallback's reason: the verifier's last lines, not its whole log.
 			return fmt.Errorf("the kernel's verifier refused the program: %v", ve)
 		}
 		return fmt.Errorf("loading the sensor programs: the kernel's verifier refused them (kernel %s): %+v", KernelRelease(), ve)
 	}
-	if open != "" && open != OpenHookTracepoint {
+	if open.trampoline() {
 		return explainRefusal(open, err)
 	}
 	return fmt.Errorf("loading the sensor programs (kernel %s): %w", KernelRelease(), err)
@@ -280,10 +280,11 @@ func (s *Sensor) attach(open OpenHook) error {
 	}
 	s.links = append(s.links, l)
 	s.attached = append(s.attached, "exec:tp_btf/sched_process_exec")
+	if open == "" {
+		return nil
+	}
 	prog := s.progs.Programs[open.program()]
 	switch open {
-	case "":
-		return nil
 	case OpenHookLSM:
 		l, err = link.AttachLSM(link.LSMOptions{Program: prog})
 	case OpenHookFexit:
