@@ -32,7 +32,7 @@ HELM_LDFLAGS    := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
 	-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$(HELM_K8S_MINOR) \
 	-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$(HELM_K8S_MINOR)
 
-.PHONY: all build test unit e2e load generate dist run demo bench bench-peers bench-pipeline lint fmt vet staticcheck clean kube-apiserver kubectl helm
+.PHONY: all build test unit e2e load generate dist run demo bench bench-peers bench-pipeline bench-inventory contrib-collector lint fmt vet staticcheck clean kube-apiserver kubectl helm
 
 all: build
 
@@ -157,6 +157,30 @@ PIPELINE_ARGS ?= -vs.rates=10000,20000,40000 -vs.rounds=3 -vs.duration=20s
 bench-pipeline: dist
 	RUNTRUST_OTELCOL=$(CURDIR)/$(DIST_BIN) $(GO) test -count=1 -run='^TestPipelineVsPassThrough$$' -timeout 60m -v ./testbed/ \
 		-args $(PIPELINE_ARGS) -vs.out=$(CURDIR)/_build/bench-pipeline.md
+
+## bench-inventory: runtrust's k8sinventory receiver against contrib's k8sobjects and k8s_cluster receivers on one
+## kube-apiserver holding 10,000 pods, each in a collector of its own, alternating rounds (testbed/inventory.go;
+## ~15 min with the populate; the table goes to _build/bench-inventory.md and docs/performance.md).
+## INVENTORY_ARGS: -inv.rounds (3), -inv.steady (30s).
+INVENTORY_ARGS ?= -inv.rounds=3
+bench-inventory: dist kube-apiserver contrib-collector
+	RUNTRUST_OTELCOL=$(CURDIR)/$(DIST_BIN) RUNTRUST_KUBE_APISERVER=$(KUBE_APISERVER) RUNTRUST_CONTRIB_OTELCOL=$(CONTRIB_OTELCOL) \
+		$(GO) test -count=1 -run='^$$' -bench='^BenchmarkInventoryVsContrib$$' -benchtime=1x -timeout 90m -v ./testbed/ \
+		-args $(INVENTORY_ARGS) -inv.out=$(CURDIR)/_build/bench-inventory.md
+
+## contrib-collector: the contrib side distribution (testbed/contrib/builder-config-v0.111.0.yaml: k8sobjects and
+## k8s_cluster at v0.111.0, the one k8sobjectsreceiver version the module proxy serves), built with ocb of that
+## line into the cache once per machine (6 min 33 s measured here).
+CONTRIB_VERSION := v0.111.0
+CONTRIB_OTELCOL ?= $(HOME)/.cache/runtrust/otelcol-contrib-k8s-$(CONTRIB_VERSION)
+contrib-collector: $(CONTRIB_OTELCOL)
+
+$(CONTRIB_OTELCOL): testbed/contrib/builder-config-$(CONTRIB_VERSION).yaml
+	rm -rf $(CURDIR)/_build/contrib-$(CONTRIB_VERSION)
+	$(GO) run go.opentelemetry.io/collector/cmd/builder@$(CONTRIB_VERSION) --config $< \
+		--output-path $(CURDIR)/_build/contrib-$(CONTRIB_VERSION)
+	mkdir -p $(dir $@)
+	mv $(CURDIR)/_build/contrib-$(CONTRIB_VERSION)/otelcol-contrib-k8s $@
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -count=6 ./internal/... ./processors/...

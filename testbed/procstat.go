@@ -63,23 +63,28 @@ func ParseProcStat(line string) (ProcStat, error) {
 }
 
 // ParseRSS returns VmRSS of a /proc/<pid>/status in bytes. A kernel thread has no VmRSS: that is an error.
-func ParseRSS(status string) (uint64, error) {
+func ParseRSS(status string) (uint64, error) { return parseStatusSize(status, "VmRSS") }
+
+// ParsePeakRSS returns VmHWM (the resident set's high-water mark) of a /proc/<pid>/status in bytes.
+func ParsePeakRSS(status string) (uint64, error) { return parseStatusSize(status, "VmHWM") }
+
+func parseStatusSize(status, field string) (uint64, error) {
 	for _, line := range strings.Split(status, "\n") {
-		v, ok := strings.CutPrefix(line, "VmRSS:")
+		v, ok := strings.CutPrefix(line, field+":")
 		if !ok {
 			continue
 		}
 		f := strings.Fields(v)
 		if len(f) != 2 || f[1] != "kB" {
-			return 0, fmt.Errorf("proc status: VmRSS %q, want \"<n> kB\"", strings.TrimSpace(v))
+			return 0, fmt.Errorf("proc status: %s %q, want \"<n> kB\"", field, strings.TrimSpace(v))
 		}
 		kb, err := strconv.ParseUint(f[0], 10, 64)
 		if err != nil || kb > 1<<44 {
-			return 0, fmt.Errorf("proc status: VmRSS %q is not a size in kB", f[0])
+			return 0, fmt.Errorf("proc status: %s %q is not a size in kB", field, f[0])
 		}
 		return kb * 1024, nil
 	}
-	return 0, errors.New("proc status: no VmRSS line")
+	return 0, fmt.Errorf("proc status: no %s line", field)
 }
 
 // Usage is a process group's CPU and memory at one moment.

@@ -69,6 +69,17 @@ func TestParseRSS(t *testing.T) {
 	}
 }
 
+// TestParsePeakRSS reads the high-water mark, not the current resident set beside it.
+func TestParsePeakRSS(t *testing.T) {
+	got, err := ParsePeakRSS("Name:\totelcol\nVmHWM:\t  322000 kB\nVmRSS:\t   87000 kB\n")
+	if err != nil || got != 322000*1024 {
+		t.Fatalf("got %d, %v; want %d", got, err, 322000*1024)
+	}
+	if _, err := ParsePeakRSS("VmRSS:\t 87000 kB\n"); err == nil || !strings.Contains(err.Error(), "no VmHWM") {
+		t.Fatalf("error %v, want one naming the missing VmHWM", err)
+	}
+}
+
 // TestReadUsageSelf reads this test process: it has used CPU and holds memory, and a busy loop shows up.
 func TestReadUsageSelf(t *testing.T) {
 	a, err := ReadUsage(os.Getpid(), false)

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,26 +20,11 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/receiver/receivertest"
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	clientfeatures "k8s.io/client-go/features"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/runtrust/runtrust/internal/k8sconfig"
 	"github.com/runtrust/runtrust/internal/kubetest"
 	"github.com/runtrust/runtrust/receivers/k8sinventoryreceiver/internal/metadata"
-)
-
-// The benchmark's cluster: 1,000 Deployments with a ReplicaSet each and 10 pods each, in 10 namespaces, on
-// 100 nodes. Pods look like real ones: two containers with env, resources, probes, mounts, labels and
-// annotations, four conditions and running container statuses with imageIDs, and managedFields.
-const (
-	benchNamespaces  = 10
-	benchDeployments = 1000
-	benchPodsPerDep  = 10
-	benchNodes       = 100
 )
 
 // envReceiverProcess makes the test binary run one receiver and report (see TestReceiverProcess).
@@ -65,14 +49,15 @@ type benchResult struct {
 func BenchmarkFirstSnapshot10kPods(b *testing.B) {
 	c := kubetest.Start(b)
 	start := time.Now()
-	populate(b, c)
-	b.Logf("populated %d pods, %d deployments, %d nodes in %s", benchDeployments*benchPodsPerDep, benchDeployments,
-		benchNodes, time.Since(start).Round(time.Second))
-	for _, mode := range []string{"trimmed", "full-objects", "trimmed-paged-list"} {
+	shape := kubetest.BenchShape
+	kubetest.Populate(b, c, shape)
+	b.Logf("populated %d pods, %d deployments, %d nodes in %s", shape.Pods(), shape.Deployments, shape.Nodes,
+		time.Since(start).Round(time.Second))
+	for _, mode := range []string{"trimmed", "full-objects"} {
 		b.Run(mode, func(b *testing.B) {
 			var rs []benchResult
 			for i := 0; i < b.N; i++ {
-				rs = append(rs, runReceiverProcess(b, c.Kubeconfig, mode == "full-objects", mode == "trimmed-paged-list"))
+				rs = append(rs, runReceiverProcess(b, c.Kubeconfig, mode == "full-objects"))
 			}
 			med := func(f func(benchResult) float64) float64 {
 				v := make([]float64, len(rs))
@@ -93,15 +78,11 @@ func BenchmarkFirstSnapshot10kPods(b *testing.B) {
 	}
 }
 
-// runReceiverProcess runs one receiver in a child process. full turns the transforms off; noWatchList makes
-// client-go list the initial state in pages instead of streaming it (KUBE_FEATURE_WatchListClient=false).
-func runReceiverProcess(b *testing.B, kubeconfig string, full, noWatchList bool) benchResult {
+// runReceiverProcess runs one receiver in a child process; full turns the transforms off.
+func runReceiverProcess(b *testing.B, kubeconfig string, full bool) benchResult {
 	b.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestReceiverProcess$", "-test.count=1")
 	cmd.Env = append(os.Environ(), envReceiverProcess+"="+kubeconfig, "RUNTRUST_K8SINVENTORY_BENCH_FULL="+strconv.FormatBool(full))
-	if noWatchList {
-		cmd.Env = append(cmd.Env, "KUBE_FEATURE_WatchListClient=false")
-	}
 	out, err := cmd.CombinedOutput()
 	require.NoError(b, err, "%s", out)
 	if path := os.Getenv("RUNTRUST_K8SINVENTORY_BENCH_CHILD_LOG"); path != "" {
@@ -180,127 +161,4 @@ func procStatusMB(t *testing.T, field string) float64 {
 	}
 	t.Fatalf("no %s in /proc/self/status", field)
 	return 0
-}
-
-// populate creates the benchmark's cluster through the API, with 8 concurrent clients.
-func populate(b *testing.B, c *kubetest.Cluster) {
-	b.Helper()
-	rc := c.RESTConfig()
-	rc.QPS = -1 // no client-side rate limit
-	admin, err := kubernetes.NewForConfig(rc)
-	require.NoError(b, err)
-	ctx := context.Background()
-	work := make(chan func() error)
-	var wg sync.WaitGroup
-	var firstErr atomic.Value
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for f := range work {
-				if err := f(); err != nil {
-					firstErr.CompareAndSwap(nil, err)
-				}
-			}
-		}()
-	}
-	for i := range benchNodes {
-		work <- func() error {
-			n := node(fmt.Sprintf("node-%03d", i), "", "v1.34.2")
-			st := n.Status
-			n, err := admin.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{})
-			if err != nil {
-				return err
-			}
-			n.Status = st
-			_, err = admin.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
-			return err
-		}
-	}
-	for i := range benchNamespaces {
-		_, err := admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("ns-%02d", i)}}, metav1.CreateOptions{})
-		require.NoError(b, err)
-	}
-	for d := range benchDeployments {
-		work <- func() error {
-			ns, name := fmt.Sprintf("ns-%02d", d%benchNamespaces), fmt.Sprintf("app-%04d", d)
-			tmpl := benchTemplate(name, d)
-			dep := deployment(ns, name, "", "x")
-			dep.ObjectMeta = metav1.ObjectMeta{Name: name, Namespace: ns, Labels: tmpl.Labels}
-			dep.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}}
-			dep.Spec.Template = tmpl
-			dep, err := admin.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{})
-			if err != nil {
-				return err
-			}
-			rs := replicaSetSpec(name+"-7f9c5d", ctrl(kindDeployment, name, string(dep.UID)), tmpl)
-			rs.Namespace = ns
-			rs, err = admin.AppsV1().ReplicaSets(ns).Create(ctx, rs, metav1.CreateOptions{})
-			if err != nil {
-				return err
-			}
-			for p := range benchPodsPerDep {
-				pd := podSpec(fmt.Sprintf("%s-%05d", rs.Name, p), ctrl(kindReplicaSet, rs.Name, string(rs.UID)), tmpl)
-				pd.Namespace = ns
-				pd.Spec.NodeName = fmt.Sprintf("node-%03d", (d*benchPodsPerDep+p)%benchNodes)
-				pd, err := admin.CoreV1().Pods(ns).Create(ctx, pd, metav1.CreateOptions{})
-				if err != nil {
-					return err
-				}
-				st := running(pd, time.Now(), "docker-pullable://ghcr.io/acme/"+name+"@"+sha1, "registry.corp.example/envoy@"+sha2)
-				st.Status.Conditions = []corev1.PodCondition{
-					{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()},
-					{Type: corev1.PodInitialized, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()},
-					{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()},
-					{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()},
-				}
-				st.Status.HostIP, st.Status.PodIP = "10.0.0.1", fmt.Sprintf("10.1.%d.%d", p, d%250)
-				st.Status.QOSClass = corev1.PodQOSBurstable
-				if _, err := admin.CoreV1().Pods(ns).UpdateStatus(ctx, st, metav1.UpdateOptions{}); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-	}
-	close(work)
-	wg.Wait()
-	if err, ok := firstErr.Load().(error); ok {
-		b.Fatal(err)
-	}
-}
-
-func benchTemplate(name string, i int) corev1.PodTemplateSpec {
-	env := make([]corev1.EnvVar, 8)
-	for j := range env {
-		env[j] = corev1.EnvVar{Name: fmt.Sprintf("SETTING_%d", j), Value: fmt.Sprintf("value-%d-%d", i, j)}
-	}
-	res := corev1.ResourceRequirements{
-		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")},
-		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
-	}
-	probe := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}},
-		PeriodSeconds: 10}
-	mounts := []corev1.VolumeMount{{Name: "config", MountPath: "/etc/app"}, {Name: "data", MountPath: "/var/lib/app"}}
-	return corev1.PodTemplateSpec{
-		ObjectMeta: metav1.ObjectMeta{
-			Labels: map[string]string{"app": name, "team": "team-" + strconv.Itoa(i%20), "tier": "backend",
-				"app.kubernetes.io/version": "1.0." + strconv.Itoa(i%7)},
-			Annotations: map[string]string{"prometheus.io/scrape": "true", "prometheus.io/port": "9090"},
-		},
-		Spec: corev1.PodSpec{
-			Containers: []corev1.Container{
-				{Name: "app", Image: "ghcr.io/acme/" + name + ":1.0", ImagePullPolicy: corev1.PullIfNotPresent,
-					Env: env, Resources: res, LivenessProbe: probe, ReadinessProbe: probe, VolumeMounts: mounts,
-					Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}, {Name: "metrics", ContainerPort: 9090}}},
-				{Name: "envoy", Image: "registry.corp.example/envoy:v1.31", ImagePullPolicy: corev1.PullIfNotPresent,
-					Args: []string{"--config-path", "/etc/envoy/envoy.yaml", "--log-level", "warn"}, Resources: res},
-			},
-			Volumes: []corev1.Volume{
-				{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-					LocalObjectReference: corev1.LocalObjectReference{Name: name + "-config"}}}},
-				{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-			},
-		},
-	}
 }

@@ -11,6 +11,9 @@ import (
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
 	"go.opentelemetry.io/otel/metric"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
@@ -143,46 +146,52 @@ func (r *inventoryReceiver) buildInformers() {
 	r.rsByNS = map[string]cache.SharedIndexInformer{}
 	r.jobByNS = map[string]cache.SharedIndexInformer{}
 	var opts []informers.SharedInformerOption
+	var keep cache.TransformFunc // what a listed object becomes; nil keeps the API object
 	if !r.cfg.keepFullObjects {
 		opts = append(opts, informers.WithTransform(trim))
+		keep = trim
 	}
 	// Nodes are cluster-scoped: one informer, from a factory of its own when namespaces are listed.
 	clusterFactory := informers.NewSharedInformerFactoryWithOptions(r.client, 0, opts...)
 	r.factories = append(r.factories, clusterFactory)
-	r.add(kindNode, clusterFactory.Core().V1().Nodes().Informer())
+	r.add(kindNode, pagedInformer(clusterFactory, r.client, &corev1.Node{}, r.client.CoreV1().Nodes(), nil, keep))
 
 	if len(r.cfg.Namespaces.Include) > 0 {
 		for _, ns := range r.cfg.Namespaces.Include {
-			r.addNamespaced(ns, append(opts, informers.WithNamespace(ns))...)
+			r.addNamespaced(ns, nil, keep, opts...)
 		}
 		return
 	}
+	var tweak func(*metav1.ListOptions)
 	if len(r.cfg.Namespaces.Exclude) > 0 {
 		sel := make([]fields.Selector, len(r.cfg.Namespaces.Exclude))
 		for i, ns := range r.cfg.Namespaces.Exclude {
 			sel[i] = fields.OneTermNotEqualSelector("metadata.namespace", ns)
 		}
 		selector := fields.AndSelectors(sel...).String()
-		opts = append(opts, informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = selector }))
+		tweak = func(o *metav1.ListOptions) { o.FieldSelector = selector }
 	}
-	r.addNamespaced("", opts...)
+	r.addNamespaced("", tweak, keep, opts...)
 }
 
-// addNamespaced adds the informers of the namespaced kinds, from one factory for namespace ns ("" for all).
-func (r *inventoryReceiver) addNamespaced(ns string, opts ...informers.SharedInformerOption) {
+// addNamespaced adds the informers of the namespaced kinds, from one factory for namespace ns ("" for all);
+// tweak, when set, narrows what they list and watch; keep is what a listed object becomes.
+func (r *inventoryReceiver) addNamespaced(ns string, tweak func(*metav1.ListOptions), keep cache.TransformFunc,
+	opts ...informers.SharedInformerOption) {
 	f := informers.NewSharedInformerFactoryWithOptions(r.client, 0, opts...)
 	r.factories = append(r.factories, f)
-	r.add(kindPod, f.Core().V1().Pods().Informer())
-	r.add(kindDeployment, f.Apps().V1().Deployments().Informer())
-	rs := f.Apps().V1().ReplicaSets().Informer()
+	c, apps, batch := r.client.CoreV1(), r.client.AppsV1(), r.client.BatchV1()
+	r.add(kindPod, pagedInformer(f, r.client, &corev1.Pod{}, c.Pods(ns), tweak, keep))
+	r.add(kindDeployment, pagedInformer(f, r.client, &appsv1.Deployment{}, apps.Deployments(ns), tweak, keep))
+	rs := pagedInformer(f, r.client, &appsv1.ReplicaSet{}, apps.ReplicaSets(ns), tweak, keep)
 	r.add(kindReplicaSet, rs)
 	r.rsByNS[ns] = rs
-	r.add(kindStatefulSet, f.Apps().V1().StatefulSets().Informer())
-	r.add(kindDaemonSet, f.Apps().V1().DaemonSets().Informer())
-	job := f.Batch().V1().Jobs().Informer()
+	r.add(kindStatefulSet, pagedInformer(f, r.client, &appsv1.StatefulSet{}, apps.StatefulSets(ns), tweak, keep))
+	r.add(kindDaemonSet, pagedInformer(f, r.client, &appsv1.DaemonSet{}, apps.DaemonSets(ns), tweak, keep))
+	job := pagedInformer(f, r.client, &batchv1.Job{}, batch.Jobs(ns), tweak, keep)
 	r.add(kindJob, job)
 	r.jobByNS[ns] = job
-	r.add(kindCronJob, f.Batch().V1().CronJobs().Informer())
+	r.add(kindCronJob, pagedInformer(f, r.client, &batchv1.CronJob{}, batch.CronJobs(ns), tweak, keep))
 }
 
 func (r *inventoryReceiver) add(kind string, inf cache.SharedIndexInformer) {
