@@ -187,6 +187,13 @@ func (e *runtimeExporter) enrolLoop(ctx context.Context) bool {
 			e.log.Error("enrolment refused: records stay queued until the cluster is enrolled; configure a join key the service accepts (join_key) or a token",
 				zap.Error(err))
 			wait = max(e.cfg.RetryConfig.MaxInterval, time.Second)
+		case codes.FailedPrecondition:
+			// The service refuses this collector as things stand (a sensor beyond its cluster's node
+			// entitlement) and says why; that can change without a change here, so the enrolment is retried.
+			wait = max(e.cfg.RetryConfig.MaxInterval, time.Second)
+			e.log.Error("the runtime service refused this collector's enrolment: "+status.Convert(err).Message()+
+				"; records stay queued (and are dropped when the queue is full) until it is accepted, enrolment is retried",
+				zap.String("collector_id", e.cfg.CollectorID), zap.Duration("retry_in", wait))
 		default:
 			e.log.Warn("enrolment failed; retrying", zap.Error(err), zap.Duration("retry_in", wait))
 			delay = min(delay*2, max(e.cfg.RetryConfig.MaxInterval, time.Second))

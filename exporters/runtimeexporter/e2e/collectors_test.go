@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
 
 	"github.com/runtrust/runtrust/exporters/runtimeexporter"
 	"github.com/runtrust/runtrust/internal/pgtest"
@@ -121,4 +122,57 @@ func collectorModes(t *testing.T, dsn string) map[string]string {
 		return err
 	})
 	return out
+}
+
+// TestSensorBeyondTheNodeEntitlementIsRefusedAndSaysSo: the runtime service entitles every cluster to one node.
+// The first sensor's exporter enrols and delivers; the second's is refused, logs the service's reason as an
+// error and keeps its records queued, retrying; the first keeps delivering meanwhile.
+func TestSensorBeyondTheNodeEntitlementIsRefusedAndSaysSo(t *testing.T) {
+	dsn := pgtest.DB(t)
+	svc := startService(t, dsn, "-node-entitlement", "1")
+	ctx := context.Background()
+	cfgOf := func(id string) *runtimeexporter.Config {
+		cfg := runtimeConfig(svc.addr)
+		cfg.CollectorID, cfg.Mode = id, runtimeexporter.ModeImpact
+		return cfg
+	}
+	first := startCollector(t, runtimeexporter.NewFactory(), cfgOf("node-1"), t.TempDir())
+	defer first.stop()
+	if err := first.exp.ConsumeLogs(ctx, testbed.ExecRecords(0, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	waitForDistinct(t, dsn, 1000, time.Minute)
+
+	second := startCollector(t, runtimeexporter.NewFactory(), cfgOf("node-2"), t.TempDir())
+	defer second.stop()
+	if err := second.exp.ConsumeLogs(ctx, testbed.ExecRecords(1000, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	const reason = `the runtime service refused this collector's enrolment: cluster "e2e" is entitled to 1 node and 1 sensor is enrolled: ` +
+		`sensor "node-2" refused (raise the entitlement, or remove a node's sensor`
+	deadline := time.Now().Add(30 * time.Second)
+	for second.logs.FilterMessageSnippet(reason).Len() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the refused sensor's exporter did not log the reason twice (refused, retried, refused) within 30 s: %v", second.logs.All())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, l := range second.logs.FilterMessageSnippet(reason).All() {
+		if l.Level != zap.ErrorLevel {
+			t.Fatalf("the refusal is logged at %s; want error", l.Level)
+		}
+	}
+	if n := second.logs.FilterMessage("cluster enrolled").Len(); n != 0 {
+		t.Fatalf("the refused sensor enrolled %d times", n)
+	}
+	// The enrolled sensor is not disturbed.
+	if err := first.exp.ConsumeLogs(ctx, testbed.ExecRecords(2000, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitForDistinct(t, dsn, 2000, time.Minute); got.distinct != 2000 {
+		t.Fatalf("%d distinct events stored; want the enrolled sensor's 2000 and none of the refused one's", got.distinct)
+	}
+	if n := len(collectorModes(t, dsn)); n != 1 {
+		t.Fatalf("%d collectors heartbeat; want the one enrolled", n)
+	}
 }

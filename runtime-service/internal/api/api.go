@@ -370,22 +370,38 @@ type Sensors struct {
 
 // Cluster is an enrolled cluster.
 type Cluster struct {
-	UID              string     `json:"uid"`
-	Name             string     `json:"name"`
-	EnrolledAt       time.Time  `json:"enrolled_at"`
-	HeartbeatAt      *time.Time `json:"heartbeat_at"`
-	LastIngestAt     *time.Time `json:"last_ingest_at"`
-	CollectorVersion *string    `json:"collector_version"`
-	Mode             *string    `json:"mode"`
-	ReportedNodes    int        `json:"reported_nodes"`
-	Nodes            int        `json:"nodes"`
-	Sensors          Sensors    `json:"sensors"`
+	UID              string      `json:"uid"`
+	Name             string      `json:"name"`
+	EnrolledAt       time.Time   `json:"enrolled_at"`
+	HeartbeatAt      *time.Time  `json:"heartbeat_at"`
+	LastIngestAt     *time.Time  `json:"last_ingest_at"`
+	CollectorVersion *string     `json:"collector_version"`
+	Mode             *string     `json:"mode"`
+	ReportedNodes    int         `json:"reported_nodes"`
+	Nodes            int         `json:"nodes"`
+	Sensors          Sensors     `json:"sensors"`
+	Entitlement      Entitlement `json:"entitlement"`
+}
+
+// Entitlement is a cluster's licensed node count and its use (docs/runtime-service.md, "Entitlement").
+type Entitlement struct {
+	Nodes             *int       `json:"nodes"` // null: unlimited
+	NodesUsed         int        `json:"nodes_used"`
+	SensorsRefused    int        `json:"sensors_refused"`
+	LastRefusedSensor *string    `json:"last_refused_sensor"`
+	LastRefusedAt     *time.Time `json:"last_refused_at"`
 }
 
 func clusterOf(c store.ClusterSummary) Cluster {
+	ent := Entitlement{NodesUsed: c.NodesUsed, SensorsRefused: c.SensorsRefused, LastRefusedSensor: orNull(c.LastRefusedSensor),
+		LastRefusedAt: c.LastRefusedAt}
+	if c.EntitledNodes > 0 {
+		n := c.EntitledNodes
+		ent.Nodes = &n
+	}
 	return Cluster{UID: c.UID, Name: c.Name, EnrolledAt: c.EnrolledAt, HeartbeatAt: c.HeartbeatAt, LastIngestAt: c.LastIngestAt,
 		CollectorVersion: orNull(c.CollectorVersion), Mode: orNull(c.Mode), ReportedNodes: c.ReportedNodes, Nodes: c.Nodes,
-		Sensors: Sensors{Reporting: c.SensorsReporting, Stale: c.SensorsStale, EventsDropped: c.EventsDropped}}
+		Sensors: Sensors{Reporting: c.SensorsReporting, Stale: c.SensorsStale, EventsDropped: c.EventsDropped}, Entitlement: ent}
 }
 
 func (h *Handler) listClusters(w http.ResponseWriter, r *http.Request) {

@@ -16,6 +16,7 @@ import (
 	"github.com/runtrust/runtrust/internal/wire"
 	"github.com/runtrust/runtrust/runtime-service/internal/auth"
 	"github.com/runtrust/runtrust/runtime-service/internal/correlate"
+	"github.com/runtrust/runtrust/runtime-service/internal/entitlement"
 	"github.com/runtrust/runtrust/runtime-service/internal/ingest"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
 	"github.com/runtrust/runtrust/runtime-service/internal/vulndb"
@@ -55,6 +56,9 @@ type Config struct {
 	Registries []correlate.Registry
 	// SensorStaleAfter: a sensor without a health record this long is stale. Zero: three of its intervals.
 	SensorStaleAfter time.Duration
+	// NodeEntitlement is each cluster's licensed node count: how many nodes' sensors it may enrol
+	// (internal/entitlement; docs/runtime-service.md, "Entitlement"). The zero value is unlimited.
+	NodeEntitlement entitlement.Nodes
 
 	// Vulnerabilities configures vulnerability scanning of the running images (internal/vulnscan); no
 	// database: off.
@@ -211,6 +215,11 @@ var settings = []setting{
 			return nil
 		}
 		return setDuration(&c.SensorStaleAfter, "sensor-stale-after", v, time.Second, 30*24*time.Hour, "auto or a duration from 1s to 30d")
+	}},
+	{"node-entitlement", "RUNTRUST_NODE_ENTITLEMENT", "", "licensed nodes per cluster, comma-separated: a count for every cluster and cluster=count for the cluster of that name or uid (\"50,prod-eu=3\"); a sensor enrolling beyond its cluster's count is refused; 0 or none: unlimited", func(c *Config, v string) error {
+		n, err := entitlement.Parse(v)
+		c.NodeEntitlement = n
+		return err
 	}},
 	{"vulnerability-db", "RUNTRUST_VULNERABILITY_DB", "", "offline vulnerability database mirror(s) to match running images against, comma-separated kind:path (osv:/mirror/osv for OSV JSON files or all.zip files, trivy:/mirror/trivy.db); empty: no vulnerability scanning", func(c *Config, v string) error {
 		dbs, err := parseDatabases(v)

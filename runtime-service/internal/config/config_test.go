@@ -19,7 +19,8 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.GRPCListen != "localhost:4319" || c.HTTPListen != "localhost:8080" || c.DatabaseURL != "" || c.PGDataDir != ".run/pg" ||
 		c.Retention != 10*24*time.Hour || c.Limits.MaxRequestBytes != 8<<20 || c.Limits.RecordsPerSecond != 20000 ||
-		c.Limits.Burst != 100000 || c.LogFormat != "json" || c.ShutdownTimeout != 30*time.Second || len(c.JoinKeys) != 0 {
+		c.Limits.Burst != 100000 || c.LogFormat != "json" || c.ShutdownTimeout != 30*time.Second || len(c.JoinKeys) != 0 ||
+		c.NodeEntitlement.Limited() {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -27,13 +28,21 @@ func TestDefaults(t *testing.T) {
 func TestFlagBeatsEnvBeatsDefault(t *testing.T) {
 	c, err := Parse([]string{"-retention", "36h"}, env(map[string]string{
 		"RUNTRUST_RETENTION": "3d", "RUNTRUST_HTTP_LISTEN": ":9090", "RUNTRUST_AUTH": "tokens", "RUNTRUST_JOIN_KEYS": "0123456789abcdef, fedcba9876543210,",
-		"RUNTRUST_MAX_REQUEST_BYTES": "512KiB",
+		"RUNTRUST_MAX_REQUEST_BYTES": "512KiB", "RUNTRUST_NODE_ENTITLEMENT": "50,prod-eu=3",
 	}), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Retention != 36*time.Hour || c.HTTPListen != ":9090" || len(c.JoinKeys) != 2 || c.JoinKeys[1] != "fedcba9876543210" || c.Limits.MaxRequestBytes != 512<<10 {
+	if c.Retention != 36*time.Hour || c.HTTPListen != ":9090" || len(c.JoinKeys) != 2 || c.JoinKeys[1] != "fedcba9876543210" || c.Limits.MaxRequestBytes != 512<<10 ||
+		c.NodeEntitlement.For("u1", "prod-eu") != 3 || c.NodeEntitlement.For("u2", "dev") != 50 {
 		t.Fatalf("%+v", c)
+	}
+	c, err = Parse([]string{"-node-entitlement", "lab=2"}, env(map[string]string{"RUNTRUST_NODE_ENTITLEMENT": "50,prod-eu=3"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NodeEntitlement.For("u", "lab") != 2 || c.NodeEntitlement.For("u", "prod-eu") != 0 {
+		t.Fatalf("the flag's entitlement replaces the variable's: %+v", c.NodeEntitlement)
 	}
 }
 
@@ -65,6 +74,8 @@ func TestErrorsNameTheSettingAndItsSource(t *testing.T) {
 		{[]string{"-sensor-stale-after", "0s"}, nil, "sensor-stale-after"},
 		{[]string{"-oidc-file", "/nonexistent/oidc.yaml"}, nil, "needs -auth tokens"},
 		{[]string{"-auth", "tokens", "-oidc-file", "/nonexistent/oidc.yaml"}, nil, "OIDC file: open /nonexistent/oidc.yaml"},
+		{[]string{"-node-entitlement", "50,prod-eu=three"}, nil, `-node-entitlement: node-entitlement entry "prod-eu=three": "three" is not a whole number of nodes`},
+		{nil, map[string]string{"RUNTRUST_NODE_ENTITLEMENT": "prod=1,prod=2"}, `RUNTRUST_NODE_ENTITLEMENT: node-entitlement entry "prod=2": cluster "prod" is given twice`},
 		{nil, map[string]string{"RUNTRUST_SENSOR_STALE_AFTER": "soon"}, "RUNTRUST_SENSOR_STALE_AFTER: sensor-stale-after \"soon\""},
 	}
 	for _, c := range cases {

@@ -338,7 +338,8 @@ func marshalResponse(r plogotlp.ExportResponse) (*grpcraw.Message, error) {
 	return &grpcraw.Message{B: b}, nil
 }
 
-// Enrol spends a join key for a cluster token.
+// Enrol spends a join key for a cluster token. A node's sensor new to its cluster beyond the cluster's node
+// entitlement gets FailedPrecondition saying so (store.EntitlementError).
 func (s *Server) Enrol(ctx context.Context, req *runtrustv1.EnrolRequest) (*runtrustv1.EnrolResponse, error) {
 	if s.enrolFailures.Tokens() < 1 {
 		return nil, status.Error(codes.ResourceExhausted, "too many failed enrolments lately; retry in a few seconds")
@@ -380,6 +381,13 @@ func (s *Server) enrol(ctx context.Context, req *runtrustv1.EnrolRequest) (*runt
 	if errors.Is(err, store.ErrJoinKeyInvalid) {
 		s.log.Warn("enrolment refused", "cluster_uid", req.GetClusterUid(), "collector_id", req.GetCollectorId(), "reason", err)
 		return nil, status.Error(codes.Unauthenticated, err.Error())
+	}
+	if errors.Is(err, store.ErrEntitlementExceeded) {
+		// FailedPrecondition: the request is right, the cluster's state refuses it until the entitlement is
+		// raised or a node's sensor removed; the exporter logs the message and keeps its records queued.
+		s.log.Warn("sensor refused by the node entitlement", "cluster_uid", req.GetClusterUid(), "cluster_name", name,
+			"collector_id", req.GetCollectorId(), "reason", err)
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
 	}
 	if err != nil {
 		return nil, storeStatus(err)

@@ -26,6 +26,7 @@ import (
 	"github.com/runtrust/runtrust/runtime-service/internal/auth"
 	"github.com/runtrust/runtrust/runtime-service/internal/config"
 	"github.com/runtrust/runtrust/runtime-service/internal/correlate"
+	"github.com/runtrust/runtrust/runtime-service/internal/entitlement"
 	"github.com/runtrust/runtrust/runtime-service/internal/httpmw"
 	"github.com/runtrust/runtrust/runtime-service/internal/ingest"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
@@ -101,7 +102,8 @@ func (s *Service) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, dsn, store.Options{Retention: s.cfg.Retention, SensorStaleAfter: s.cfg.SensorStaleAfter})
+	st, err := store.Open(ctx, dsn, store.Options{Retention: s.cfg.Retention, SensorStaleAfter: s.cfg.SensorStaleAfter,
+		Entitlement: s.cfg.NodeEntitlement})
 	if err != nil {
 		return err
 	}
@@ -136,7 +138,8 @@ func (s *Service) Start(ctx context.Context) (err error) {
 	s.startMaintenance(st, reg)
 	s.addrs = Addrs{GRPC: grpcLis.Addr().String(), HTTP: httpLis.Addr().String()}
 	s.log.Info("runtime service ready", "grpc", s.addrs.GRPC, "http", s.addrs.HTTP,
-		"database", redact(dsn), "retention", s.cfg.Retention.String(), "tls", tlsCfg != nil, "auth", string(s.cfg.AuthMode), "sign_in", s.cfg.OIDC != nil)
+		"database", redact(dsn), "retention", s.cfg.Retention.String(), "tls", tlsCfg != nil, "auth", string(s.cfg.AuthMode), "sign_in", s.cfg.OIDC != nil,
+		"node_entitlement", entitlementText(s.cfg.NodeEntitlement))
 	if s.cfg.AuthMode == auth.ModeNone {
 		s.log.Warn("HTTP API and UI WITHOUT AUTHENTICATION (development mode: a loopback address and no -auth): " +
 			"anyone on this machine can read every cluster's inventory and act as an admin; set -auth tokens to require API tokens (docs/security.md)")
@@ -387,4 +390,12 @@ func redact(dsn string) string {
 		return "(unparsable DSN)"
 	}
 	return fmt.Sprintf("postgres://%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
+}
+
+// entitlementText is the node entitlement for the start log line.
+func entitlementText(n entitlement.Nodes) string {
+	if !n.Limited() {
+		return "unlimited"
+	}
+	return n.String()
 }

@@ -81,12 +81,15 @@ func (s *Store) Enrol(ctx context.Context, joinKey, uid, name string) (token str
 // EnrolCollector returns a new token for one collector of the cluster uid (created if new). The join key binds
 // to the first cluster it enrols and then enrols any collector of that cluster and of no other: a leaked key
 // admits collectors to one cluster only, as a leaked token does. A collector that enrols again gets a new token
-// and its old one stops working; its cluster's other collectors keep theirs.
+// and its old one stops working; its cluster's other collectors keep theirs. A node's sensor new to its cluster
+// beyond the cluster's node entitlement is refused with an *EntitlementError (ErrEntitlementExceeded), and
+// nothing is written but the refusal (entitlement.go).
 func (s *Store) EnrolCollector(ctx context.Context, e Enrolment) (token string, c Cluster, err error) {
 	if e.CollectorID == "" {
 		e.CollectorID = LegacyCollector
 	}
 	token = NewSecret(TokenPrefix)
+	now := s.now()
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// The key's row is locked first, so sensors of a new cluster enrolling at once with a fresh key queue
 		// here: the first binds the key, the others find it bound to their cluster.
@@ -113,18 +116,47 @@ func (s *Store) EnrolCollector(ctx context.Context, e Enrolment) (token string, 
 		if err != nil {
 			return err
 		}
+		// The upsert above holds the cluster's row until commit: enrolments of one cluster count its sensors one
+		// after another, each seeing the ones before (entitlement.go).
+		sensor := SensorEnrolment(e)
+		if limit := s.opts.Entitlement.For(c.UID, c.Name); sensor && limit > 0 {
+			var known bool
+			var counted int
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM collectors WHERE cluster_id = $3 AND collector_id = $4),
+				(SELECT count(*) FROM collectors k WHERE k.cluster_id = $3 AND `+countedSensorSQL+`)::int`,
+				now, int64(s.opts.SensorStaleAfter), c.ID, e.CollectorID).Scan(&known, &counted); err != nil {
+				return err
+			}
+			if !known && counted >= limit {
+				return &EntitlementError{ClusterUID: c.UID, ClusterName: c.Name, CollectorID: e.CollectorID,
+					Entitled: limit, Enrolled: counted, StaleAfter: s.staleAfter(), clusterID: c.ID}
+			}
+		}
 		if _, err := tx.Exec(ctx, "UPDATE join_keys SET used_at = coalesce(used_at, now()), used_by = $1 WHERE key_hash = $2",
 			c.ID, Hash(e.JoinKey)); err != nil {
 			return err
 		}
+		if sensor {
+			if _, err := tx.Exec(ctx, "DELETE FROM sensor_refusals WHERE cluster_id = $1 AND collector_id = $2", c.ID, e.CollectorID); err != nil {
+				return err
+			}
+		}
 		// Replacing token_hash in place revokes exactly this collector's previous token.
 		return tx.QueryRow(ctx, `
-			INSERT INTO collectors (cluster_id, collector_id, mode, token_hash) VALUES ($1, $2, $3, $4)
+			INSERT INTO collectors (cluster_id, collector_id, mode, token_hash, enrolled_at) VALUES ($1, $2, $3, $4, $5)
 			ON CONFLICT (cluster_id, collector_id) DO UPDATE
-				SET token_hash = excluded.token_hash, mode = excluded.mode, enrolled_at = now()
-			RETURNING id, collector_id`, c.ID, e.CollectorID, e.Mode, Hash(token)).Scan(&c.Collector, &c.CollectorID)
+				SET token_hash = excluded.token_hash, mode = excluded.mode, enrolled_at = excluded.enrolled_at
+			RETURNING id, collector_id`, c.ID, e.CollectorID, e.Mode, Hash(token), now).Scan(&c.Collector, &c.CollectorID)
 	})
 	if err != nil {
+		var ent *EntitlementError
+		if errors.As(err, &ent) {
+			// The transaction rolled back: the refusal changed nothing. It is noted apart, for the API.
+			if rerr := s.recordRefusal(ctx, ent); rerr != nil {
+				return "", Cluster{}, fmt.Errorf("%w (the refusal could not be recorded: %v)", ent, rerr)
+			}
+			return "", Cluster{}, ent
+		}
 		if errors.Is(err, ErrJoinKeyInvalid) {
 			return "", Cluster{}, err
 		}

@@ -506,6 +506,15 @@ type ClusterSummary struct {
 	SensorsReporting int
 	SensorsStale     int
 	EventsDropped    int64
+	// EntitledNodes is the cluster's node entitlement (Options.Entitlement); 0 is unlimited. NodesUsed is the
+	// sensors that count against it (entitlement.go), which may exceed it: the entitlement was lowered, or a
+	// stale sensor came back.
+	EntitledNodes, NodesUsed int
+	// SensorsRefused is the sensors the entitlement refused within RefusalWindow that have not enrolled since;
+	// LastRefusedSensor and LastRefusedAt the newest of them ("" and nil when none).
+	SensorsRefused    int
+	LastRefusedSensor string
+	LastRefusedAt     *time.Time
 }
 
 // NodeInfo is a node with its sensor's health, if it has a sensor.
@@ -574,8 +583,16 @@ const clusterSummarySQL = `
 		(SELECT count(*) FROM sensor_health h WHERE h.cluster_id = c.id AND NOT ` + staleSQL + `)::int,
 		(SELECT count(*) FROM sensor_health h WHERE h.cluster_id = c.id AND ` + staleSQL + `)::int,
 		(SELECT coalesce(sum(events_dropped), 0) FROM sensor_health h WHERE h.cluster_id = c.id)::bigint,
+		(SELECT count(*) FROM collectors k WHERE k.cluster_id = c.id AND ` + countedSensorSQL + `)::int,
+		(SELECT count(*) FROM sensor_refusals r WHERE r.cluster_id = c.id AND r.last_at >= $1::timestamptz - interval '24 hours')::int, -- RefusalWindow
+		coalesce(lr.collector_id, ''), lr.last_at,
 		count(*) OVER ()
 	FROM clusters c
+	LEFT JOIN LATERAL (
+		SELECT r.collector_id, r.last_at FROM sensor_refusals r
+		WHERE r.cluster_id = c.id AND r.last_at >= $1::timestamptz - interval '24 hours' -- RefusalWindow
+		ORDER BY r.last_at DESC, r.collector_id LIMIT 1
+	) lr ON true
 	CROSS JOIN LATERAL (
 		SELECT max(k.heartbeat_at) AS heartbeat_at,
 			CASE WHEN bool_or(k.mode = 'impact') THEN 'impact' WHEN bool_or(k.mode = 'integrity') THEN 'integrity' ELSE '' END AS mode,
@@ -585,10 +602,13 @@ const clusterSummarySQL = `
 		WHERE k.heartbeat_at >= k.newest - interval '5 minutes' -- CollectorLiveWindow
 	) d`
 
-func scanClusterSummary(r pgx.Rows, total *int) (ClusterSummary, error) {
+// scanClusterSummary reads a clusterSummarySQL row; the entitlement is the configuration's, not the database's.
+func (s *Store) scanClusterSummary(r pgx.Rows, total *int) (ClusterSummary, error) {
 	var c ClusterSummary
 	err := r.Scan(&c.UID, &c.Name, &c.EnrolledAt, &c.HeartbeatAt, &c.LastIngestAt, &c.CollectorVersion, &c.Mode,
-		&c.ReportedNodes, &c.Nodes, &c.SensorsReporting, &c.SensorsStale, &c.EventsDropped, total)
+		&c.ReportedNodes, &c.Nodes, &c.SensorsReporting, &c.SensorsStale, &c.EventsDropped,
+		&c.NodesUsed, &c.SensorsRefused, &c.LastRefusedSensor, &c.LastRefusedAt, total)
+	c.EntitledNodes = s.opts.Entitlement.For(c.UID, c.Name)
 	return c, err
 }
 
@@ -599,7 +619,7 @@ func (s *Store) ListClusters(ctx context.Context, f Filter) (Page[ClusterSummary
 	}
 	a := args{s.now(), int64(s.opts.SensorStaleAfter)}
 	where := " WHERE " + allowedSQL("c.id", a.add(f.Allowed))
-	return collectPage(ctx, s, clusterSummarySQL+where+" ORDER BY c.name, c.uid LIMIT "+a.add(f.Limit)+" OFFSET "+a.add(f.Offset), a, scanClusterSummary)
+	return collectPage(ctx, s, clusterSummarySQL+where+" ORDER BY c.name, c.uid LIMIT "+a.add(f.Limit)+" OFFSET "+a.add(f.Offset), a, s.scanClusterSummary)
 }
 
 // GetCluster returns the cluster with this uid (or, failing that, name) and its live nodes.
@@ -612,7 +632,7 @@ func (s *Store) GetCluster(ctx context.Context, uidOrName string) (ClusterDetail
 func (s *Store) GetClusterIn(ctx context.Context, uidOrName string, allowed []string) (ClusterDetail, error) {
 	a := args{s.now(), int64(s.opts.SensorStaleAfter)}
 	page, err := collectPage(ctx, s, clusterSummarySQL+" WHERE (c.uid = $3 OR c.name = $3) AND "+allowedSQL("c.id", "$4")+
-		" ORDER BY c.uid = $3 DESC LIMIT 1", append(a, uidOrName, allowed), scanClusterSummary)
+		" ORDER BY c.uid = $3 DESC LIMIT 1", append(a, uidOrName, allowed), s.scanClusterSummary)
 	if err != nil {
 		return ClusterDetail{}, err
 	}

@@ -7,7 +7,8 @@
 //     ingest_events.go (aggregates, sensor health), copyevents.go (the raw events' binary COPY);
 //   - read model: query.go (images, clusters, workloads), artifacts.go, timeline.go, and the read halves of
 //     correlation.go and vulnerabilities.go, whose other halves the correlator and the scanner write with;
-//   - enrolment: enrolment.go (join keys, clusters, collectors and their tokens);
+//   - enrolment: enrolment.go (join keys, clusters, collectors and their tokens), entitlement.go (the node
+//     entitlement a sensor's enrolment is checked against);
 //   - retention: retention.go (event partitions, idempotency keys).
 package store
 
@@ -25,6 +26,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/tern/v2/migrate"
+
+	"github.com/runtrust/runtrust/runtime-service/internal/entitlement"
 )
 
 //go:embed migrations/*.sql
@@ -44,6 +47,9 @@ type Options struct {
 	// Committers bounds the group-commit transactions running at once (groupcommit.go). Zero:
 	// DefaultCommitters.
 	Committers int
+	// Entitlement is each cluster's licensed node count: EnrolCollector refuses a new sensor beyond it, the
+	// cluster summaries report it (entitlement.go). The zero value is unlimited.
+	Entitlement entitlement.Nodes
 }
 
 // Store is the Postgres store.

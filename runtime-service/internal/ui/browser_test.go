@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/runtrust/runtrust/internal/browsertest"
 	"github.com/runtrust/runtrust/internal/pgtest"
@@ -235,8 +237,16 @@ func seedEstate(t *testing.T, s *runningService) {
 // TestBrowserLiveAssessment drives the UI in headless Chromium against the real service (real Postgres, data
 // ingested over gRPC): the ranking, a filter, a stale tag's evidence and remediation, a stale sensor.
 func TestBrowserLiveAssessment(t *testing.T) {
-	s := startService(t, 2)
+	// prod is entitled to one node: node-a's sensor holds it (node-b's is stale and counts no more), so a new
+	// sensor, node-c, is refused over gRPC as the exporter would be. edge has no entry and no default: unlimited.
+	s := startService(t, 2, "-node-entitlement", "prod=1")
 	seedEstate(t, s)
+	_, err := runtrustv1.NewClusterServiceClient(s.grpc).Enrol(context.Background(), &runtrustv1.EnrolRequest{
+		JoinKey: joinKeyPrefix + "a", ClusterUid: "uid-prod", ClusterName: "prod", CollectorId: "node-c", Mode: runtrustv1.Mode_MODE_IMPACT})
+	if st := status.Convert(err); st.Code() != codes.FailedPrecondition ||
+		!strings.HasPrefix(st.Message(), `cluster "prod" is entitled to 1 node and 1 sensor is enrolled: sensor "node-c" refused (`) {
+		t.Fatalf("node-c's enrolment beyond prod's entitlement: %v", err)
+	}
 	ctx := browser(t)
 
 	// Images: the rows are in the API's ranking order.
@@ -338,6 +348,39 @@ func TestBrowserLiveAssessment(t *testing.T) {
 	}
 	if v := eval[string](t, ctx, `document.querySelector('[data-cluster="edge"] [data-mode]').dataset.mode`); v != "integrity" {
 		t.Fatalf("edge's mode: %q", v)
+	}
+
+	// The node entitlement: prod uses its one node, which the card says in numbers and with a warning, naming the
+	// refused sensor; edge is unlimited and warns of nothing.
+	type entitlementView struct{ State, Used, Entitled, Text, Warning, WarningState, Refused string }
+	entitlementOf := func(cluster string) entitlementView {
+		return eval[entitlementView](t, ctx, `(() => { const c = document.querySelector('[data-cluster="`+cluster+`"]');
+			const e = c.querySelector('[data-entitlement]'); const w = c.querySelector('h2 [data-entitlement-warning]');
+			const r = e && e.querySelector('[data-sensors-refused]');
+			return { State: e ? e.dataset.entitlement : '', Used: e ? e.dataset.nodesUsed : '', Entitled: e ? e.dataset.nodesEntitled : '',
+				Text: e ? e.textContent : '', Warning: w ? w.textContent : '', WarningState: w ? w.dataset.entitlementWarning : '',
+				Refused: r ? r.dataset.sensorsRefused : '' }; })()`)
+	}
+	prodEnt := entitlementOf("prod")
+	if prodEnt.State != "at" || prodEnt.Used != "1" || prodEnt.Entitled != "1" || !strings.HasPrefix(prodEnt.Text, "nodes: 1 / 1") ||
+		prodEnt.WarningState != "at" || !strings.Contains(prodEnt.Warning, "at its node entitlement") || prodEnt.Refused != "1" ||
+		!strings.Contains(prodEnt.Text, "1 sensor refused in 24 h; last node-c") {
+		t.Errorf("prod's entitlement on the page: %+v", prodEnt)
+	}
+	if edgeEnt := entitlementOf("edge"); edgeEnt.State != "unlimited" || edgeEnt.Text != "nodes: 0 / unlimited" || edgeEnt.Warning != "" || edgeEnt.Refused != "" {
+		t.Errorf("edge's entitlement on the page: %+v", edgeEnt)
+	}
+	var prodAPI struct {
+		Entitlement struct {
+			Nodes             *int    `json:"nodes"`
+			NodesUsed         int     `json:"nodes_used"`
+			SensorsRefused    int     `json:"sensors_refused"`
+			LastRefusedSensor *string `json:"last_refused_sensor"`
+		} `json:"entitlement"`
+	}
+	apiGet(t, s.base+"/api/v1/clusters/uid-prod", &prodAPI)
+	if e := prodAPI.Entitlement; e.Nodes == nil || *e.Nodes != 1 || e.NodesUsed != 1 || e.SensorsRefused != 1 || e.LastRefusedSensor == nil || *e.LastRefusedSensor != "node-c" {
+		t.Errorf("prod's entitlement in the API: %+v", e)
 	}
 
 	// prod's collectors: the stale sensor first, marked in words and by class, then the live ones by id, each

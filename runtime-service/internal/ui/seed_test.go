@@ -100,19 +100,20 @@ func (s *runningService) enrol(t testing.TB, key int, uid, name string, mode run
 }
 
 // collector enrols one collector of a cluster under its own id (per-collector tokens) and heartbeats as it
-// with version, mode and node count. A zero heartbeatAt heartbeats now, over gRPC as the exporter does; any
-// other time is written through the real store with its clock set to that time, since the service stamps a
-// heartbeat with its own clock and a test cannot wait the live window out.
+// with version, mode and node count. A zero heartbeatAt enrols and heartbeats now, over gRPC as the exporter
+// does; at any other time both are written through the real store with its clock set to that time, since the
+// service stamps them with its own clock and a test cannot wait the live window out.
 func (s *runningService) collector(t testing.TB, key int, uid, name, id, version string, mode runtrustv1.Mode, nodes uint32, heartbeatAt time.Time) *cluster {
 	t.Helper()
+	joinKey := joinKeyPrefix + string(rune('a'+key))
 	cs := runtrustv1.NewClusterServiceClient(s.grpc)
-	resp, err := cs.Enrol(context.Background(), &runtrustv1.EnrolRequest{JoinKey: joinKeyPrefix + string(rune('a'+key)),
-		ClusterUid: uid, ClusterName: name, CollectorId: id, Mode: mode})
-	if err != nil {
-		t.Fatalf("enrol %s's collector %s: %v", name, id, err)
-	}
-	ctx := metadata.AppendToOutgoingContext(context.Background(), ingest.AuthorizationHeader, "Bearer "+resp.GetToken())
 	if heartbeatAt.IsZero() {
+		resp, err := cs.Enrol(context.Background(), &runtrustv1.EnrolRequest{JoinKey: joinKey,
+			ClusterUid: uid, ClusterName: name, CollectorId: id, Mode: mode})
+		if err != nil {
+			t.Fatalf("enrol %s's collector %s: %v", name, id, err)
+		}
+		ctx := metadata.AppendToOutgoingContext(context.Background(), ingest.AuthorizationHeader, "Bearer "+resp.GetToken())
 		if _, err := cs.Heartbeat(ctx, &runtrustv1.HeartbeatRequest{CollectorVersion: version, Mode: mode, NodeCount: nodes}); err != nil {
 			t.Fatalf("heartbeat %s's collector %s: %v", name, id, err)
 		}
@@ -123,11 +124,13 @@ func (s *runningService) collector(t testing.TB, key int, uid, name, id, version
 		t.Fatal(err)
 	}
 	defer st.Close()
-	c, err := st.ClusterByToken(context.Background(), resp.GetToken())
-	if err != nil {
-		t.Fatalf("%s's collector %s: %v", name, id, err)
-	}
 	modes := map[runtrustv1.Mode]string{runtrustv1.Mode_MODE_INTEGRITY: "integrity", runtrustv1.Mode_MODE_IMPACT: "impact"}
+	token, c, err := st.EnrolCollector(context.Background(), store.Enrolment{JoinKey: joinKey, ClusterUID: uid, ClusterName: name,
+		CollectorID: id, Mode: modes[mode]})
+	if err != nil {
+		t.Fatalf("enrol %s's collector %s at %s: %v", name, id, heartbeatAt, err)
+	}
+	ctx := metadata.AppendToOutgoingContext(context.Background(), ingest.AuthorizationHeader, "Bearer "+token)
 	if err := st.Heartbeat(context.Background(), c, version, modes[mode], int(nodes)); err != nil {
 		t.Fatalf("heartbeat %s's collector %s at %s: %v", name, id, heartbeatAt, err)
 	}

@@ -749,18 +749,55 @@ async function clustersView(out, params, show) {
   show('Clusters');
 }
 
+// entitlementState is where a cluster stands against its node entitlement: unlimited (no count configured),
+// within, at (the next new sensor is refused) or over (it was lowered, or stale sensors came back); null from a
+// service that does not report it.
+function entitlementState(e) {
+  if (!e) return null;
+  if (e.nodes === null || e.nodes === undefined) return 'unlimited';
+  return e.nodes_used > e.nodes ? 'over' : e.nodes_used === e.nodes ? 'at' : 'within';
+}
+
+// entitlementWarning is the card's flag when the cluster is at or over its entitlement, or refused a sensor.
+function entitlementWarning(e) {
+  const state = entitlementState(e);
+  const refused = e ? e.sensors_refused : 0;
+  if (state !== 'at' && state !== 'over' && !refused) return null;
+  const text = state === 'over' ? `⚠ over its node entitlement: ${num(e.nodes_used)} / ${num(e.nodes)} nodes`
+    : state === 'at' ? `⚠ at its node entitlement: ${num(e.nodes)} / ${num(e.nodes)} nodes, new sensors are refused`
+      : `⚠ ${num(refused)} sensor${refused === 1 ? '' : 's'} refused`;
+  return h('span', { class: 'flag', role: 'status', 'data-entitlement-warning': state }, text);
+}
+
+// entitlementSummary is "nodes: used / entitled": the sensors counted against the cluster's licensed node count,
+// and the sensors it refused in the last 24 hours.
+function entitlementSummary(e) {
+  const state = entitlementState(e);
+  if (!state) return null;
+  const refused = e.sensors_refused
+    ? h('div', { class: 'muted', 'data-sensors-refused': e.sensors_refused },
+      `${num(e.sensors_refused)} sensor${e.sensors_refused === 1 ? '' : 's'} refused in 24 h; last `,
+      h('code', {}, e.last_refused_sensor || '?'), ' ', when(e.last_refused_at))
+    : null;
+  return h('div', {}, h('dt', {}, 'Entitlement'),
+    h('dd', { 'data-entitlement': state, 'data-nodes-used': e.nodes_used, 'data-nodes-entitled': state === 'unlimited' ? '' : e.nodes },
+      `nodes: ${num(e.nodes_used)} / ${state === 'unlimited' ? 'unlimited' : num(e.nodes)}`, refused));
+}
+
 function clusterCard(c, d) {
   const stale = c.sensors.stale;
   return h('section', { class: 'cluster', 'data-cluster': c.name },
     h('h2', {}, c.name,
       c.mode ? h('span', { class: 'mode', 'data-mode': c.mode }, c.mode === 'impact' ? 'impact · sensors' : 'integrity · controller only')
         : h('span', { class: 'mode' }, 'mode not reported'),
-      stale ? h('span', { class: 'flag', 'data-stale-sensors': stale }, `⚠ ${stale} stale sensor${stale === 1 ? '' : 's'}`) : null),
+      stale ? h('span', { class: 'flag', 'data-stale-sensors': stale }, `⚠ ${stale} stale sensor${stale === 1 ? '' : 's'}`) : null,
+      entitlementWarning(c.entitlement)),
     h('dl', { class: 'summary' },
       h('div', {}, h('dt', {}, 'Heartbeat'), h('dd', {}, when(c.heartbeat_at))),
       h('div', {}, h('dt', {}, 'Last data'), h('dd', {}, when(c.last_ingest_at))),
       h('div', {}, h('dt', {}, 'Collector'), h('dd', {}, c.collector_version || '—')),
       h('div', {}, h('dt', {}, 'Nodes'), h('dd', {}, `${num(c.nodes)} live · ${num(c.reported_nodes)} reported`)),
+      entitlementSummary(c.entitlement),
       h('div', {}, h('dt', {}, 'Sensors'), h('dd', {}, `${num(c.sensors.reporting)} reporting · ${num(stale)} stale`)),
       h('div', {}, h('dt', {}, 'Events dropped'), h('dd', {}, num(c.sensors.events_dropped))),
       h('div', {}, h('dt', {}, 'UID'), h('dd', {}, h('code', {}, c.uid)))),
