@@ -18,6 +18,9 @@ KUBE_APISERVER  ?= $(HOME)/.cache/runtrust/kube-apiserver-$(KUBE_VERSION)
 # kubectl of the same version, from the same wrapper module, for the deployment tests (server-side dry-run,
 # `auth can-i`): a machine's own kubectl may be of any version, or absent.
 KUBECTL         ?= $(HOME)/.cache/runtrust/kubectl-$(KUBE_VERSION)
+# The node's parts for internal/kubenode (kubelet, kube-scheduler, kube-controller-manager), from the same
+# wrapper module, in one directory per version.
+KUBE_NODE_DIR   ?= $(HOME)/.cache/runtrust/kube-node-$(KUBE_VERSION)
 # What the Kubernetes release build stamps, so the apiserver and kubectl say v1.34.2 rather than
 # v0.0.0-master (which helm refuses to install a chart with a kubeVersion range on).
 KUBE_LDFLAGS    := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) -X k8s.io/component-base/version.gitMajor=1 \
@@ -32,7 +35,7 @@ HELM_LDFLAGS    := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
 	-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$(HELM_K8S_MINOR) \
 	-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$(HELM_K8S_MINOR)
 
-.PHONY: all build test unit e2e load generate dist run demo bench bench-peers bench-pipeline bench-inventory contrib-collector lint fmt vet staticcheck clean kube-apiserver kubectl helm
+.PHONY: all build test unit e2e load generate dist run demo bench bench-peers bench-pipeline bench-inventory contrib-collector kube-node cluster lint fmt vet staticcheck clean kube-apiserver kubectl helm
 
 all: build
 
@@ -42,8 +45,8 @@ build:
 
 ## test: everything the CI runs — lint, unit and component tests, the distribution's end-to-end test, the
 ## Kubernetes integration tests against a real kube-apiserver + etcd, the Helm charts' tests (deploy/).
-test: lint dist kube-apiserver kubectl helm
-	RUNTRUST_OTELCOL=$(CURDIR)/$(DIST_BIN) RUNTRUST_KUBE_APISERVER=$(KUBE_APISERVER) \
+test: lint dist kube-apiserver kubectl helm kube-node
+	RUNTRUST_OTELCOL=$(CURDIR)/$(DIST_BIN) RUNTRUST_KUBE_APISERVER=$(KUBE_APISERVER) RUNTRUST_KUBE_NODE_DIR=$(KUBE_NODE_DIR) \
 		RUNTRUST_KUBECTL=$(KUBECTL) RUNTRUST_HELM=$(HELM) $(GO) test -count=1 -timeout 25m ./...
 
 ## e2e: the testbed's end-to-end scenarios (testbed/, docs/testbed.md) on real parts — PostgreSQL, the runtime
@@ -131,6 +134,24 @@ $(KUBECTL):
 	mkdir -p $(dir $@)
 	cd hack/kube-apiserver && $(GO) build -trimpath -o $@.tmp -ldflags '$(KUBE_LDFLAGS)' k8s.io/kubernetes/cmd/kubectl
 	mv $@.tmp $@
+
+## cluster: the tests' single-node Kubernetes cluster (internal/kubetest.StartNode: kube-apiserver + etcd,
+## kube-controller-manager, kube-scheduler, containerd's CRI, CNI bridge, a kubelet) and a plain-HTTP registry on
+## loopback the node pulls from, left up until Ctrl-C; prints the kubeconfig. Needs root.
+CLUSTER_APT := etcd:etcd-server containerd:containerd runc:runc iptables:iptables /usr/lib/cni/bridge:containernetworking-plugins
+cluster: kube-apiserver kube-node
+	$(call apt_need,$(CLUSTER_APT))
+	RUNTRUST_KUBE_APISERVER=$(KUBE_APISERVER) RUNTRUST_KUBE_NODE_DIR=$(KUBE_NODE_DIR) $(GO) run ./testbed/cmd/runtrust-cluster
+
+## kube-node: kubelet, kube-scheduler and kube-controller-manager of the apiserver's version, from the same
+## wrapper module, for the single-node cluster of internal/kubenode (`make cluster`).
+kube-node: $(KUBE_NODE_DIR)/kubelet
+
+$(KUBE_NODE_DIR)/kubelet:
+	mkdir -p $(KUBE_NODE_DIR).tmp
+	cd hack/kube-apiserver && $(GO) build -trimpath -o $(KUBE_NODE_DIR).tmp/ -ldflags '$(KUBE_LDFLAGS)' \
+		k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kube-controller-manager
+	rm -rf $(KUBE_NODE_DIR) && mv $(KUBE_NODE_DIR).tmp $(KUBE_NODE_DIR)
 
 ## helm: the helm CLI the chart tests run (3 min 33 s measured on 2 shared cores, downloads included).
 helm: $(HELM)

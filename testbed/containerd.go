@@ -2,8 +2,6 @@ package testbed
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -191,29 +189,7 @@ type ShellImage struct {
 // PushShellImage builds the image and pushes it to the plain-HTTP registry at host as repoTag.
 func PushShellImage(t testing.TB, host, repoTag string) ShellImage {
 	t.Helper()
-	// path in the image → the file on this machine (dash and sleep link nothing but the C library)
-	spec := sbomtest.Spec{Cmd: []string{"/bin/sleep", "600"}}
-	var shSum string
-	for _, f := range [][2]string{
-		{"/bin/sh", "/bin/sh"},
-		{"/bin/sleep", "/bin/sleep"},
-		{"/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/libc.so.6"},
-		{"/lib64/ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2"},
-	} {
-		real, err := filepath.EvalSymlinks(f[1])
-		if err != nil {
-			t.Fatalf("the shell image needs %s from this machine: %v", f[1], err)
-		}
-		if f[0] == "/bin/sh" {
-			b, err := os.ReadFile(real)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sum := sha256.Sum256(b)
-			shSum = hex.EncodeToString(sum[:])
-		}
-		spec.Files = append(spec.Files, sbomtest.File{Path: f[0], HostPath: real})
-	}
+	spec, shSum := sbomtest.ShellSpec(t)
 	ref, digest := sbomtest.Push(t, host, repoTag, sbomtest.Image(t, spec))
 	return ShellImage{Ref: ref, Digest: digest, ShSHA256: shSum, ShellPath: "/bin/sh"}
 }

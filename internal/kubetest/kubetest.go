@@ -74,6 +74,13 @@ func APIServerPath() string {
 // fails the test (never skips) when a binary is missing.
 func Start(t testing.TB) *Cluster {
 	t.Helper()
+	return start(t, false)
+}
+
+// start starts the control plane; with controllers (StartNode: kube-controller-manager runs) the
+// ServiceAccount admission plugin is on, as in a real cluster.
+func start(t testing.TB, controllers bool) *Cluster {
+	t.Helper()
 	apiserver := APIServerPath()
 	if _, err := os.Stat(apiserver); err != nil {
 		t.Fatalf("kube-apiserver %s not found (%v): run `make kube-apiserver` in the repository root "+
@@ -108,27 +115,36 @@ func Start(t testing.TB) *Cluster {
 		proc.stop()
 	}
 
+	admission := []string{
+		// No controller-manager runs, so no namespace gets a "default" service account: the admission plugin
+		// that insists on one would refuse every pod.
+		"--disable-admission-plugins=ServiceAccount",
+	}
+	if controllers {
+		admission = nil
+	}
 	for attempt := 0; ; attempt++ {
 		port := loopback.TestPort(t)
 		c.URL = "https://127.0.0.1:" + strconv.Itoa(port)
-		proc := c.startProcess(t, "kube-apiserver", apiserver,
-			"--etcd-servers="+etcdURL,
-			"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port="+strconv.Itoa(port),
-			"--tls-cert-file="+filepath.Join(dir, "serving.crt"), "--tls-private-key-file="+filepath.Join(dir, "serving.key"),
-			"--client-ca-file="+filepath.Join(dir, "ca.crt"),
-			"--token-auth-file="+filepath.Join(dir, "tokens.csv"),
+		proc := c.startProcess(t, "kube-apiserver", apiserver, append([]string{
+			"--etcd-servers=" + etcdURL,
+			"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port=" + strconv.Itoa(port),
+			"--tls-cert-file=" + filepath.Join(dir, "serving.crt"), "--tls-private-key-file=" + filepath.Join(dir, "serving.key"),
+			"--client-ca-file=" + filepath.Join(dir, "ca.crt"),
+			"--token-auth-file=" + filepath.Join(dir, "tokens.csv"),
 			"--authorization-mode=RBAC",
 			"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-			"--service-account-key-file="+filepath.Join(dir, "sa.pub"),
-			"--service-account-signing-key-file="+filepath.Join(dir, "sa.key"),
+			"--service-account-key-file=" + filepath.Join(dir, "sa.pub"),
+			"--service-account-signing-key-file=" + filepath.Join(dir, "sa.key"),
 			"--service-cluster-ip-range=10.96.0.0/16",
-			"--cert-dir="+filepath.Join(dir, "certs"),
-			// No controller-manager runs, so no namespace gets a "default" service account: the admission plugin
-			// that insists on one would refuse every pod.
-			"--disable-admission-plugins=ServiceAccount",
+			"--cert-dir=" + filepath.Join(dir, "certs"),
+			"--kubelet-client-certificate=" + filepath.Join(dir, "kubelet-client.crt"),
+			"--kubelet-client-key=" + filepath.Join(dir, "kubelet-client.key"),
+			// A test node's name resolves nowhere; its InternalIP is where its kubelet serves.
+			"--kubelet-preferred-address-types=InternalIP,Hostname",
 			"--enable-priority-and-fairness=false",
 			"--profiling=false",
-			"--v=0")
+			"--v=0"}, admission...)...)
 		if err := waitHTTP(c.URL+"/readyz", c.CAData, AdminToken, 3*time.Minute, proc); err == nil {
 			break
 		} else if attempt == 2 || !strings.Contains(proc.tail(), "address already in use") {
@@ -232,6 +248,20 @@ func (c *Cluster) writeCredentials(t testing.TB) {
 	}
 	writeFile(t, filepath.Join(c.Dir, "serving.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srvDER}))
 	writeFile(t, filepath.Join(c.Dir, "serving.key"), keyPEM(t, srvKey))
+
+	// The apiserver's client certificate for kubelets (logs, exec, port-forward): a node's kubelet trusts the CA.
+	kcKey := newKey(t)
+	kcTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "kube-apiserver-kubelet-client", Organization: []string{"system:masters"}},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	kcDER, err := x509.CreateCertificate(rand.Reader, kcTmpl, caCert, &kcKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(c.Dir, "kubelet-client.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: kcDER}))
+	writeFile(t, filepath.Join(c.Dir, "kubelet-client.key"), keyPEM(t, kcKey))
 
 	saKey := newKey(t)
 	writeFile(t, filepath.Join(c.Dir, "sa.key"), keyPEM(t, saKey))

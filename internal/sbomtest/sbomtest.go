@@ -6,10 +6,13 @@ package sbomtest
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -241,4 +244,27 @@ func apkInstalled(pkgs []Package) []byte {
 		b.WriteString("\n")
 	}
 	return []byte(b.String())
+}
+
+// ShellSpec is an image of this machine's /bin/sh and /bin/sleep with the C library they link (dash and sleep
+// link nothing else), running `sleep 600`; shSHA256 is the SHA-256 of the /bin/sh in it.
+func ShellSpec(t testing.TB) (spec Spec, shSHA256 string) {
+	t.Helper()
+	spec.Cmd = []string{"/bin/sleep", "600"}
+	for _, p := range []string{"/bin/sh", "/bin/sleep", "/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"} {
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			t.Fatalf("the shell image needs %s from this machine: %v", p, err)
+		}
+		if p == "/bin/sh" {
+			b, err := os.ReadFile(real)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum := sha256.Sum256(b)
+			shSHA256 = hex.EncodeToString(sum[:])
+		}
+		spec.Files = append(spec.Files, File{Path: p, HostPath: real})
+	}
+	return spec, shSHA256
 }

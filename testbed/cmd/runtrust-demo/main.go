@@ -19,6 +19,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/runtrust/runtrust/internal/programtb"
 	"github.com/runtrust/runtrust/testbed"
 )
 
@@ -67,11 +68,11 @@ func run(logger *log.Logger, dir, httpAddr, readyFile, containers string) error 
 
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
-	h := newHarness(ctx, abs, logger)
+	h := programtb.New(ctx, "runtrust-demo", abs, logger)
 	started := make(chan error, 1)
 	var demo *testbed.Demo
 	go func() {
-		started <- h.run(func() {
+		started <- h.Run(func() {
 			demo = testbed.StartDemo(h, testbed.DemoOptions{Dir: abs, HTTPAddr: httpAddr, Containers: withContainers,
 				Progress: func(step string) { logger.Print(step) }})
 		})
@@ -84,20 +85,20 @@ func run(logger *log.Logger, dir, httpAddr, readyFile, containers string) error 
 		return errors.New("interrupted")
 	}
 	if err != nil {
-		h.stop()
+		h.Stop()
 		return fmt.Errorf("the demo did not start (what failed is above): %w", err)
 	}
 	printReady(logger, demo)
 	if readyFile != "" {
 		if err := writeReady(readyFile, demo); err != nil {
-			h.stop()
+			h.Stop()
 			return err
 		}
 	}
 	<-ctx.Done()
 	logger.Print("stopping: containers, collectors, the service and its PostgreSQL, the registries")
 	start := time.Now()
-	h.stop()
+	h.Stop()
 	if h.Failed() {
 		return errors.New("something did not stop cleanly (above)")
 	}
@@ -147,13 +148,13 @@ func freshDir(logger *log.Logger, dir string) error {
 
 // stopWhileStarting stops what has started so far; the start, which then fails, may register more before it
 // ends, so those are stopped once it has.
-func stopWhileStarting(h *harness, started <-chan error) {
-	h.stop()
+func stopWhileStarting(h *programtb.Harness, started <-chan error) {
+	h.Stop()
 	select {
 	case <-started:
 	case <-time.After(30 * time.Second):
 	}
-	h.stop()
+	h.Stop()
 }
 
 func printReady(logger *log.Logger, demo *testbed.Demo) {
