@@ -48,6 +48,8 @@ var Routes = []Route{
 	{"GET", "/api/v1/registries", viewer, (*Handler).listRegistries},
 	{"GET", "/api/v1/vulnerabilities", viewer, (*Handler).listVulnerabilities},
 	{"GET", "/api/v1/vulnerabilities.csv", viewer, (*Handler).vulnerabilitiesCSV},
+	{"GET", "/api/v1/placement/findings", viewer, (*Handler).listPlacementFindings},
+	{"GET", "/api/v1/placement/policy", viewer, (*Handler).placementPolicy},
 	{"GET", "/api/v1/meta/order", viewer, (*Handler).order},
 	{"GET", "/api/v1/me", viewer, (*Handler).me},
 	{"GET", "/api/v1/tokens", admin, (*Handler).listTokens},
@@ -276,6 +278,8 @@ type Placement struct {
 	RegistryTrusted *bool        `json:"registry_trusted"`
 	PullPolicy      *string      `json:"pull_policy"`
 	LastSeen        time.Time    `json:"last_seen"`
+	// Placement is the placement policy's verdict on this container (placement.go); null when no rule selects it.
+	Placement *PlacementVerdict `json:"placement"`
 }
 
 // Process is an executable an image's containers ran.
@@ -340,6 +344,7 @@ func (h *Handler) getImage(w http.ResponseWriter, r *http.Request) {
 			RunningDigest: p.RunningDigest, ExpectedDigest: orNull(p.ExpectedDigest), Verdict: orNull(p.Verdict),
 			Severity: orNull(p.Severity), Reasons: nonNil(p.Reasons), RegistryHost: orNull(p.RegistryHost),
 			RegistryTrusted: p.RegistryTrusted, PullPolicy: orNull(p.PullPolicy), LastSeen: p.LastSeen,
+			Placement: placementVerdictOf(p.Placement),
 		}
 		if p.WorkloadName != "" {
 			pl.Workload = &WorkloadRef{Kind: p.WorkloadKind, Name: p.WorkloadName}

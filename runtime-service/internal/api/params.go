@@ -53,6 +53,8 @@ var listParams = map[string]struct {
 	// Vulnerabilities are ranked one way (loaded first, then severity: store.ListVulnerabilities).
 	"vulnerabilities":     {[]string{"cluster", "namespace", "digest", "severity", "reachability", "fix", "q", "limit", "offset"}, nil},
 	"vulnerabilities.csv": {[]string{"cluster", "namespace", "digest", "severity", "reachability", "fix", "q"}, nil},
+	// Placement findings are ranked one way (severity, then newest: store.ListPlacementFindings).
+	"placement/findings": {[]string{"cluster", "namespace", "severity", "digest", "rule", "limit", "offset"}, nil},
 }
 
 var (
@@ -99,6 +101,7 @@ func listRules(sorts []string) []paramRule[store.Filter] {
 		{"cluster", func(f *store.Filter, v string) (err error) { f.Cluster, err = clusterParam(v); return }},
 		{"namespace", func(f *store.Filter, v string) (err error) { f.Namespace, err = namespaceParam(v); return }},
 		{"q", func(f *store.Filter, v string) (err error) { f.Search, err = searchParam(v); return }},
+		{"digest", func(f *store.Filter, v string) (err error) { f.Digest, err = ParseDigest(v); return }},
 		{"registry", func(f *store.Filter, v string) error {
 			if !registryRE.MatchString(v) {
 				return paramErr("registry %q is not a registry host[:port]", clip(v))

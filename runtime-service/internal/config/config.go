@@ -18,6 +18,7 @@ import (
 	"github.com/runtrust/runtrust/runtime-service/internal/correlate"
 	"github.com/runtrust/runtrust/runtime-service/internal/entitlement"
 	"github.com/runtrust/runtrust/runtime-service/internal/ingest"
+	"github.com/runtrust/runtrust/runtime-service/internal/placement"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
 	"github.com/runtrust/runtrust/runtime-service/internal/vulndb"
 )
@@ -54,6 +55,10 @@ type Config struct {
 	OIDCFile   string
 	OIDC       *auth.OIDCConfig
 	Registries []correlate.Registry
+	// PlacementFile is the placement policy (internal/placement; docs/placement.md); Placement is its content,
+	// read and checked by Parse. Nil: no policy.
+	PlacementFile string
+	Placement     *placement.Policy
 	// SensorStaleAfter: a sensor without a health record this long is stale. Zero: three of its intervals.
 	SensorStaleAfter time.Duration
 	// NodeEntitlement is each cluster's licensed node count: how many nodes' sensors it may enrol
@@ -209,6 +214,10 @@ var settings = []setting{
 		c.RegistriesFile = v
 		return nil
 	}},
+	{"placement-file", "RUNTRUST_PLACEMENT_FILE", "", "YAML or JSON file of placement rules: where artifacts may run, by registry, repository or registry label (docs/placement.md); empty: none", func(c *Config, v string) error {
+		c.PlacementFile = v
+		return nil
+	}},
 	{"sensor-stale-after", "RUNTRUST_SENSOR_STALE_AFTER", "auto", "how long a sensor may send no health record before it is stale; auto: 3 of its own intervals (5m until known)", func(c *Config, v string) error {
 		if v == "auto" {
 			c.SensorStaleAfter = 0
@@ -318,6 +327,13 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 			return Config{}, err
 		}
 		c.Registries = regs
+	}
+	if c.PlacementFile != "" {
+		p, err := placement.LoadFile(c.PlacementFile)
+		if err != nil {
+			return Config{}, err
+		}
+		c.Placement = p
 	}
 	return c, nil
 }

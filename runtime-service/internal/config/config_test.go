@@ -107,6 +107,31 @@ func TestRegistriesFile(t *testing.T) {
 	}
 }
 
+func TestPlacementFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "placement.yaml")
+	if err := os.WriteFile(p, []byte("rules:\n- {name: shop, match: {repository: 'shop/*'}, allow: [prod/shop]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse(nil, env(map[string]string{"RUNTRUST_PLACEMENT_FILE": p}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PlacementFile != p || c.Placement == nil || len(c.Placement.Rules) != 1 || c.Placement.Rules[0].Name != "shop" {
+		t.Fatalf("%+v", c.Placement)
+	}
+	if err := os.WriteFile(p, []byte("rules:\n- {name: shop, allow: [a/b/c]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Parse([]string{"-placement-file", p}, env(nil), io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "placement file "+p+": rules[0] (shop).allow[0]: \"a/b/c\"") {
+		t.Fatalf("bad file: %v", err)
+	}
+	if _, err := Parse([]string{"-placement-file", "/nonexistent/placement.yaml"}, env(nil), io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "placement file: open /nonexistent/placement.yaml") {
+		t.Fatalf("missing file: %v", err)
+	}
+}
+
 func TestHelpListsEveryVariable(t *testing.T) {
 	var out strings.Builder
 	_, err := Parse([]string{"-h"}, env(nil), &out)

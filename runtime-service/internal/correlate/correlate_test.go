@@ -329,11 +329,12 @@ type fakeArtifactory struct {
 	token  string
 	mu     sync.Mutex
 	puts   []*url.URL
-	failed atomic.Bool // the first PUT answers 503, to exercise the retry
+	failed atomic.Bool                    // the first PUT answers 503, to exercise the retry
+	props  map[string]map[string][]string // item path → properties the get-item-properties call answers
 }
 
 func startFakeArtifactory(t *testing.T, reg *registrytest.Registry, token string) *fakeArtifactory {
-	f := &fakeArtifactory{reg: reg, token: token}
+	f := &fakeArtifactory{reg: reg, token: token, props: map[string]map[string][]string{}}
 	inner := "http://" + reg.Host
 	mux := http.NewServeMux()
 	mux.HandleFunc("/artifactory/api/docker/{key}/v2/{rest...}", func(w http.ResponseWriter, r *http.Request) {
@@ -382,6 +383,19 @@ func startFakeArtifactory(t *testing.T, reg *registrytest.Registry, token string
 		f.puts = append(f.puts, &u)
 		f.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /artifactory/api/storage/{path...}", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		p, ok := f.props[r.PathValue("path")]
+		f.mu.Unlock()
+		if _, asked := r.URL.Query()["properties"]; !asked || !ok {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = io.WriteString(w, `{"errors":[{"status":404,"message":"No properties could be found."}]}`)
+			return
+		}
+		w.Header().Set("Content-Type", "application/vnd.org.jfrog.artifactory.storage.ItemProperties+json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"properties": p, "uri": f.srv.URL + r.URL.Path})
 	})
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer "+f.token {

@@ -35,7 +35,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		artifacts: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "runtrust_registry_artifacts_listed",
 			Help: "Tags the last successful listing of a registry found."}, []string{"registry"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "runtrust_registry_errors_total",
-			Help: "Registry request failures, by registry and stage (catalog, tags, manifest, store, feedback)."}, []string{"registry", "stage"}),
+			Help: "Registry request failures, by registry and stage (catalog, tags, manifest, store, feedback, properties)."}, []string{"registry", "stage"}),
 		feedback: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "runtrust_registry_feedback_total",
 			Help: "Artifactory property writes, by registry and result (written, unchanged, error)."}, []string{"registry", "result"}),
 	}
@@ -62,6 +62,8 @@ type Correlator struct {
 	m    *Metrics
 	now  func() time.Time
 	regs []*job
+
+	readProps bool // read the properties of Artifactory registries' in-use tags (properties.go)
 }
 
 type job struct {
@@ -162,6 +164,9 @@ func (c *Correlator) refresh(ctx context.Context, j *job) error {
 	sort.Strings(failed)
 	c.log.Info("registry listed", "registry", name, "repositories", l.Repositories, "tags", len(l.Tags),
 		"failed_repositories", failed, "duration", l.Duration.String())
+	if c.readProps && j.reg.Kind == KindArtifactory {
+		c.readProperties(ctx, j)
+	}
 	if j.fb != nil {
 		c.writeFeedback(ctx, j)
 	}

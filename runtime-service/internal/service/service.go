@@ -29,6 +29,7 @@ import (
 	"github.com/runtrust/runtrust/runtime-service/internal/entitlement"
 	"github.com/runtrust/runtrust/runtime-service/internal/httpmw"
 	"github.com/runtrust/runtrust/runtime-service/internal/ingest"
+	"github.com/runtrust/runtrust/runtime-service/internal/metadata"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
 	"github.com/runtrust/runtrust/runtime-service/internal/ui"
 	"github.com/runtrust/runtrust/runtime-service/internal/vulnscan"
@@ -103,11 +104,16 @@ func (s *Service) Start(ctx context.Context) (err error) {
 		return err
 	}
 	st, err := store.Open(ctx, dsn, store.Options{Retention: s.cfg.Retention, SensorStaleAfter: s.cfg.SensorStaleAfter,
-		Entitlement: s.cfg.NodeEntitlement})
+		Entitlement: s.cfg.NodeEntitlement, Placement: s.cfg.Placement})
 	if err != nil {
 		return err
 	}
 	s.started("store", func(context.Context) error { st.Close(); return nil })
+	// The placement policy as loaded now decides every live container again (and with none, the decisions of
+	// an earlier one are removed); from here on ingest decides what it changes.
+	if err := st.EvaluatePlacement(ctx, nil); err != nil {
+		return err
+	}
 	if err := st.SeedJoinKeys(ctx, s.cfg.JoinKeys); err != nil {
 		return err
 	}
@@ -139,7 +145,7 @@ func (s *Service) Start(ctx context.Context) (err error) {
 	s.addrs = Addrs{GRPC: grpcLis.Addr().String(), HTTP: httpLis.Addr().String()}
 	s.log.Info("runtime service ready", "grpc", s.addrs.GRPC, "http", s.addrs.HTTP,
 		"database", redact(dsn), "retention", s.cfg.Retention.String(), "tls", tlsCfg != nil, "auth", string(s.cfg.AuthMode), "sign_in", s.cfg.OIDC != nil,
-		"node_entitlement", entitlementText(s.cfg.NodeEntitlement))
+		"node_entitlement", entitlementText(s.cfg.NodeEntitlement), "placement_rules", placementRules(s.cfg))
 	if s.cfg.AuthMode == auth.ModeNone {
 		s.log.Warn("HTTP API and UI WITHOUT AUTHENTICATION (development mode: a loopback address and no -auth): " +
 			"anyone on this machine can read every cluster's inventory and act as an admin; set -auth tokens to require API tokens (docs/security.md)")
@@ -257,6 +263,12 @@ func (s *Service) startBackground(ctx context.Context, st *store.Store, reg prom
 	cor, err := correlate.New(ctx, st, s.cfg.Registries, s.log, correlate.NewMetrics(reg), nil)
 	if err != nil {
 		return err
+	}
+	if s.cfg.Placement.NeedsLabels() {
+		// Placement rules that select by a label or take their places from one: read the running artifacts'
+		// annotations and labels, and Artifactory registries' properties with each listing (docs/placement.md).
+		cor.ReadProperties(true)
+		s.started("artifact labels", runInBackground(metadata.New(st, metadata.Options{Registries: s.cfg.Registries}, s.log).Run))
 	}
 	s.started("registry correlation", runInBackground(cor.Run))
 	sc, err := newScanner(st, s.cfg, s.log, reg)
@@ -398,4 +410,12 @@ func entitlementText(n entitlement.Nodes) string {
 		return "unlimited"
 	}
 	return n.String()
+}
+
+// placementRules says how many placement rules are loaded, for the start log line.
+func placementRules(cfg config.Config) int {
+	if cfg.Placement == nil {
+		return 0
+	}
+	return len(cfg.Placement.Rules)
 }

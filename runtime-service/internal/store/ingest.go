@@ -94,6 +94,10 @@ func (s *Store) applyParts(ctx context.Context, tx pgx.Tx, parts []*part) error 
 		if err := recordVerdictChanges(ctx, tx, p.c.ID, digests); err != nil {
 			return err
 		}
+		cluster := p.c.ID
+		if err := s.decidePlacement(ctx, tx, &cluster, digests); err != nil { // placement.go
+			return err
+		}
 	}
 	if err := applyEvents(ctx, tx, live); err != nil { // ingest_events.go
 		return err

@@ -341,6 +341,9 @@ type Placement struct {
 	RegistryTrusted            *bool
 	PullPolicy                 string
 	LastSeen                   time.Time
+	// Placement is the container's placement decision (allowed, violation, pending) with its rule, severity
+	// and reason; Status "" when no rule selects it (placement.go).
+	Placement PlacementDecision
 }
 
 // ExecAggregate is an executable an image's containers ran.
@@ -418,15 +421,23 @@ func (s *Store) imageEvidence(ctx context.Context, d *ImageDetail, digest string
 	placements, err := collectPage(ctx, s, `
 		SELECT cl.uid, cl.name, k.namespace, k.workload_kind, k.workload_name, k.pod_name, k.name, k.node_name,
 			k.image_name, k.image_ref, k.running_digest, k.expected_digest, k.integrity, k.severity, k.reasons,
-			k.registry_host, k.registry_trusted, k.pull_policy, k.last_seen, count(*) OVER ()
+			k.registry_host, k.registry_trusted, k.pull_policy, k.last_seen, coalesce(pd.status, ''), coalesce(pd.rule, ''),
+			coalesce(pd.severity, ''), coalesce(pd.reason, ''), pd.since, count(*) OVER ()
 		FROM containers k JOIN clusters cl ON cl.id = k.cluster_id
+		LEFT JOIN placement_decisions pd ON pd.cluster_id = k.cluster_id AND pd.pod_uid = k.pod_uid AND pd.container = k.name
 		WHERE k.running_digest = $1 AND k.deleted_at IS NULL AND `+allowedSQL("k.cluster_id", "$3")+`
 		ORDER BY k.severity_rank DESC, cl.name, k.namespace, k.pod_name, k.name LIMIT $2`, args{digest, DetailLimit, allowed},
 		func(r pgx.Rows, total *int) (Placement, error) {
 			var p Placement
+			var since *time.Time
+			pd := &p.Placement
 			err := r.Scan(&p.ClusterUID, &p.ClusterName, &p.Namespace, &p.WorkloadKind, &p.WorkloadName, &p.Pod,
 				&p.Container, &p.Node, &p.ImageName, &p.ImageRef, &p.RunningDigest, &p.ExpectedDigest, &p.Verdict,
-				&p.Severity, &p.Reasons, &p.RegistryHost, &p.RegistryTrusted, &p.PullPolicy, &p.LastSeen, total)
+				&p.Severity, &p.Reasons, &p.RegistryHost, &p.RegistryTrusted, &p.PullPolicy, &p.LastSeen,
+				&pd.Status, &pd.Rule, &pd.Severity, &pd.Reason, &since, total)
+			if since != nil {
+				pd.Since = *since
+			}
 			return p, err
 		})
 	if err != nil {

@@ -28,6 +28,7 @@ import (
 	"github.com/jackc/tern/v2/migrate"
 
 	"github.com/runtrust/runtrust/runtime-service/internal/entitlement"
+	"github.com/runtrust/runtrust/runtime-service/internal/placement"
 )
 
 //go:embed migrations/*.sql
@@ -50,6 +51,8 @@ type Options struct {
 	// Entitlement is each cluster's licensed node count: EnrolCollector refuses a new sensor beyond it, the
 	// cluster summaries report it (entitlement.go). The zero value is unlimited.
 	Entitlement entitlement.Nodes
+	// Placement is the placement policy each live container is judged by (placement.go); nil: none.
+	Placement *placement.Policy
 }
 
 // Store is the Postgres store.

@@ -279,6 +279,7 @@ async function route() {
     else if (view === 'clusters') await clustersView(out, params, show);
     else if (view === 'artifacts') await artifactsView(out, params, show);
     else if (view === 'vulnerabilities') await vulnerabilitiesView(out, params, show);
+    else if (view === 'policy') await policyView(out, params, show);
     else {
       add(out, h('h1', {}, 'Not found'), h('p', {}, `No view "${path}". `, h('a', { href: '#/images' }, 'Images')));
       show('Not found');
@@ -528,6 +529,7 @@ async function imageView(out, digest, show) {
     body.reasons.length ? [h('h2', {}, 'Findings'),
       h('ul', { class: 'reasons' }, body.reasons.map((r) => h('li', {}, h('code', {}, reasonCode(r)), r.slice(reasonCode(r).length))))] : null,
     vulnSection(body),
+    placementSection(body),
     h('h2', { id: 'where' }, 'Where it runs'), placementsTree(body),
     h('h2', { id: 'processes' }, 'Processes it executed'), processesTable(body),
     h('h2', { id: 'files' }, 'Files it opened'), filesTable(body),
@@ -659,7 +661,8 @@ function placementsTree(body) {
   for (const c of hosts.keys()) if (!tree.has(c)) tree.set(c, new Map());
   const podItem = (p) => h('li', {},
     h('span', { class: 'kind' }, 'pod'), p.pod, ' · ', h('span', { class: 'kind' }, 'container'), p.container,
-    ' · ', h('span', { class: 'kind' }, 'node'), p.node || '—', ' · ', when(p.last_seen));
+    ' · ', h('span', { class: 'kind' }, 'node'), p.node || '—', ' · ', when(p.last_seen),
+    p.placement ? [' · ', placementBadge(p.placement)] : null);
   const hostItem = (p) => h('li', { 'data-host-container': p.container },
     h('span', { class: 'kind' }, 'container'), h('code', { title: p.container }, p.container.slice(0, 12)),
     ' · ', h('span', { class: 'kind' }, 'host'), p.node || '—', ' · ', when(p.last_seen));
@@ -674,6 +677,67 @@ function placementsTree(body) {
     body.placements_total > body.placements.length
       ? h('p', { class: 'muted' }, `${num(body.placements.length)} of ${num(body.placements_total)} containers shown.`) : null,
   ];
+}
+
+// placementBadge says what the placement policy decided for one container (docs/placement.md).
+function placementBadge(v) {
+  const text = { allowed: 'placement allowed', violation: 'placement refused', pending: 'placement pending' }[v.status] || v.status;
+  return h('span', { class: `sev placement-${v.status}`, 'data-placement': v.status, title: v.reason }, text);
+}
+
+// placementSection is the image's placement under the policy: for each place it runs in, allowed or not, by
+// which rule and why. Absent when no rule selects any of its containers.
+function placementSection(body) {
+  const judged = body.placements.filter((p) => p.placement);
+  if (!judged.length) return null;
+  const violations = judged.filter((p) => p.placement.status === 'violation').length;
+  return [
+    h('h2', { id: 'placement' }, 'Placement'),
+    h('p', { class: violations ? 'error' : 'muted' }, violations
+      ? `${num(violations)} of ${num(judged.length)} containers run outside the places their rule allows.`
+      : 'Every container the policy judges runs where its rule allows.', ' ', h('a', { href: '#/policy' }, 'Placement policy')),
+    h('table', { class: 'placement' },
+      h('thead', {}, h('tr', {}, ['Cluster', 'Namespace', 'Pod', 'Placement', 'Rule', 'Why'].map((t) => h('th', { scope: 'col' }, t)))),
+      h('tbody', {}, judged.map((p) => h('tr', { 'data-placement': p.placement.status, 'data-namespace': p.namespace },
+        h('td', {}, p.cluster.name || p.cluster.uid), h('td', {}, p.namespace), h('td', {}, p.pod),
+        h('td', {}, placementBadge(p.placement), p.placement.severity ? [' ', severityBadge(p.placement.severity)] : null),
+        h('td', {}, h('code', {}, p.placement.rule)), h('td', {}, p.placement.reason))))),
+  ];
+}
+
+// policyView lists the loaded placement rules in the order they are tried, and the current violations.
+async function policyView(out, params, show) {
+  const offset = params.get('offset') || '';
+  const [{ body: pol }, { body: found }] = await Promise.all([api('/placement/policy'), api('/placement/findings', { offset })]);
+  add(out, h('h1', {}, 'Placement policy'));
+  if (!pol.configured) {
+    add(out, h('p', { class: 'note' }, 'No placement policy is loaded: start the service with -placement-file (docs/placement.md).'));
+  } else {
+    add(out, h('p', { class: 'muted' }, 'Rules are tried in order; the first that selects an artifact decides. An artifact no rule selects is not judged.'),
+      h('table', { class: 'rules' },
+        h('thead', {}, h('tr', {}, ['#', 'Rule', 'Selects', 'Allowed places', 'Severity'].map((t) => h('th', { scope: 'col' }, t)))),
+        h('tbody', {}, pol.rules.map((r, i) => h('tr', { 'data-rule': r.name },
+          h('td', {}, String(i + 1)), h('td', {}, h('code', {}, r.name)),
+          h('td', {}, [['registry', r.match.registry], ['repository', r.match.repository], ['label', r.match.label]]
+            .filter(([, v]) => v).map(([k, v]) => h('div', {}, h('span', { class: 'kind' }, k), h('code', {}, v))),
+          !r.match.registry && !r.match.repository && !r.match.label ? 'every artifact' : null),
+          h('td', {}, r.allow.length ? r.allow.join(', ') : (r.allow_from_label ? '' : 'nowhere'),
+            r.allow_from_label ? h('div', {}, h('span', { class: 'kind' }, 'from label'), h('code', {}, r.allow_from_label)) : null),
+          h('td', {}, severityBadge(r.severity)))))));
+  }
+  add(out, h('h2', { id: 'violations' }, 'Violations', h('span', { class: 'muted' }, ` — ${num(found.total)}`)));
+  if (!found.items.length) {
+    add(out, h('p', { class: 'muted', 'data-violations': '0' }, 'No container runs outside the places its rule allows.'));
+  } else {
+    add(out, h('table', { class: 'violations', 'data-violations': String(found.total) },
+      h('thead', {}, h('tr', {}, ['Severity', 'Cluster', 'Namespace', 'Pod', 'Image', 'Rule', 'Why', 'Since'].map((t) => h('th', { scope: 'col' }, t)))),
+      h('tbody', {}, found.items.map((f) => h('tr', { 'data-placement': 'violation', 'data-rule': f.rule, 'data-namespace': f.namespace },
+        h('td', {}, severityBadge(f.severity)), h('td', {}, f.cluster.name || f.cluster.uid), h('td', {}, f.namespace),
+        h('td', {}, f.pod), h('td', {}, h('a', { href: `#/images/${encodeURIComponent(f.digest)}` }, f.image_ref || shortDigest(f.digest))),
+        h('td', {}, h('code', {}, f.rule)), h('td', {}, f.reason), h('td', {}, when(f.since)))))));
+    if (found.total > found.items.length) add(out, pager('/policy', {}, found));
+  }
+  show('Placement policy');
 }
 
 // fromMemory flags an executable run from a memfd: the sensor reports it as "/memfd:<name>" (a file no directory
