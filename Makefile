@@ -18,7 +18,7 @@ KUBE_APISERVER  ?= $(HOME)/.cache/runtrust/kube-apiserver-$(KUBE_VERSION)
 # kubectl of the same version, from the same wrapper module, for the deployment tests (server-side dry-run,
 # `auth can-i`): a machine's own kubectl may be of any version, or absent.
 KUBECTL         ?= $(HOME)/.cache/runtrust/kubectl-$(KUBE_VERSION)
-# The node's parts for internal/kubenode (kubelet, kube-scheduler, kube-controller-manager), from the same
+# The node's parts for internal/kubetest.StartNode (kubelet, kube-scheduler, kube-controller-manager, kube-proxy), from the same
 # wrapper module, in one directory per version.
 KUBE_NODE_DIR   ?= $(HOME)/.cache/runtrust/kube-node-$(KUBE_VERSION)
 # What the Kubernetes release build stamps, so the apiserver and kubectl say v1.34.2 rather than
@@ -136,21 +136,22 @@ $(KUBECTL):
 	mv $@.tmp $@
 
 ## cluster: the tests' single-node Kubernetes cluster (internal/kubetest.StartNode: kube-apiserver + etcd,
-## kube-controller-manager, kube-scheduler, containerd's CRI, CNI bridge, a kubelet) and a plain-HTTP registry on
+## kube-controller-manager, kube-scheduler, kube-proxy, containerd's CRI, CNI bridge, a kubelet) and a plain-HTTP registry on
 ## loopback the node pulls from, left up until Ctrl-C; prints the kubeconfig. Needs root.
 CLUSTER_APT := etcd:etcd-server containerd:containerd runc:runc iptables:iptables /usr/lib/cni/bridge:containernetworking-plugins
 cluster: kube-apiserver kube-node
 	$(call apt_need,$(CLUSTER_APT))
 	RUNTRUST_KUBE_APISERVER=$(KUBE_APISERVER) RUNTRUST_KUBE_NODE_DIR=$(KUBE_NODE_DIR) $(GO) run ./testbed/cmd/runtrust-cluster
 
-## kube-node: kubelet, kube-scheduler and kube-controller-manager of the apiserver's version, from the same
-## wrapper module, for the single-node cluster of internal/kubenode (`make cluster`).
-kube-node: $(KUBE_NODE_DIR)/kubelet
+## kube-node: kubelet, kube-scheduler, kube-controller-manager and kube-proxy of the apiserver's version, from the
+## same wrapper module, for the single-node cluster of internal/kubetest's StartNode (`make cluster`).
+kube-node: $(KUBE_NODE_DIR)/kube-proxy
 
-$(KUBE_NODE_DIR)/kubelet:
+$(KUBE_NODE_DIR)/kube-proxy:
 	mkdir -p $(KUBE_NODE_DIR).tmp
 	cd hack/kube-apiserver && $(GO) build -trimpath -o $(KUBE_NODE_DIR).tmp/ -ldflags '$(KUBE_LDFLAGS)' \
-		k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kube-controller-manager
+		k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kube-controller-manager \
+		k8s.io/kubernetes/cmd/kube-proxy
 	rm -rf $(KUBE_NODE_DIR) && mv $(KUBE_NODE_DIR).tmp $(KUBE_NODE_DIR)
 
 ## helm: the helm CLI the chart tests run (3 min 33 s measured on 2 shared cores, downloads included).

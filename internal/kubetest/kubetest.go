@@ -74,12 +74,13 @@ func APIServerPath() string {
 // fails the test (never skips) when a binary is missing.
 func Start(t testing.TB) *Cluster {
 	t.Helper()
-	return start(t, false)
+	return start(t, false, "")
 }
 
 // start starts the control plane; with controllers (StartNode: kube-controller-manager runs) the
-// ServiceAccount admission plugin is on, as in a real cluster.
-func start(t testing.TB, controllers bool) *Cluster {
+// ServiceAccount admission plugin is on, as in a real cluster. With nodeIP, the apiserver also listens and
+// advertises there, so the kubernetes service's endpoint is an address pods can reach.
+func start(t testing.TB, controllers bool, nodeIP string) *Cluster {
 	t.Helper()
 	apiserver := APIServerPath()
 	if _, err := os.Stat(apiserver); err != nil {
@@ -92,7 +93,11 @@ func start(t testing.TB, controllers bool) *Cluster {
 	}
 	dir := t.TempDir()
 	c := &Cluster{Dir: dir}
-	c.writeCredentials(t)
+	c.writeCredentials(t, nodeIP)
+	bind, advertise := "127.0.0.1", "127.0.0.1"
+	if nodeIP != "" {
+		bind, advertise = "0.0.0.0", nodeIP
+	}
 
 	// etcd 3.4 has no --unsafe-no-fsync: its data goes to memory (/dev/shm) where there is one, so fsync is cheap.
 	etcdDir := memDir(t)
@@ -128,7 +133,7 @@ func start(t testing.TB, controllers bool) *Cluster {
 		c.URL = "https://127.0.0.1:" + strconv.Itoa(port)
 		proc := c.startProcess(t, "kube-apiserver", apiserver, append([]string{
 			"--etcd-servers=" + etcdURL,
-			"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port=" + strconv.Itoa(port),
+			"--bind-address=" + bind, "--advertise-address=" + advertise, "--secure-port=" + strconv.Itoa(port),
 			"--tls-cert-file=" + filepath.Join(dir, "serving.crt"), "--tls-private-key-file=" + filepath.Join(dir, "serving.key"),
 			"--client-ca-file=" + filepath.Join(dir, "ca.crt"),
 			"--token-auth-file=" + filepath.Join(dir, "tokens.csv"),
@@ -215,7 +220,7 @@ current-context: kubetest
 
 // writeCredentials writes a CA, a serving certificate for 127.0.0.1/localhost, the service-account key pair
 // and the static token file.
-func (c *Cluster) writeCredentials(t testing.TB) {
+func (c *Cluster) writeCredentials(t testing.TB, nodeIP string) {
 	t.Helper()
 	caKey := newKey(t)
 	caTmpl := &x509.Certificate{
@@ -241,6 +246,9 @@ func (c *Cluster) writeCredentials(t testing.TB) {
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames:    []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
 		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.96.0.1")},
+	}
+	if nodeIP != "" {
+		srvTmpl.IPAddresses = append(srvTmpl.IPAddresses, net.ParseIP(nodeIP))
 	}
 	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, caCert, &srvKey.PublicKey, caKey)
 	if err != nil {

@@ -8,11 +8,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -57,7 +59,8 @@ type Node struct {
 	// KubeletDir is the kubelet's root directory.
 	KubeletDir string
 
-	nodeDir string // containerd's and the CNI's files: a short path (sockets)
+	nodeDir  string // containerd's and the CNI's files: a short path (sockets)
+	proxyBin string
 }
 
 // NodeOptions configures StartNode.
@@ -79,13 +82,14 @@ func StartNode(t testing.TB, opts NodeOptions) *Node {
 	}
 	bins := nodeBinaries(t)
 	lockNode(t)
-	c := start(t, true)
+	ip := nodeIP(t)
+	c := start(t, true, ip)
 	dir, err := os.MkdirTemp("", "rt-node-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := &Node{Cluster: c, Name: opts.Name, nodeDir: dir, ContainerdSocket: filepath.Join(dir, "containerd.sock"),
-		KubeletDir: filepath.Join(dir, "kubelet")}
+		KubeletDir: filepath.Join(dir, "kubelet"), proxyBin: bins["kube-proxy"]}
 	t.Cleanup(func() { n.cleanup(t) })
 
 	sandbox := pushSandboxImage(t, opts.Registry)
@@ -97,7 +101,14 @@ func StartNode(t testing.TB, opts NodeOptions) *Node {
 		"--use-service-account-credentials=false", "--v=0")
 	c.startProcess(t, "kube-scheduler", bins["kube-scheduler"],
 		"--kubeconfig="+c.Kubeconfig, "--leader-elect=false", "--secure-port=0", "--v=0")
-	kubelet := n.startKubelet(t, bins["kubelet"])
+	// Service addresses (the kubernetes service pods reach the apiserver through) in iptables mode; it sets no
+	// conntrack sysctls (a test machine's are its own).
+	c.startProcess(t, "kube-proxy", bins["kube-proxy"],
+		"--kubeconfig="+c.Kubeconfig, "--hostname-override="+opts.Name, "--proxy-mode=iptables",
+		"--cluster-cidr="+PodSubnet, "--conntrack-max-per-core=0",
+		"--healthz-bind-address=127.0.0.1:"+strconv.Itoa(loopback.TestPort(t)),
+		"--metrics-bind-address=127.0.0.1:"+strconv.Itoa(loopback.TestPort(t)), "--v=0")
+	kubelet := n.startKubelet(t, bins["kubelet"], ip)
 	n.waitReady(t, kubelet)
 	return n
 }
@@ -129,7 +140,7 @@ func nodeBinaries(t testing.TB) map[string]string {
 	t.Helper()
 	bins := map[string]string{}
 	var missing []string
-	for _, b := range []string{"kubelet", "kube-scheduler", "kube-controller-manager"} {
+	for _, b := range []string{"kubelet", "kube-scheduler", "kube-controller-manager", "kube-proxy"} {
 		p := filepath.Join(NodeDir(), b)
 		if _, err := os.Stat(p); err != nil {
 			missing = append(missing, p+" (`make kube-node`, or set "+EnvNodeDir+")")
@@ -157,23 +168,29 @@ func nodeBinaries(t testing.TB) map[string]string {
 // cniBinDir is where Debian's containernetworking-plugins puts the plugins.
 const cniBinDir = "/usr/lib/cni"
 
-// pushSandboxImage builds the pause program (static) into an image and pushes it; it returns the reference.
+// pushSandboxImage builds the pause program into an image and pushes it; it returns the reference.
 func pushSandboxImage(t testing.TB, registry string) string {
 	t.Helper()
 	if registry == "" {
 		t.Fatal("StartNode needs NodeOptions.Registry: the registry the sandbox image is pushed to")
 	}
+	ref, _ := sbomtest.Push(t, registry, SandboxRepo, programImage(t, "pause"))
+	return ref
+}
+
+// programImage builds the Go program in this package's directory dir (static, CGO off) into an image that
+// holds only it, as /<dir>, and runs it.
+func programImage(t testing.TB, dir string) v1.Image {
+	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
-	bin := filepath.Join(t.TempDir(), "pause")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./pause")
+	bin := filepath.Join(t.TempDir(), dir)
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./"+dir)
 	cmd.Dir = filepath.Dir(file)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the pause program: %v\n%s", err, out)
+		t.Fatalf("building %s: %v\n%s", dir, err, out)
 	}
-	img := sbomtest.Image(t, sbomtest.Spec{Files: []sbomtest.File{{Path: "/pause", HostPath: bin}}, Cmd: []string{"/pause"}})
-	ref, _ := sbomtest.Push(t, registry, SandboxRepo, img)
-	return ref
+	return sbomtest.Image(t, sbomtest.Spec{Files: []sbomtest.File{{Path: "/" + dir, HostPath: bin}}, Cmd: []string{"/" + dir}})
 }
 
 func (n *Node) startContainerd(t testing.TB, bin, registry, sandbox string) {
@@ -234,10 +251,9 @@ state = %q
 	}
 }
 
-func (n *Node) startKubelet(t testing.TB, bin string) *process {
+func (n *Node) startKubelet(t testing.TB, bin, ip string) *process {
 	t.Helper()
 	port, healthz := loopback.TestPort(t), loopback.TestPort(t)
-	ip := nodeIP(t)
 	// cgroupfs: this machine's init is not systemd. Swap and cgroup v1 are allowed: the kubelet refuses both by
 	// default on some versions and this machine may have either. Eviction thresholds are low so a busy test
 	// disk does not taint the node. The kubelet serves on the node's address (the apiserver reaches it there for
@@ -382,6 +398,9 @@ func (n *Node) cleanup(t testing.TB) {
 		}
 	}
 	_ = exec.Command("ip", "link", "delete", "kubetest0").Run()
+	// kube-proxy's chains, and the bridge plugin's masquerade rules of pods that were never torn down.
+	_ = exec.Command(n.proxyBin, "--cleanup", "--proxy-mode=iptables").Run()
+	removeCNIRules()
 	// The kubelet's pod cgroups (cgroupfs: <controller>/kubepods[/<qos>]/pod<uid>[/<container>]) stay when it
 	// stops with pods on the node; their processes are gone, so they are removed deepest first.
 	pods, _ := filepath.Glob("/sys/fs/cgroup/*/kubepods/pod*")
@@ -467,4 +486,54 @@ func (n *Node) Exec(t testing.TB, ns, pod, container string, argv ...string) str
 		t.Fatalf("exec %v in %s/%s: %v (stderr %q)", argv, ns, pod, err, stderr.String())
 	}
 	return stdout.String()
+}
+
+// removeCNIRules deletes the nat POSTROUTING rules the bridge plugin added for the node's network ("kubetest")
+// and the chains they jump to.
+func removeCNIRules() {
+	out, err := exec.Command("iptables", "-t", "nat", "-S", "POSTROUTING").Output()
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if !strings.HasPrefix(line, "-A POSTROUTING ") || !strings.Contains(line, `name: \"kubetest\"`) {
+			continue
+		}
+		args := splitRule(strings.TrimPrefix(line, "-A POSTROUTING "))
+		_ = exec.Command("iptables", append([]string{"-t", "nat", "-D", "POSTROUTING"}, args...)...).Run()
+		for i, a := range args {
+			if a == "-j" && i+1 < len(args) && strings.HasPrefix(args[i+1], "CNI-") {
+				_ = exec.Command("iptables", "-t", "nat", "-F", args[i+1]).Run()
+				_ = exec.Command("iptables", "-t", "nat", "-X", args[i+1]).Run()
+			}
+		}
+	}
+}
+
+// splitRule splits an iptables -S rule into arguments, keeping a double-quoted comment (with \" inside) whole.
+func splitRule(rule string) []string {
+	var args []string
+	var cur strings.Builder
+	quoted := false
+	for i := 0; i < len(rule); i++ {
+		ch := rule[i]
+		switch {
+		case ch == '\\' && quoted && i+1 < len(rule):
+			i++
+			cur.WriteByte(rule[i])
+		case ch == '"':
+			quoted = !quoted
+		case ch == ' ' && !quoted:
+			if cur.Len() > 0 {
+				args = append(args, cur.String())
+				cur.Reset()
+			}
+		default:
+			cur.WriteByte(ch)
+		}
+	}
+	if cur.Len() > 0 {
+		args = append(args, cur.String())
+	}
+	return args
 }

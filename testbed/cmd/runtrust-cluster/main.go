@@ -1,7 +1,8 @@
 // Command runtrust-cluster runs the tests' single-node Kubernetes cluster (internal/kubetest.StartNode) on this
-// machine until Ctrl-C: kube-apiserver with etcd, kube-controller-manager, kube-scheduler, containerd's CRI and a
-// kubelet, with a plain-HTTP OCI registry on loopback beside it that the node pulls from. It prints the
-// kubeconfig and the registry's address; `make cluster` runs it (as root: the kubelet and containerd need it).
+// machine until Ctrl-C: kube-apiserver with etcd, kube-controller-manager, kube-scheduler, kube-proxy,
+// containerd's CRI and a kubelet, with a plain-HTTP OCI registry on loopback beside it that the node pulls
+// from. It prints the kubeconfig and the registry's address; `make cluster` runs it (as root: the kubelet and
+// containerd need it).
 package main
 
 import (
