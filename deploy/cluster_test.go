@@ -24,7 +24,13 @@ type cluster struct {
 
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
-	c := &cluster{Cluster: kubetest.Start(t)}
+	return newCluster(t, kubetest.Start(t))
+}
+
+// newCluster gives a running control plane helm and kubectl of their own, and the test namespace.
+func newCluster(t *testing.T, kc *kubetest.Cluster) *cluster {
+	t.Helper()
+	c := &cluster{Cluster: kc}
 	// helm installs only on a server whose version satisfies the chart's kubeVersion; a kube-apiserver built
 	// before the Makefile stamped the version calls itself v0.0.0-master.
 	v, err := c.Client(t).Discovery().ServerVersion()

@@ -54,6 +54,8 @@ type Node struct {
 	*Cluster
 	// Name is the node's name.
 	Name string
+	// IP is the node's address (the machine's): where its pods reach the host, and the apiserver listens too.
+	IP string
 	// ContainerdSocket is the CRI and containerd API socket.
 	ContainerdSocket string
 	// KubeletDir is the kubelet's root directory.
@@ -88,7 +90,7 @@ func StartNode(t testing.TB, opts NodeOptions) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &Node{Cluster: c, Name: opts.Name, nodeDir: dir, ContainerdSocket: filepath.Join(dir, "containerd.sock"),
+	n := &Node{Cluster: c, Name: opts.Name, IP: ip, nodeDir: dir, ContainerdSocket: filepath.Join(dir, "containerd.sock"),
 		KubeletDir: filepath.Join(dir, "kubelet"), proxyBin: bins["kube-proxy"]}
 	t.Cleanup(func() { n.cleanup(t) })
 
