@@ -186,8 +186,8 @@ func GetJSON(t testing.TB, url string, into any) {
 	}
 }
 
-// getStatus GETs url and, on 200, decodes the JSON answer into into; it returns the status code.
-func getStatus(t testing.TB, url string, into any) int {
+// GetStatus GETs url and, on 200, decodes the JSON answer into into; it returns the status code.
+func GetStatus(t testing.TB, url string, into any) int {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {

@@ -276,7 +276,7 @@ func (s *Stack) Images(t testing.TB) []Image {
 func (s *Stack) ImageDetail(t testing.TB, digest string) (Image, bool) {
 	t.Helper()
 	var img Image
-	if code := getStatus(t, s.API+"/api/v1/images/"+url.PathEscape(digest), &img); code == 404 {
+	if code := GetStatus(t, s.API+"/api/v1/images/"+url.PathEscape(digest), &img); code == 404 {
 		return img, false
 	} else if code != 200 {
 		t.Fatalf("GET image %s: HTTP %d", digest, code)
