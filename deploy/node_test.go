@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"strconv"
@@ -10,13 +11,16 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/runtrust/runtrust/internal/kubetest"
 	"github.com/runtrust/runtrust/internal/loopback"
 	"github.com/runtrust/runtrust/internal/pgtest"
+	"github.com/runtrust/runtrust/internal/records"
 	"github.com/runtrust/runtrust/internal/registry/registrytest"
+	"github.com/runtrust/runtrust/internal/sbomtest"
 	"github.com/runtrust/runtrust/testbed"
 )
 
@@ -27,26 +31,8 @@ import (
 // address), and the service shows the cluster and the controller's own image, judged (the loopback registry
 // is not among the trusted ones).
 func TestControllerChartOnTheNode(t *testing.T) {
-	reg := registrytest.Start(t)
-	n := kubetest.StartNode(t, kubetest.NodeOptions{Registry: reg.Host})
-	c := newCluster(t, n.Cluster)
-	collector, _ := BuildImages(t, reg.Host)
-	repo, _, _ := strings.Cut(collector, ":test")
-
-	grpcAddr := net.JoinHostPort(n.IP, strconv.Itoa(loopback.TestPort(t)))
-	httpAddr := testbed.FreeAddr(t)
-	svc := testbed.StartProcess(t, "runtime-service", testbed.ServiceBinary(t), nil,
-		"-database-url", pgtest.DB(t), "-grpc-listen", grpcAddr, "-http-listen", httpAddr, "-join-key", e2eJoinKey)
-	testbed.WaitHTTP(t, "http://"+httpAddr+"/readyz", svc)
-
-	sets := []string{"clusterUID=", "runtimeService.endpoint=" + grpcAddr, "runtimeService.insecure=true",
-		"controller.persistence.enabled=false", "controller.imageIntegrity.checkUnlistedRegistries=false",
-		"image.repository=" + repo, "image.tag=test"}
-	args := []string{"install", "rt", chartDir(t, "runtrust"), "--namespace", namespace, "--values", testdata("values-minimal.yaml")}
-	for _, s := range sets {
-		args = append(args, "--set", s)
-	}
-	c.helm(t, args...)
+	ni := installOnNode(t)
+	n, repo := ni.node, ni.imageRepo
 	pod := n.WaitRunning(t, namespace, "app.kubernetes.io/component=controller", 3*time.Minute)
 	if pod.Spec.ServiceAccountName != "rt-runtrust-controller" {
 		t.Errorf("the controller runs as %q, want the chart's rt-runtrust-controller", pod.Spec.ServiceAccountName)
@@ -55,18 +41,9 @@ func TestControllerChartOnTheNode(t *testing.T) {
 		t.Errorf("container status %+v: want the image built from the Dockerfile (%s)", st, repo)
 	}
 
-	type image struct {
-		Digest   string
-		Severity *string
-		Refs     []string
-	}
-	var images struct{ Items []image }
-	logs := func() string {
-		b, _ := n.Client(t).CoreV1().Pods(namespace).GetLogs(pod.Name, &corev1.PodLogOptions{}).DoRaw(context.Background())
-		return string(b)
-	}
+	var images struct{ Items []testbed.Image }
 	testbed.WaitFor(t, 2*time.Minute, func() bool {
-		testbed.GetJSON(t, "http://"+httpAddr+"/api/v1/images", &images)
+		testbed.GetJSON(t, ni.api+"/api/v1/images", &images)
 		for _, img := range images.Items {
 			if strings.Contains(strings.Join(img.Refs, " "), repo) && img.Severity != nil {
 				return true
@@ -74,17 +51,77 @@ func TestControllerChartOnTheNode(t *testing.T) {
 		}
 		return false
 	}, func() string {
-		return fmt.Sprintf("images %+v\ncontroller:\n%s\nservice:\n%s", images, logs(), svc.Output())
+		return fmt.Sprintf("images %+v\ncontroller:\n%s\nservice:\n%s", images, ni.logs(t, namespace, pod.Name), ni.service.Output())
 	})
 	ks, err := n.Client(t).CoreV1().Namespaces().Get(context.Background(), "kube-system", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var clusters struct{ Items []struct{ UID, Name string } }
-	testbed.GetJSON(t, "http://"+httpAddr+"/api/v1/clusters", &clusters)
+	testbed.GetJSON(t, ni.api+"/api/v1/clusters", &clusters)
 	if len(clusters.Items) != 1 || clusters.Items[0].UID != string(ks.UID) || clusters.Items[0].Name != "test-cluster" {
 		t.Errorf("clusters %+v, want test-cluster under kube-system's uid %s", clusters.Items, ks.UID)
 	}
+}
+
+// nodeInstall is the collector chart installed on a real node, shipping to a runtime service on this machine.
+type nodeInstall struct {
+	node      *kubetest.Node
+	registry  *registrytest.Registry
+	service   *testbed.Process
+	api       string // the service's HTTP address
+	imageRepo string // the collector image's repository, built from its Dockerfile
+}
+
+// installOnNode starts a node, builds the collector image, starts the runtime service at the node's address
+// and installs the chart with values-minimal.yaml and extra --set values.
+func installOnNode(t *testing.T, extra ...string) *nodeInstall {
+	t.Helper()
+	return installOnNodeWith(t, registrytest.Start(t), extra...)
+}
+
+// installOnNodeWith is installOnNode with the registry the node pulls from given; a value "json:k=v" is
+// passed with --set-json.
+func installOnNodeWith(t *testing.T, reg *registrytest.Registry, extra ...string) *nodeInstall {
+	t.Helper()
+	n := kubetest.StartNode(t, kubetest.NodeOptions{Registry: reg.Host})
+	c := newCluster(t, n.Cluster)
+	collector, _ := BuildImages(t, reg.Host)
+	repo, _, _ := strings.Cut(collector, ":test")
+	grpcAddr := net.JoinHostPort(n.IP, strconv.Itoa(loopback.TestPort(t)))
+	httpAddr := testbed.FreeAddr(t)
+	svc := testbed.StartProcess(t, "runtime-service", testbed.ServiceBinary(t), nil,
+		"-database-url", pgtest.DB(t), "-grpc-listen", grpcAddr, "-http-listen", httpAddr, "-join-key", e2eJoinKey)
+	testbed.WaitHTTP(t, "http://"+httpAddr+"/readyz", svc)
+	sets := append([]string{"clusterUID=", "runtimeService.endpoint=" + grpcAddr, "runtimeService.insecure=true",
+		"controller.persistence.enabled=false", "controller.imageIntegrity.checkUnlistedRegistries=false",
+		"image.repository=" + repo, "image.tag=test"}, extra...)
+	args := []string{"install", "rt", chartDir(t, "runtrust"), "--namespace", namespace, "--values", testdata("values-minimal.yaml")}
+	for _, s := range sets {
+		flag := "--set"
+		if strings.HasPrefix(s, "json:") {
+			flag, s = "--set-json", strings.TrimPrefix(s, "json:")
+		}
+		args = append(args, flag, s)
+	}
+	c.helm(t, args...)
+	return &nodeInstall{node: n, registry: reg, service: svc, api: "http://" + httpAddr, imageRepo: repo}
+}
+
+// controllerLogs is the controller pod's log, for failure messages.
+func (ni *nodeInstall) controllerLogs(t *testing.T) string {
+	pods, err := ni.node.Client(t).CoreV1().Pods(namespace).List(context.Background(),
+		metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=controller"})
+	if err != nil || len(pods.Items) == 0 {
+		return fmt.Sprintf("no controller pod (%v)", err)
+	}
+	return ni.logs(t, namespace, pods.Items[0].Name)
+}
+
+// logs is a pod's log, for failure messages.
+func (ni *nodeInstall) logs(t *testing.T, ns, pod string) string {
+	b, _ := ni.node.Client(t).CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{}).DoRaw(context.Background())
+	return string(b)
 }
 
 // TestSensorChartOnTheNode installs the chart with the sensor DaemonSet on the real node, with the collector
@@ -93,34 +130,12 @@ func TestControllerChartOnTheNode(t *testing.T) {
 // a shell exec'd into a pod through the API reaches the runtime service as a process of that pod's image,
 // with the SHA-256 of the image's /bin/sh and the container the kubelet started.
 func TestSensorChartOnTheNode(t *testing.T) {
-	reg := registrytest.Start(t)
-	n := kubetest.StartNode(t, kubetest.NodeOptions{Registry: reg.Host})
-	c := newCluster(t, n.Cluster)
-	collector, _ := BuildImages(t, reg.Host)
-	repo, _, _ := strings.Cut(collector, ":test")
-	shell := testbed.PushShellImage(t, reg.Host, "shop/toolbox:1")
-
-	grpcAddr := net.JoinHostPort(n.IP, strconv.Itoa(loopback.TestPort(t)))
-	httpAddr := testbed.FreeAddr(t)
-	svc := testbed.StartProcess(t, "runtime-service", testbed.ServiceBinary(t), nil,
-		"-database-url", pgtest.DB(t), "-grpc-listen", grpcAddr, "-http-listen", httpAddr, "-join-key", e2eJoinKey)
-	testbed.WaitHTTP(t, "http://"+httpAddr+"/readyz", svc)
-
-	sets := []string{"clusterUID=", "runtimeService.endpoint=" + grpcAddr, "runtimeService.insecure=true",
-		"controller.persistence.enabled=false", "controller.imageIntegrity.checkUnlistedRegistries=false",
-		"image.repository=" + repo, "image.tag=test", "sensor.enabled=true", "sensor.hostQueueDir=" + t.TempDir()}
-	args := []string{"install", "rt", chartDir(t, "runtrust"), "--namespace", namespace, "--values", testdata("values-minimal.yaml")}
-	for _, s := range sets {
-		args = append(args, "--set", s)
-	}
-	c.helm(t, args...)
+	ni := installOnNode(t, "sensor.enabled=true", "sensor.hostQueueDir="+t.TempDir())
+	n := ni.node
+	shell := testbed.PushShellImage(t, ni.registry.Host, "shop/toolbox:1")
 	sensor := n.WaitRunning(t, namespace, "app.kubernetes.io/component=sensor", 3*time.Minute)
 	client := n.Client(t)
 	ctx := context.Background()
-	logs := func(ns, pod string) string {
-		b, _ := client.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{}).DoRaw(ctx)
-		return string(b)
-	}
 
 	if _, err := client.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "toolbox", Labels: map[string]string{"app": "toolbox"}},
@@ -143,11 +158,132 @@ func TestSensorChartOnTheNode(t *testing.T) {
 		// Exec'd again each round: the sensor may still be starting when the first one runs.
 		n.Exec(t, "default", pod.Name, "toolbox", shell.ShellPath, "-c", "exit 0")
 		img = testbed.Image{}
-		if status := testbed.GetStatus(t, "http://"+httpAddr+"/api/v1/images/"+shell.Digest, &img); status != 200 {
+		if status := testbed.GetStatus(t, ni.api+"/api/v1/images/"+shell.Digest, &img); status != 200 {
 			return false
 		}
 		return found()
 	}, func() string {
-		return fmt.Sprintf("image %+v\nsensor:\n%s\nservice:\n%s", img, logs(namespace, sensor.Name), svc.Output())
+		return fmt.Sprintf("image %+v\nsensor:\n%s\nservice:\n%s", img, ni.logs(t, namespace, sensor.Name), ni.service.Output())
 	})
+}
+
+// TestGreenBurritoOnTheNode is the stale moving tag for real: a Deployment of green-burrito:latest with
+// imagePullPolicy IfNotPresent runs on the node; a new build is pushed under the same tag; the Deployment is
+// scaled up and the kubelet starts the new pod from the image it already holds, so both pods run the old
+// digest. The controller asks the registry, and the service shows the old digest as a stale tag on both pods,
+// with the tag's digest now and the pull-policy remediation.
+func TestGreenBurritoOnTheNode(t *testing.T) {
+	reg := registrytest.Start(t)
+	// The node pulls from the loopback registry (containerd runs on the host); the controller, in a pod, cannot
+	// reach the host's loopback, so it asks the same registry at the node's address, as nodes that pull through
+	// a mirror are configured (controller.mirrors), over plain HTTP. A push is seen once the tag's cached answer
+	// expires (cacheTTL) and a record of the pod comes by (a change, or the snapshot every snapshotInterval):
+	// both are short here.
+	mirror := forward(t, net.JoinHostPort(kubetest.MachineIP(t), strconv.Itoa(loopback.TestPort(t))), reg.Host)
+	ni := installOnNodeWith(t, reg, "controller.trustedRegistries={"+reg.Host+","+mirror+"}",
+		"controller.imageIntegrity.cacheTTL=30s", "controller.snapshotInterval=15s", `json:controller.mirrors=[{"source":"`+reg.Host+`","mirror":"`+mirror+`"}]`,
+		`json:controller.imageIntegrity.registries=[{"host":"`+mirror+`","tls":{"insecure":true}}]`)
+	n := ni.node
+	build := func(id string) string {
+		spec, _ := sbomtest.ShellSpec(t)
+		spec.Files = append(spec.Files, sbomtest.File{Path: "/etc/build-id", Content: []byte(id + "\n"), Mode: 0o644})
+		_, digest := sbomtest.Push(t, reg.Host, "shop/green-burrito:latest", sbomtest.Image(t, spec))
+		return digest
+	}
+	v1 := build("1")
+	client := n.Client(t)
+	ctx := context.Background()
+	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]string{"app": "green-burrito"}
+	one := int32(1)
+	_, err := client.AppsV1().Deployments("shop").Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "green-burrito"},
+		Spec: appsv1.DeploymentSpec{Replicas: &one, Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{
+				Containers: []corev1.Container{{Name: "app", Image: reg.Host + "/shop/green-burrito:latest",
+					ImagePullPolicy: corev1.PullIfNotPresent}}}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.WaitRunning(t, "shop", "app=green-burrito", 3*time.Minute)
+	ni.waitImage(t, v1, "verified", func(i testbed.Image) bool { return testbed.Str(i.Verdict) == records.IntegrityVerified })
+
+	v2 := build("2")
+	scale, err := client.AppsV1().Deployments("shop").GetScale(ctx, "green-burrito", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scale.Spec.Replicas = 2
+	if _, err := client.AppsV1().Deployments("shop").UpdateScale(ctx, "green-burrito", scale, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	img := ni.waitImage(t, v1, "stale_tag on both pods", func(i testbed.Image) bool {
+		if testbed.Str(i.Verdict) != records.IntegrityStaleTag || len(i.Placements) != 2 {
+			return false
+		}
+		for _, p := range i.Placements {
+			if testbed.Str(p.ExpectedDigest) != v2 || testbed.Str(p.PullPolicy) != string(corev1.PullIfNotPresent) {
+				return false
+			}
+		}
+		return true
+	})
+	pods, err := client.CoreV1().Pods("shop").List(ctx, metav1.ListOptions{LabelSelector: "app=green-burrito"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods.Items {
+		if st := p.Status.ContainerStatuses; len(st) != 1 || !strings.HasSuffix(st[0].ImageID, "@"+v1) {
+			t.Errorf("pod %s runs %+v, want the old digest %s: the kubelet keeps what it pulled", p.Name, st, v1)
+		}
+	}
+	if len(img.Remediation) != 1 || !slices.Contains(img.Remediation[0].PullPolicies, "IfNotPresent") ||
+		testbed.Str(img.Remediation[0].PinnedRef) != reg.Host+"/shop/green-burrito@"+v2 {
+		t.Errorf("remediation %+v, want pull policy IfNotPresent and the pinned reference to %s", img.Remediation, v2)
+	}
+}
+
+// waitImage polls the service's image detail of digest until ok holds.
+func (ni *nodeInstall) waitImage(t *testing.T, digest, what string, ok func(testbed.Image) bool) testbed.Image {
+	t.Helper()
+	var img testbed.Image
+	testbed.WaitFor(t, 2*time.Minute, func() bool {
+		img = testbed.Image{}
+		return testbed.GetStatus(t, ni.api+"/api/v1/images/"+digest, &img) == 200 && ok(img)
+	}, func() string {
+		return fmt.Sprintf("image %s not %s: %+v\ncontroller:\n%s\nservice:\n%s", digest, what, img, ni.controllerLogs(t), ni.service.Output())
+	})
+	return img
+}
+
+// forward listens on from and copies every connection to and from to, until the test ends; it returns from.
+func forward(t *testing.T, from, to string) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lis.Close() })
+	go func() {
+		for {
+			in, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer in.Close()
+				out, err := net.Dial("tcp", to)
+				if err != nil {
+					return
+				}
+				defer out.Close()
+				go func() { _, _ = io.Copy(out, in) }()
+				_, _ = io.Copy(in, out)
+			}()
+		}
+	}()
+	return from
 }
