@@ -84,7 +84,7 @@ func StartNode(t testing.TB, opts NodeOptions) *Node {
 	}
 	bins := nodeBinaries(t)
 	lockNode(t)
-	ip := nodeIP(t)
+	ip := MachineIP(t)
 	c := start(t, true, ip)
 	dir, err := os.MkdirTemp("", "rt-node-")
 	if err != nil {
@@ -300,8 +300,9 @@ oomScoreAdj: 0
 		"--cert-dir="+filepath.Join(n.nodeDir, "kubelet-pki"), "--v=1")
 }
 
-// nodeIP is the machine's first IPv4 address that is not loopback and not a container bridge's.
-func nodeIP(t testing.TB) string {
+// MachineIP is the machine's first IPv4 address that is not loopback and not a container bridge's: the test
+// node's IP.
+func MachineIP(t testing.TB) string {
 	t.Helper()
 	ifaces, err := net.Interfaces()
 	if err != nil {
