@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -75,22 +74,7 @@ func (r *Reader) Pass(ctx context.Context) {
 		r.log.Warn("artifact labels: listing the images due", "error", err)
 		return
 	}
-	sem := make(chan struct{}, r.opts.Concurrency)
-	var wg sync.WaitGroup
-	for _, c := range cands {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			wg.Wait()
-			return
-		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			r.readOne(ctx, c)
-		}()
-	}
-	wg.Wait()
+	periodic.Each(ctx, r.opts.Concurrency, cands, r.readOne)
 }
 
 func (r *Reader) readOne(ctx context.Context, c store.LabelCandidate) {

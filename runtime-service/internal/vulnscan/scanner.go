@@ -167,22 +167,7 @@ func (s *Scanner) buildSBOMs(ctx context.Context) {
 		s.log.Warn("SBOM work: listing the images due", "error", err)
 		return
 	}
-	sem := make(chan struct{}, s.opts.Concurrency)
-	var wg sync.WaitGroup
-	for _, c := range cands {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			wg.Wait()
-			return
-		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			s.buildOne(ctx, c)
-		}()
-	}
-	wg.Wait()
+	periodic.Each(ctx, s.opts.Concurrency, cands, s.buildOne)
 }
 
 func (s *Scanner) buildOne(ctx context.Context, c store.SBOMCandidate) {
