@@ -11,9 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/runtrust/runtrust/internal/kubetest"
 	"github.com/runtrust/runtrust/internal/loopback"
@@ -130,7 +133,8 @@ func (ni *nodeInstall) logs(t *testing.T, ns, pod string) string {
 // a shell exec'd into a pod through the API reaches the runtime service as a process of that pod's image,
 // with the SHA-256 of the image's /bin/sh and the container the kubelet started.
 func TestSensorChartOnTheNode(t *testing.T) {
-	ni := installOnNode(t, "sensor.enabled=true", "sensor.hostQueueDir="+t.TempDir())
+	// A health record every 5 s: the service calls the sensor stale after three missed (its auto threshold).
+	ni := installOnNode(t, "sensor.enabled=true", "sensor.hostQueueDir="+t.TempDir(), "sensor.healthInterval=5s")
 	n := ni.node
 	shell := testbed.PushShellImage(t, ni.registry.Host, "shop/toolbox:1")
 	sensor := n.WaitRunning(t, namespace, "app.kubernetes.io/component=sensor", 3*time.Minute)
@@ -165,6 +169,117 @@ func TestSensorChartOnTheNode(t *testing.T) {
 	}, func() string {
 		return fmt.Sprintf("image %+v\nsensor:\n%s\nservice:\n%s", img, ni.logs(t, namespace, sensor.Name), ni.service.Output())
 	})
+	sensorPodLifecycle(t, ni, sensor)
+}
+
+// clusterView is what the service says of the test cluster's sensors.
+type clusterView struct {
+	Sensors struct {
+		Reporting int `json:"reporting"`
+		Stale     int `json:"stale"`
+	} `json:"sensors"`
+	Entitlement struct {
+		NodesUsed int `json:"nodes_used"`
+	} `json:"entitlement"`
+	NodeList []struct {
+		Name   string `json:"name"`
+		Sensor *struct {
+			Stale           bool      `json:"stale"`
+			LastSeen        time.Time `json:"last_seen"`
+			IntervalSeconds *float64  `json:"interval_seconds"`
+		} `json:"sensor"`
+	} `json:"node_list"`
+	Collectors []struct {
+		ID   string `json:"id"`
+		Live bool   `json:"live"`
+	} `json:"collectors"`
+}
+
+// sensorPodLifecycle deletes the node's sensor pod: the DaemonSet starts another, which carries on as the same
+// collector (its token is on the node's disk), so the node keeps one sensor, counted once. Then the node is
+// labelled to turn its sensor off: the pod is deleted and none replaces it, and the service shows the node's
+// sensor stale; unlabelled, a new pod reports and it is fresh again.
+func sensorPodLifecycle(t *testing.T, ni *nodeInstall, sensor corev1.Pod) {
+	n := ni.node
+	client := n.Client(t)
+	ctx := context.Background()
+	var view clusterView
+	get := func() clusterView {
+		view = clusterView{}
+		testbed.GetJSON(t, ni.api+"/api/v1/clusters/test-cluster", &view)
+		return view
+	}
+	nodeSensor := func(v clusterView) (stale, known bool, lastSeen time.Time) {
+		for _, nd := range v.NodeList {
+			if nd.Name == n.Name && nd.Sensor != nil {
+				return nd.Sensor.Stale, nd.Sensor.IntervalSeconds != nil, nd.Sensor.LastSeen
+			}
+		}
+		return false, false, time.Time{}
+	}
+	why := func(what string) func() string {
+		return func() string {
+			return fmt.Sprintf("%s: %+v\nservice:\n%s", what, view, ni.service.Output())
+		}
+	}
+	// Until the service knows the sensor's interval (two records), its stale threshold is the 5-minute default.
+	testbed.WaitFor(t, time.Minute, func() bool { stale, known, _ := nodeSensor(get()); return known && !stale },
+		why("the node's sensor has not reported twice"))
+
+	const selector = "app.kubernetes.io/component=sensor"
+	if err := client.CoreV1().Pods(namespace).Delete(ctx, sensor.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var next corev1.Pod
+	testbed.WaitFor(t, 3*time.Minute, func() bool {
+		pods, err := client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pods.Items) != 1 {
+			return false
+		}
+		next = pods.Items[0]
+		return next.Name != sensor.Name && next.DeletionTimestamp == nil && next.Status.Phase == corev1.PodRunning
+	}, func() string { return "the DaemonSet started no new sensor pod for " + sensor.Name })
+	started := time.Now()
+	testbed.WaitFor(t, time.Minute, func() bool {
+		stale, _, seen := nodeSensor(get())
+		return !stale && seen.After(started)
+	}, why("the new sensor pod "+next.Name+" sent no health record"))
+	var ids []string
+	for _, c := range view.Collectors {
+		ids = append(ids, c.ID)
+	}
+	if slices.Sort(ids); !slices.Equal(ids, []string{"controller", n.Name}) || view.Entitlement.NodesUsed != 1 {
+		t.Errorf("after the sensor pod was replaced: collectors %v, %d nodes used; want controller and %s, one node",
+			ids, view.Entitlement.NodesUsed, n.Name)
+	}
+
+	// label sets the node's sensor label to a JSON value: null removes it.
+	label := func(value string) {
+		patch := `{"metadata":{"labels":{"runtrust.io/sensor":` + value + `}}}`
+		if _, err := client.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	label(`"disabled"`)
+	testbed.WaitFor(t, 2*time.Minute, func() bool {
+		pods, err := client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(pods.Items) == 0
+	}, func() string { return "the sensor pod stays on a node labelled runtrust.io/sensor=disabled" })
+	gone := time.Now()
+	testbed.WaitFor(t, 2*time.Minute, func() bool { stale, _, _ := nodeSensor(get()); return stale && view.Sensors.Stale == 1 },
+		why("the node whose sensor pod is gone is not stale"))
+	t.Logf("the node's sensor stale %s after its pod was deleted", time.Since(gone).Round(time.Second))
+
+	label(`null`)
+	back := n.WaitRunning(t, namespace, selector, 3*time.Minute)
+	testbed.WaitFor(t, time.Minute, func() bool { stale, _, _ := nodeSensor(get()); return !stale && view.Sensors.Stale == 0 },
+		why("the sensor pod "+back.Name+" came back and the node is still stale"))
 }
 
 // TestGreenBurritoOnTheNode is the stale moving tag for real: a Deployment of green-burrito:latest with
@@ -243,6 +358,34 @@ func TestGreenBurritoOnTheNode(t *testing.T) {
 	if len(img.Remediation) != 1 || !slices.Contains(img.Remediation[0].PullPolicies, "IfNotPresent") ||
 		testbed.Str(img.Remediation[0].PinnedRef) != reg.Host+"/shop/green-burrito@"+v2 {
 		t.Errorf("remediation %+v, want pull policy IfNotPresent and the pinned reference to %s", img.Remediation, v2)
+	}
+
+	// The image deleted from the registry while its pods run (the tag and both builds): the kubelet keeps
+	// running them from what it pulled, and the service shows the running digest as an artifact gone missing.
+	for _, ref := range []string{"latest", "@" + v1, "@" + v2} {
+		sep := ":"
+		if strings.HasPrefix(ref, "@") {
+			sep = ""
+		}
+		r, err := name.ParseReference(reg.Host+"/shop/green-burrito"+sep+ref, name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Delete(r); err != nil {
+			t.Fatalf("delete %s: %v", r, err)
+		}
+	}
+	ni.waitImage(t, v1, "artifact_missing on both pods", func(i testbed.Image) bool {
+		return testbed.Str(i.Verdict) == records.IntegrityArtifactMissing && len(i.Placements) == 2
+	})
+	pods, err = client.CoreV1().Pods("shop").List(ctx, metav1.ListOptions{LabelSelector: "app=green-burrito"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods.Items {
+		if p.Status.Phase != corev1.PodRunning {
+			t.Errorf("pod %s is %s after its image was deleted from the registry, want it still running", p.Name, p.Status.Phase)
+		}
 	}
 }
 

@@ -84,6 +84,7 @@ func StartNode(t testing.TB, opts NodeOptions) *Node {
 	}
 	bins := nodeBinaries(t)
 	lockNode(t)
+	mountTracefs(t)
 	ip := MachineIP(t)
 	c := start(t, true, ip)
 	dir, err := os.MkdirTemp("", "rt-node-")
@@ -113,6 +114,20 @@ func StartNode(t testing.TB, opts NodeOptions) *Node {
 	kubelet := n.startKubelet(t, bins["kubelet"], ip)
 	n.waitReady(t, kubelet)
 	return n
+}
+
+// mountTracefs mounts tracefs at /sys/kernel/tracing when it is not there, as a node's init (systemd) does at
+// boot: a sensor pod mounts the host's tracefs read-only and, without CAP_SYS_ADMIN, cannot mount it itself. A
+// machine booted without it (CI's fresh machines) would otherwise fail the sensor pod, not the test's setup.
+func mountTracefs(t testing.TB) {
+	t.Helper()
+	const dir = "/sys/kernel/tracing"
+	if _, err := os.Stat(filepath.Join(dir, "events")); err == nil {
+		return
+	}
+	if err := syscall.Mount("tracefs", dir, "tracefs", 0, ""); err != nil {
+		t.Fatalf("tracefs is not mounted at %s and mounting it failed (%v): a node's sensor needs it; run `mount -t tracefs tracefs %s` as root", dir, err, dir)
+	}
 }
 
 // nodeLock is the file a node holds locked while it runs: the kubelet's cgroup tree (/kubepods), the CNI
