@@ -14,6 +14,7 @@ import (
 
 	"github.com/runtrust/runtrust/internal/records"
 	"github.com/runtrust/runtrust/runtime-service/internal/auth"
+	"github.com/runtrust/runtrust/runtime-service/internal/provenance"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
 )
 
@@ -50,6 +51,8 @@ var Routes = []Route{
 	{"GET", "/api/v1/vulnerabilities.csv", viewer, (*Handler).vulnerabilitiesCSV},
 	{"GET", "/api/v1/placement/findings", viewer, (*Handler).listPlacementFindings},
 	{"GET", "/api/v1/placement/policy", viewer, (*Handler).placementPolicy},
+	{"GET", "/api/v1/provenance/findings", viewer, (*Handler).listProvenanceFindings},
+	{"GET", "/api/v1/provenance/policy", viewer, (*Handler).provenancePolicy},
 	{"GET", "/api/v1/meta/order", viewer, (*Handler).order},
 	{"GET", "/api/v1/me", viewer, (*Handler).me},
 	{"GET", "/api/v1/tokens", admin, (*Handler).listTokens},
@@ -77,6 +80,8 @@ type Handler struct {
 	log   *slog.Logger
 	authn *auth.Authenticator
 	mux   *http.ServeMux
+	// provenance is the signature and provenance policy (WithProvenance); nil: none.
+	provenance *provenance.Policy
 }
 
 // New returns the API handler; authn decides who each call acts as.
@@ -317,6 +322,8 @@ type ImageDetail struct {
 	Vulnerabilities      []Vulnerability `json:"vulnerabilities"`
 	VulnerabilitiesTotal int             `json:"vulnerabilities_total"`
 	SBOM                 SBOMStatus      `json:"sbom"`
+	// Provenance: its signatures and build provenance under the policy (docs/provenance.md).
+	Provenance ProvenanceStatus `json:"provenance"`
 }
 
 func (h *Handler) getImage(w http.ResponseWriter, r *http.Request) {
@@ -352,6 +359,10 @@ func (h *Handler) getImage(w http.ResponseWriter, r *http.Request) {
 		out.Placements = append(out.Placements, pl)
 	}
 	if err := h.addVulnerabilities(r, &out); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if out.Provenance, err = h.provenanceStatus(r, digest); err != nil {
 		h.fail(w, r, err)
 		return
 	}

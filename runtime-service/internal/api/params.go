@@ -55,6 +55,8 @@ var listParams = map[string]struct {
 	"vulnerabilities.csv": {[]string{"cluster", "namespace", "digest", "severity", "reachability", "fix", "q"}, nil},
 	// Placement findings are ranked one way (severity, then newest: store.ListPlacementFindings).
 	"placement/findings": {[]string{"cluster", "namespace", "severity", "digest", "rule", "limit", "offset"}, nil},
+	// Provenance findings are ranked one way (severity, then newest: store.ListProvenanceFindings).
+	"provenance/findings": {[]string{"cluster", "namespace", "severity", "rule", "finding", "limit", "offset"}, nil},
 }
 
 var (

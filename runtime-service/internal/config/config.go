@@ -19,6 +19,7 @@ import (
 	"github.com/runtrust/runtrust/runtime-service/internal/entitlement"
 	"github.com/runtrust/runtrust/runtime-service/internal/ingest"
 	"github.com/runtrust/runtrust/runtime-service/internal/placement"
+	"github.com/runtrust/runtrust/runtime-service/internal/provenance"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
 	"github.com/runtrust/runtrust/runtime-service/internal/vulndb"
 )
@@ -59,6 +60,10 @@ type Config struct {
 	// read and checked by Parse. Nil: no policy.
 	PlacementFile string
 	Placement     *placement.Policy
+	// ProvenanceFile is the signature and provenance policy (internal/provenance; docs/provenance.md);
+	// Provenance is its content, read and checked by Parse. Nil: signatures and provenance are not checked.
+	ProvenanceFile string
+	Provenance     *provenance.Policy
 	// SensorStaleAfter: a sensor without a health record this long is stale. Zero: three of its intervals.
 	SensorStaleAfter time.Duration
 	// NodeEntitlement is each cluster's licensed node count: how many nodes' sensors it may enrol
@@ -218,6 +223,10 @@ var settings = []setting{
 		c.PlacementFile = v
 		return nil
 	}},
+	{"provenance-file", "RUNTRUST_PROVENANCE_FILE", "", "YAML or JSON file of the signature and provenance policy: the keys and keyless identities trusted per repository, and whether SLSA provenance is required (docs/provenance.md); empty: not checked", func(c *Config, v string) error {
+		c.ProvenanceFile = v
+		return nil
+	}},
 	{"sensor-stale-after", "RUNTRUST_SENSOR_STALE_AFTER", "auto", "how long a sensor may send no health record before it is stale; auto: 3 of its own intervals (5m until known)", func(c *Config, v string) error {
 		if v == "auto" {
 			c.SensorStaleAfter = 0
@@ -334,6 +343,13 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 			return Config{}, err
 		}
 		c.Placement = p
+	}
+	if c.ProvenanceFile != "" {
+		p, err := provenance.LoadFile(c.ProvenanceFile)
+		if err != nil {
+			return Config{}, err
+		}
+		c.Provenance = p
 	}
 	return c, nil
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/runtrust/runtrust/runtime-service/internal/provenance/provenancetest"
 )
 
 func env(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
@@ -129,6 +131,27 @@ func TestPlacementFile(t *testing.T) {
 	if _, err := Parse([]string{"-placement-file", "/nonexistent/placement.yaml"}, env(nil), io.Discard); err == nil ||
 		!strings.Contains(err.Error(), "placement file: open /nonexistent/placement.yaml") {
 		t.Fatalf("missing file: %v", err)
+	}
+}
+
+func TestProvenanceFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "provenance.yaml")
+	if err := os.WriteFile(p, []byte("rules:\n- {name: shop, match: {repository: 'shop/*'}, keys: [release.pub]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The key file is read relative to the policy file; missing, the error names the rule, the field and the file.
+	if _, err := Parse(nil, env(map[string]string{"RUNTRUST_PROVENANCE_FILE": p}), io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "provenance file "+p+": rules[0] (shop).keys[0]: open "+filepath.Join(dir, "release.pub")) {
+		t.Fatalf("missing key: %v", err)
+	}
+	provenancetest.NewKey(t).WritePublic(t, dir, "release.pub")
+	c, err := Parse([]string{"-provenance-file", p}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ProvenanceFile != p || c.Provenance == nil || len(c.Provenance.Rules) != 1 || len(c.Provenance.Rules[0].Keys) != 1 {
+		t.Fatalf("%+v", c.Provenance)
 	}
 }
 

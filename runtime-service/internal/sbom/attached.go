@@ -1,12 +1,10 @@
 package sbom
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"slices"
 	"strings"
@@ -14,7 +12,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/runtrust/runtrust/runtime-service/internal/referrers"
 )
 
 // ErrNotAttached says the registry holds no SBOM (in a format we read) attached to the digest.
@@ -87,24 +86,9 @@ func Attached(ctx context.Context, d name.Digest, opts ...remote.Option) (*SBOM,
 	return nil, firstErr
 }
 
-// listReferrers lists d's referrers, telling which way it found them. remote.Referrers falls back to the tag
-// scheme on its own but does not say so, so it is asked first with the fallback off; go-containerregistry then
-// fails with a plain error (not a transport.Error) on a registry without the referrers API, and the second call
-// takes the tag.
+// listReferrers lists d's referrers (internal/referrers), telling which way it found them.
 func listReferrers(d name.Digest, opts []remote.Option) (v1.ImageIndex, string, error) {
-	idx, err := remote.Referrers(d, append(slices.Clip(opts), remote.WithReferrersTagFallback(false))...)
-	if err == nil {
-		return idx, SourceReferrer, nil
-	}
-	var terr *transport.Error
-	if errors.As(err, &terr) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return nil, "", err
-	}
-	idx, err = remote.Referrers(d, append(slices.Clip(opts), remote.WithReferrersTagFallback(true))...)
-	if err != nil {
-		return nil, "", err
-	}
-	return idx, SourceTag, nil
+	return referrers.List(d, opts)
 }
 
 // candidate is a referrer holding an SBOM document.
@@ -156,11 +140,7 @@ func sbomReferrers(d name.Digest, idx v1.ImageIndex, opts []remote.Option) ([]ca
 func created(d v1.Descriptor) string { return d.Annotations["org.opencontainers.image.created"] }
 
 func fetchManifest(ref name.Digest, opts []remote.Option) (*v1.Manifest, error) {
-	img, err := remote.Image(ref, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return img.Manifest()
+	return referrers.Manifest(ref, opts)
 }
 
 // manifestFormat tells the SBOM format of an artifact manifest from its artifactType, config media type or
@@ -218,30 +198,12 @@ func documentLayer(m *v1.Manifest) (v1.Descriptor, error) {
 	return v1.Descriptor{}, fmt.Errorf("artifact has %d layers and none of an SBOM media type", len(m.Layers))
 }
 
-// readBlob reads a document blob of at most MaxAttachedBytes; go-containerregistry checks its digest as it is
-// read to the end.
+// readBlob reads a document blob of at most MaxAttachedBytes; one over it is unreadable (asking again will not
+// help).
 func readBlob(ref name.Digest, size int64, opts []remote.Option) ([]byte, error) {
-	tooLarge := fmt.Errorf("%w: layer %s is larger than the %d MiB limit on attached SBOMs",
-		errUnreadable, ref.DigestStr(), MaxAttachedBytes>>20)
-	if size > MaxAttachedBytes {
-		return nil, tooLarge
+	data, err := referrers.ReadBlob(ref, size, MaxAttachedBytes, opts)
+	if errors.Is(err, referrers.ErrTooLarge) {
+		return nil, fmt.Errorf("%w: layer %s is larger than the %d MiB limit on attached SBOMs", errUnreadable, ref.DigestStr(), MaxAttachedBytes>>20)
 	}
-	layer, err := remote.Layer(ref, opts...)
-	if err != nil {
-		return nil, err
-	}
-	rc, err := layer.Compressed() // the blob as stored: an SBOM layer is not a compressed tar
-	if err != nil {
-		return nil, fmt.Errorf("fetch layer %s: %w", ref.DigestStr(), err)
-	}
-	defer rc.Close()
-	var buf bytes.Buffer
-	n, err := buf.ReadFrom(io.LimitReader(rc, MaxAttachedBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("read layer %s: %w", ref.DigestStr(), err)
-	}
-	if n > MaxAttachedBytes {
-		return nil, tooLarge
-	}
-	return buf.Bytes(), nil
+	return data, err
 }

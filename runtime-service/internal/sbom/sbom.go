@@ -12,7 +12,11 @@
 // tree, none of which go.mod has; we leave rpm to attached SBOMs, which Attached reads in all three formats.
 package sbom
 
-import "time"
+import (
+	"time"
+
+	"github.com/runtrust/runtrust/runtime-service/internal/referrers"
+)
 
 // Package types (the ecosystem a package's versions are compared in). They follow the purl types.
 const (
@@ -30,9 +34,9 @@ const GoStdlib = "stdlib"
 
 // Where an SBOM came from.
 const (
-	SourceReferrer  = "referrer"  // attached to the image in the registry (referrers API)
-	SourceTag       = "tag"       // attached under the sha256-<hex> tag scheme (registries without referrers)
-	SourceGenerated = "generated" // built here from the image's layers
+	SourceReferrer  = referrers.SourceReferrer // attached to the image in the registry (referrers API)
+	SourceTag       = referrers.SourceTag      // attached under the sha256-<hex> tag scheme (registries without referrers)
+	SourceGenerated = "generated"              // built here from the image's layers
 )
 
 // Document formats an attached SBOM is read in.

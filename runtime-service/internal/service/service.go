@@ -30,6 +30,7 @@ import (
 	"github.com/runtrust/runtrust/runtime-service/internal/httpmw"
 	"github.com/runtrust/runtrust/runtime-service/internal/ingest"
 	"github.com/runtrust/runtrust/runtime-service/internal/metadata"
+	"github.com/runtrust/runtrust/runtime-service/internal/provenance"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
 	"github.com/runtrust/runtrust/runtime-service/internal/ui"
 	"github.com/runtrust/runtrust/runtime-service/internal/vulnscan"
@@ -230,7 +231,7 @@ func (s *Service) listen() (grpcLis, httpLis net.Listener, err error) {
 // (net/http compresses nothing itself; handlers that encode on their own pass through).
 func (s *Service) routes(st *store.Store, reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/api/", api.New(st, s.log, auth.New(st, s.cfg.AuthMode)))
+	mux.Handle("/api/", api.New(st, s.log, auth.New(st, s.cfg.AuthMode)).WithProvenance(s.cfg.Provenance))
 	if s.cfg.OIDC != nil {
 		auth.NewSignIn(*s.cfg.OIDC, st, s.log).Register(mux)
 	} else {
@@ -269,6 +270,13 @@ func (s *Service) startBackground(ctx context.Context, st *store.Store, reg prom
 		// annotations and labels, and Artifactory registries' properties with each listing (docs/placement.md).
 		cor.ReadProperties(true)
 		s.started("artifact labels", runInBackground(metadata.New(st, metadata.Options{Registries: s.cfg.Registries}, s.log).Run))
+	}
+	if s.cfg.Provenance != nil {
+		// Signatures and build provenance of the running digests (docs/provenance.md); Artifactory's build.name and
+		// build.number properties, read with each listing, name the build beside them.
+		cor.ReadProperties(true)
+		s.started("signatures and provenance", runInBackground(provenance.New(st,
+			provenance.Options{Policy: s.cfg.Provenance, Registries: s.cfg.Registries}, s.log).Run))
 	}
 	s.started("registry correlation", runInBackground(cor.Run))
 	sc, err := newScanner(st, s.cfg, s.log, reg)

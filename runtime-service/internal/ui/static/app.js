@@ -529,6 +529,7 @@ async function imageView(out, digest, show) {
     body.reasons.length ? [h('h2', {}, 'Findings'),
       h('ul', { class: 'reasons' }, body.reasons.map((r) => h('li', {}, h('code', {}, reasonCode(r)), r.slice(reasonCode(r).length))))] : null,
     vulnSection(body),
+    provenanceSection(body.provenance),
     placementSection(body),
     h('h2', { id: 'where' }, 'Where it runs'), placementsTree(body),
     h('h2', { id: 'processes' }, 'Processes it executed'), processesTable(body),
@@ -705,6 +706,94 @@ function placementSection(body) {
   ];
 }
 
+// provenanceSection is the image's signatures and build provenance as last checked (docs/provenance.md): the
+// deciding rule's verdict and findings, each signature with who made it, and the build facts of each SLSA
+// provenance attestation, verified or not.
+function provenanceSection(p) {
+  if (!p) return null; // an older service
+  const head = h('h2', { id: 'provenance' }, 'Signatures and provenance');
+  if (p.state === 'off') {
+    return h('section', { class: 'provenance', 'data-provenance': 'off' }, head,
+      h('p', { class: 'muted' }, 'Not checked: no signature and provenance policy is loaded (', h('code', {}, '-provenance-file'), ', docs/provenance.md).'));
+  }
+  if (!p.status) {
+    return h('section', { class: 'provenance', 'data-provenance': p.state }, head,
+      h('p', { class: 'muted' }, p.state === 'failed' ? 'Not checked: its registry could not be read. ' : 'Not checked yet.',
+        p.error ? h('code', {}, p.error) : null));
+  }
+  const flag = {
+    verified: h('span', { class: 'flag flag-ok' }, '✓ verified'),
+    finding: h('span', { class: 'flag' }, '⚠ ' + p.findings.map((f) => f.code.replace('_', ' ')).join(', ')),
+    not_judged: h('span', { class: 'flag flag-none' }, 'no rule selects it'),
+  }[p.status];
+  const signer = (s) => s.kind === 'certificate'
+    ? [h('span', { class: 'kind' }, 'keyless'), s.subject || '(no identity)', s.issuer ? h('span', { class: 'muted' }, ` · ${s.issuer}`) : null]
+    : s.key ? [h('span', { class: 'kind' }, 'key'), s.key, h('span', { class: 'muted' }, ` · ${s.key_fingerprint}`)] : h('span', { class: 'muted' }, 'unknown key');
+  const ok = (x) => x.verified ? h('span', { class: 'flag flag-ok' }, '✓') : [h('span', { class: 'flag' }, '✗'), ' ', x.error || ''];
+  const fact = (label, field, v, link) => h('div', {}, h('dt', {}, label), h('dd', { 'data-field': field },
+    !v ? h('span', { class: 'muted' }, '—') : link && /^https?:\/\//.test(v) ? h('a', { href: v, rel: 'noreferrer' }, v) : h('code', {}, v)));
+  return h('section', { class: 'provenance', 'data-provenance': p.state, 'data-provenance-status': p.status }, head,
+    h('p', {}, flag, p.rule ? [' rule ', h('code', {}, p.rule)] : null, p.severity ? [' ', severityBadge(p.severity)] : null,
+      h('span', { class: 'muted' }, ` · checked ${ago(p.checked_at)}`), ' ', h('a', { href: '#/policy' }, 'Policy'),
+      p.state === 'failed' ? h('span', { class: 'error' }, ` last check failed: ${p.error}`) : null),
+    p.findings.length ? h('ul', { class: 'reasons' }, p.findings.map((f) => h('li', { 'data-finding': f.code }, h('code', {}, f.code), ' ', f.reason))) : null,
+    p.signatures.length
+      ? h('table', { class: 'signatures' },
+        h('thead', {}, h('tr', {}, ['Signature', 'Where', 'Signed by', 'Verified'].map((t) => h('th', { scope: 'col' }, t)))),
+        h('tbody', {}, p.signatures.map((s) => h('tr', { 'data-verified': String(s.verified), 'data-source': s.source },
+          h('td', {}, s.format), h('td', {}, s.source.replace('_', ' '), ' ', h('code', {}, shortDigest(s.artifact))),
+          h('td', {}, signer(s.signer)), h('td', {}, ok(s))))))
+      : h('p', { class: 'muted', 'data-empty': 'signatures' }, 'No signature is attached to the image.'),
+    p.provenance.map((a) => h('div', { class: 'provenance-card', 'data-verified': String(a.verified) },
+      h('h3', {}, 'Build provenance ', h('span', { class: 'muted' }, `${a.predicate_type || 'unreadable'} · ${a.source.replace('_', ' ')}`), ' ', ok(a)),
+      h('dl', { class: 'summary' },
+        fact('Builder', 'builder_id', a.builder_id), fact('Source repository', 'source_repo', a.source_repo, true),
+        fact('Commit', 'commit', a.commit), fact('Ref', 'ref', a.ref), fact('Build id', 'build_id', a.build_id),
+        fact('CI run', 'ci_url', a.ci_url, true), fact('Started', 'started_on', a.started_on),
+        h('div', {}, h('dt', {}, 'Signed by'), h('dd', {}, signer(a.signer)))))),
+    !p.provenance.length ? h('p', { class: 'muted', 'data-empty': 'provenance' }, 'No SLSA provenance attestation is attached to the image.') : null,
+    p.artifactory ? h('p', { 'data-artifactory-build': `${p.artifactory.name} ${p.artifactory.number}` },
+      h('span', { class: 'kind' }, 'Artifactory build'), h('code', {}, p.artifactory.name), ' #', h('code', {}, p.artifactory.number)) : null,
+    p.notes.length ? h('ul', { class: 'muted' }, p.notes.map((n) => h('li', {}, n))) : null);
+}
+
+// provenancePolicy lists the signature and provenance rules in the order they are tried, and the running
+// images they find wanting (docs/provenance.md).
+async function provenancePolicy(out, params) {
+  const [{ body: pol }, { body: found }] = await Promise.all([api('/provenance/policy'),
+    api('/provenance/findings', { offset: params.get('poffset') || '' })]);
+  add(out, h('h1', { id: 'signatures' }, 'Signature and provenance policy'));
+  if (!pol.configured) {
+    add(out, h('p', { class: 'note' }, 'No signature and provenance policy is loaded: start the service with -provenance-file (docs/provenance.md).'));
+    return;
+  }
+  add(out, h('p', { class: 'muted' }, 'Rules are tried in order; the first that selects an image’s repository decides. Verified offline: no transparency log is asked.',
+    pol.trusted_root ? [' Trusted root ', h('code', {}, pol.trusted_root.file), ': ', pol.trusted_root.certificates.join('; ')] : null),
+  h('table', { class: 'provenance-rules' },
+    h('thead', {}, h('tr', {}, ['#', 'Rule', 'Selects', 'Trusts', 'Requires', 'Severity'].map((t) => h('th', { scope: 'col' }, t)))),
+    h('tbody', {}, pol.rules.map((r, i) => h('tr', { 'data-rule': r.name },
+      h('td', {}, String(i + 1)), h('td', {}, h('code', {}, r.name)),
+      h('td', {}, [['registry', r.match.registry], ['repository', r.match.repository]].filter(([, v]) => v)
+        .map(([k, v]) => h('div', {}, h('span', { class: 'kind' }, k), h('code', {}, v))),
+      !r.match.registry && !r.match.repository ? 'every image' : null),
+      h('td', {}, r.keys.map((k) => h('div', {}, h('span', { class: 'kind' }, 'key'), h('code', {}, k.file), h('span', { class: 'muted' }, ` ${k.fingerprint}`))),
+        r.identities.map((id) => h('div', {}, h('span', { class: 'kind' }, 'keyless'), h('code', {}, id)))),
+      h('td', {}, r.require.join(', ')), h('td', {}, severityBadge(r.severity)))))));
+  add(out, h('h2', { id: 'provenance-findings' }, 'Findings', h('span', { class: 'muted' }, ` — ${num(found.total)}`)));
+  if (!found.items.length) {
+    add(out, h('p', { class: 'muted', 'data-provenance-findings': '0' }, 'Every running image its rule judges is signed and attested as required.'));
+    return;
+  }
+  add(out, h('table', { class: 'provenance-findings', 'data-provenance-findings': String(found.total) },
+    h('thead', {}, h('tr', {}, ['Severity', 'Image', 'Rule', 'Findings', 'Checked'].map((t) => h('th', { scope: 'col' }, t)))),
+    h('tbody', {}, found.items.map((f) => h('tr', { 'data-rule': f.rule, 'data-findings': f.findings.map((x) => x.code).join(' ') },
+      h('td', {}, severityBadge(f.severity)),
+      h('td', {}, h('a', { href: `#/images/${encodeURIComponent(f.digest)}` }, f.refs[0] || shortDigest(f.digest))),
+      h('td', {}, h('code', {}, f.rule)),
+      h('td', {}, h('ul', { class: 'reasons' }, f.findings.map((x) => h('li', {}, h('code', {}, x.code), ' ', x.reason)))),
+      h('td', {}, when(f.checked_at)))))));
+}
+
 // policyView lists the loaded placement rules in the order they are tried, and the current violations.
 async function policyView(out, params, show) {
   const offset = params.get('offset') || '';
@@ -737,6 +826,7 @@ async function policyView(out, params, show) {
         h('td', {}, h('code', {}, f.rule)), h('td', {}, f.reason), h('td', {}, when(f.since)))))));
     if (found.total > found.items.length) add(out, pager('/policy', {}, found));
   }
+  await provenancePolicy(out, params);
   show('Placement policy');
 }
 
