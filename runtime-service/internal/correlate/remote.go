@@ -1,9 +1,11 @@
 package correlate
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/runtrust/runtrust/internal/registry"
@@ -44,3 +46,38 @@ func (r Registry) authenticator() authn.Authenticator {
 
 // Insecure says the registry is reached over plain HTTP (its url's scheme is http).
 func (r Registry) Insecure() bool { return r.BaseURL != nil && r.BaseURL.Scheme == "http" }
+
+// Remotes reaches the configured registries from the service's background jobs (SBOMs, labels, signatures):
+// one transport per registry, built once so its limits hold across the job's requests, and anonymous access to
+// a registry not configured.
+type Remotes struct {
+	regs map[string]Registry
+	opts map[string][]remote.Option
+}
+
+// NewRemotes builds the options of each registry in regs.
+func NewRemotes(regs []Registry) *Remotes {
+	r := &Remotes{regs: map[string]Registry{}, opts: map[string][]remote.Option{}}
+	for _, reg := range regs {
+		r.regs[reg.Host], r.opts[reg.Host] = reg, reg.RemoteOptions()
+	}
+	return r
+}
+
+// Options reach registry host (as name.Registry.RegistryStr gives it) with its configured settings, or
+// anonymously (nil). The slice is shared: append to a clipped copy.
+func (r *Remotes) Options(host string) []remote.Option { return r.opts[host] }
+
+// DigestRef names digest in the repository of ref, one of its references ("host/repo:tag" →
+// "host/repo@digest"), over plain HTTP when its registry is configured so.
+func (r *Remotes) DigestRef(ref, digest string) (name.Digest, error) {
+	p, err := name.ParseReference(ref, name.WeakValidation)
+	if err != nil {
+		return name.Digest{}, fmt.Errorf("image reference %q: %w", ref, err)
+	}
+	var opts []name.Option
+	if reg, ok := r.regs[p.Context().RegistryStr()]; ok && reg.Insecure() {
+		opts = append(opts, name.Insecure)
+	}
+	return name.NewDigest(p.Context().Name()+"@"+digest, opts...)
+}

@@ -45,8 +45,7 @@ type Reader struct {
 	st      *store.Store
 	log     *slog.Logger
 	opts    Options
-	regs    map[string]correlate.Registry
-	remotes map[string][]remote.Option
+	remotes *correlate.Remotes
 }
 
 // New returns a Reader.
@@ -57,10 +56,7 @@ func New(st *store.Store, opts Options, log *slog.Logger) *Reader {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = DefaultConcurrency
 	}
-	r := &Reader{st: st, log: log, opts: opts, regs: map[string]correlate.Registry{}, remotes: map[string][]remote.Option{}}
-	for _, reg := range opts.Registries {
-		r.regs[reg.Host], r.remotes[reg.Host] = reg, reg.RemoteOptions()
-	}
+	r := &Reader{st: st, log: log, opts: opts, remotes: correlate.NewRemotes(opts.Registries)}
 	return r
 }
 
@@ -101,12 +97,12 @@ func (r *Reader) readOne(ctx context.Context, c store.LabelCandidate) {
 func (r *Reader) read(ctx context.Context, c store.LabelCandidate) (map[string]string, string, error) {
 	var errs []error
 	for _, ref := range c.Refs {
-		d, err := r.digestRef(ref, c.Digest)
+		d, err := r.remotes.DigestRef(ref, c.Digest)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		labels, err := Read(ctx, d, r.remotes[d.RegistryStr()]...)
+		labels, err := Read(ctx, d, r.remotes.Options(d.RegistryStr())...)
 		if err == nil {
 			return labels, d.String(), nil
 		}
@@ -116,19 +112,6 @@ func (r *Reader) read(ctx context.Context, c store.LabelCandidate) (map[string]s
 		return nil, "", fmt.Errorf("no image reference names %s", c.Digest)
 	}
 	return nil, "", errors.Join(errs...)
-}
-
-// digestRef names the digest in the repository of one of its references ("host/repo:tag" → "host/repo@digest").
-func (r *Reader) digestRef(ref, digest string) (name.Digest, error) {
-	p, err := name.ParseReference(ref, name.WeakValidation)
-	if err != nil {
-		return name.Digest{}, fmt.Errorf("image reference %q: %w", ref, err)
-	}
-	var opts []name.Option
-	if reg, ok := r.regs[p.Context().RegistryStr()]; ok && reg.Insecure() {
-		opts = append(opts, name.Insecure)
-	}
-	return name.NewDigest(p.Context().Name()+"@"+digest, opts...)
 }
 
 // Read returns the labels of the artifact d names: an image's config labels with its manifest's annotations

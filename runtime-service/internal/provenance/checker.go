@@ -46,8 +46,7 @@ type Checker struct {
 	st      *store.Store
 	log     *slog.Logger
 	opts    Options
-	regs    map[string]correlate.Registry
-	remotes map[string][]remote.Option
+	remotes *correlate.Remotes
 }
 
 // New returns a Checker.
@@ -61,10 +60,7 @@ func New(st *store.Store, opts Options, log *slog.Logger) *Checker {
 	if opts.Recheck <= 0 {
 		opts.Recheck = DefaultRecheck
 	}
-	c := &Checker{st: st, log: log, opts: opts, regs: map[string]correlate.Registry{}, remotes: map[string][]remote.Option{}}
-	for _, r := range opts.Registries {
-		c.regs[r.Host], c.remotes[r.Host] = r, r.RemoteOptions()
-	}
+	c := &Checker{st: st, log: log, opts: opts, remotes: correlate.NewRemotes(opts.Registries)}
 	return c
 }
 
@@ -129,7 +125,7 @@ func (c *Checker) check(ctx context.Context, cand store.ProvenanceCandidate) (Re
 	var targets []target
 	var errs []error
 	for _, ref := range cand.Refs {
-		d, err := c.digestRef(ref, cand.Digest)
+		d, err := c.remotes.DigestRef(ref, cand.Digest)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -155,24 +151,11 @@ func (c *Checker) check(ctx context.Context, cand store.ProvenanceCandidate) (Re
 		if t.rule != first.rule || ctx.Err() != nil {
 			continue
 		}
-		res, err := Check(t.d, c.opts.Policy, t.rule, append(slices.Clip(c.remotes[t.d.RegistryStr()]), remote.WithContext(ctx)))
+		res, err := Check(t.d, c.opts.Policy, t.rule, append(slices.Clip(c.remotes.Options(t.d.RegistryStr())), remote.WithContext(ctx)))
 		if err == nil {
 			return res, nil
 		}
 		errs = append(errs, err)
 	}
 	return Result{}, errors.Join(errs...)
-}
-
-// digestRef names the digest in the repository of one of its references ("host/repo:tag" → "host/repo@digest").
-func (c *Checker) digestRef(ref, digest string) (name.Digest, error) {
-	p, err := name.ParseReference(ref, name.WeakValidation)
-	if err != nil {
-		return name.Digest{}, fmt.Errorf("image reference %q: %w", ref, err)
-	}
-	var opts []name.Option
-	if reg, ok := c.regs[p.Context().RegistryStr()]; ok && reg.Insecure() {
-		opts = append(opts, name.Insecure)
-	}
-	return name.NewDigest(p.Context().Name()+"@"+digest, opts...)
 }

@@ -65,8 +65,7 @@ type Scanner struct {
 	m       *Metrics
 	opts    Options
 	fetcher *sbom.Fetcher
-	regs    map[string]correlate.Registry // by image-reference host
-	remotes map[string][]remote.Option    // by image-reference host: one transport, so one set of limits, each
+	remotes *correlate.Remotes
 
 	db          vulndb.Matcher
 	fingerprint string
@@ -95,11 +94,7 @@ func New(st *store.Store, opts Options, log *slog.Logger, m *Metrics) (*Scanner,
 	if opts.Window <= 0 {
 		opts.Window = DefaultWindow
 	}
-	s := &Scanner{st: st, log: log, m: m, opts: opts, regs: map[string]correlate.Registry{},
-		remotes: map[string][]remote.Option{}, cache: map[string]*cached{}}
-	for _, r := range opts.Registries {
-		s.regs[r.Host], s.remotes[r.Host] = r, r.RemoteOptions()
-	}
+	s := &Scanner{st: st, log: log, m: m, opts: opts, remotes: correlate.NewRemotes(opts.Registries), cache: map[string]*cached{}}
 	platform, err := parsePlatform(opts.Platform)
 	if err != nil {
 		return nil, err
@@ -204,7 +199,7 @@ func (s *Scanner) buildOne(ctx context.Context, c store.SBOMCandidate) {
 func (s *Scanner) fetch(ctx context.Context, c store.SBOMCandidate) (*sbom.SBOM, string, error) {
 	var errs []error
 	for _, ref := range c.Refs {
-		d, err := s.digestRef(ref, c.Digest)
+		d, err := s.remotes.DigestRef(ref, c.Digest)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -221,22 +216,9 @@ func (s *Scanner) fetch(ctx context.Context, c store.SBOMCandidate) (*sbom.SBOM,
 	return nil, "", errors.Join(errs...)
 }
 
-// digestRef names the digest in the repository of one of its references ("host/repo:tag" → "host/repo@digest").
-func (s *Scanner) digestRef(ref, digest string) (name.Digest, error) {
-	var opts []name.Option
-	r, err := name.ParseReference(ref, name.WeakValidation)
-	if err != nil {
-		return name.Digest{}, fmt.Errorf("image reference %q: %w", ref, err)
-	}
-	if reg, ok := s.regs[r.Context().RegistryStr()]; ok && reg.Insecure() {
-		opts = append(opts, name.Insecure)
-	}
-	return name.NewDigest(r.Context().Name()+"@"+digest, opts...)
-}
-
 // remoteOptions reach a repository's registry with its configured settings, or anonymously.
 func (s *Scanner) remoteOptions(repo name.Repository) []remote.Option {
-	return s.remotes[repo.RegistryStr()]
+	return s.remotes.Options(repo.RegistryStr())
 }
 
 // matchAll matches every SBOM not yet matched against the loaded database version.
