@@ -92,16 +92,22 @@ func runPeers(t testing.TB, rounds, execs, opens int) peerResults {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, err := storm.Files(work, 1000)
+	const nFiles = 1000
+	if _, err := storm.Files(work, nFiles); err != nil {
+		t.Fatal(err)
+	}
+	opener, err := storm.OpenDriver(work)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Each storm runs in processes started after the tool (storm.OpenDriverC says why); run returns the pid
+	// whose opens count.
 	storms := []struct {
 		name string
-		run  func() error
+		run  func() (int, error)
 	}{
-		{"exec", func() error { return storm.Execs(driver, bin, execs, runtime.NumCPU()) }},
-		{"open", func() error { return storm.Opens(files, opens) }},
+		{"exec", func() (int, error) { return os.Getpid(), storm.Execs(driver, bin, execs, runtime.NumCPU()) }},
+		{"open", func() (int, error) { return storm.OpensIn(opener, work, nFiles, opens) }},
 	}
 	res := peerResults{execs: execs, opens: opens, rounds: map[string]map[string][]peerRound{}}
 	for _, s := range storms {
@@ -117,7 +123,8 @@ func runPeers(t testing.TB, rounds, execs, opens int) peerResults {
 				p := StartPeer(t, tool, dir)
 				cpu0 := p.CPUTicks(t)
 				start := time.Now()
-				if err := s.run(); err != nil {
+				pid, err := s.run()
+				if err != nil {
 					t.Fatalf("%s storm under %s: %v", s.name, tool, err)
 				}
 				wall := time.Since(start)
@@ -125,7 +132,7 @@ func runPeers(t testing.TB, rounds, execs, opens int) peerResults {
 					time.Sleep(PeerSettle)
 				}
 				cpu := time.Duration(p.CPUTicks(t)-cpu0) * time.Second / clockTicks
-				c := p.Stop(t, bin, os.Getpid())
+				c := p.Stop(t, bin, pid)
 				res.rounds[s.name][tool] = append(res.rounds[s.name][tool], peerRound{wall: wall, cpu: cpu, count: c})
 				t.Logf("%s storm, round %d, %s: %v, CPU %v, %+v", s.name, round, tool, wall.Round(time.Millisecond), cpu, c)
 				_ = os.RemoveAll(dir)

@@ -105,18 +105,21 @@ int main(int argc, char **argv) {
 `
 
 // ForkDriver compiles ForkDriverC with gcc -O2 -static into dir.
-func ForkDriver(dir string) (string, error) {
+func ForkDriver(dir string) (string, error) { return compileC(dir, "forkdriver", ForkDriverC) }
+
+// compileC compiles a storm driver's C source with gcc -O2 -static into dir/name.
+func compileC(dir, name, src string) (string, error) {
 	gcc, err := exec.LookPath("gcc")
 	if err != nil {
-		return "", fmt.Errorf("the exec storm needs gcc to build its C fork+exec driver: apt-get install gcc (%v)", err)
+		return "", fmt.Errorf("the storms need gcc to build their C drivers: apt-get install gcc (%v)", err)
 	}
-	src := filepath.Join(dir, "forkdriver.c")
-	if err := os.WriteFile(src, []byte(ForkDriverC), 0o644); err != nil {
+	file := filepath.Join(dir, name+".c")
+	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
 		return "", err
 	}
-	out := filepath.Join(dir, "forkdriver")
-	if o, err := exec.Command(gcc, "-O2", "-static", "-o", out, src).CombinedOutput(); err != nil {
-		return "", fmt.Errorf("gcc -O2 -static forkdriver.c: %v\n%s", err, o)
+	out := filepath.Join(dir, name)
+	if o, err := exec.Command(gcc, "-O2", "-static", "-o", out, file).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("gcc -O2 -static %s.c: %v\n%s", name, err, o)
 	}
 	return out, nil
 }
@@ -159,4 +162,47 @@ func Opens(files []string, n int) error {
 		_ = syscall.Close(fd)
 	}
 	return nil
+}
+
+// OpenDriverC opens and closes DIR/f0000 … DIR/f<FILES-1> round-robin, N opens in all, and prints N: the open
+// storm in a process of its own. The storm runs in a process started after the tool under test, not in the
+// test's: the kernel gives a process an audit context only if auditing had ever been enabled when it was
+// forked, so on a machine's first auditd since boot, a test process started before it goes unaudited.
+const OpenDriverC = `#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+int main(int argc, char **argv) {
+	if (argc != 4) { fprintf(stderr, "usage: opendriver DIR FILES N\n"); return 2; }
+	long files = atol(argv[2]), n = atol(argv[3]);
+	if (files <= 0 || n < 0) { fprintf(stderr, "FILES must be positive and N not negative\n"); return 2; }
+	char path[4096];
+	for (long i = 0; i < n; i++) {
+		snprintf(path, sizeof path, "%s/f%04ld", argv[1], i % files);
+		int fd = open(path, O_RDONLY);
+		if (fd < 0) { perror(path); return 1; }
+		close(fd);
+	}
+	printf("%ld\n", n);
+	return 0;
+}
+`
+
+// OpenDriver compiles OpenDriverC with gcc -O2 -static into dir.
+func OpenDriver(dir string) (string, error) { return compileC(dir, "opendriver", OpenDriverC) }
+
+// OpensIn runs the open driver once over the files Files made in dir (files of them), n opens in all, and
+// returns the pid of the process that opened them.
+func OpensIn(driver, dir string, files, n int) (int, error) {
+	cmd := exec.Command(driver, dir, strconv.Itoa(files), strconv.Itoa(n))
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return 0, fmt.Errorf("open driver: %v: %s", err, stderr.String())
+	}
+	if got := strings.TrimSpace(stdout.String()); got != strconv.Itoa(n) {
+		return 0, fmt.Errorf("open driver reported %q opens, want %d", got, n)
+	}
+	return cmd.Process.Pid, nil
 }
