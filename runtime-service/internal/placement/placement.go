@@ -21,10 +21,10 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"gopkg.in/yaml.v3"
 
 	"github.com/runtrust/runtrust/internal/configerr"
 	"github.com/runtrust/runtrust/internal/records"
+	"github.com/runtrust/runtrust/runtime-service/internal/policyfile"
 )
 
 // Limits on the policy file and on a label's value.
@@ -305,23 +305,12 @@ func LoadFile(name string) (*Policy, error) {
 // Parse reads a policy file: YAML (or JSON, which is YAML) with a "rules" list. Unknown keys are errors, and
 // every error names the rule and its field (rules[1] (lab-tools).allow[0]: …); all of them are reported.
 func Parse(data []byte) (*Policy, error) {
-	if len(data) > MaxFileBytes {
-		return nil, fmt.Errorf("larger than %d bytes", MaxFileBytes)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
 	var f file
-	if err := dec.Decode(&f); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("empty: want a \"rules\" list")
-		}
-		return nil, fmt.Errorf("not a placement policy: %w", err)
+	if err := policyfile.Decode(data, MaxFileBytes, "placement policy", &f); err != nil {
+		return nil, err
 	}
-	if f.Rules == nil {
-		return nil, errors.New("rules: missing; want a list of rules (an empty list is no rules)")
-	}
-	if len(*f.Rules) > MaxRules {
-		return nil, fmt.Errorf("rules: %d rules, at most %d", len(*f.Rules), MaxRules)
+	if err := policyfile.Rules(f.Rules, MaxRules); err != nil {
+		return nil, err
 	}
 	p := &Policy{Rules: []Rule{}}
 	var errs []error

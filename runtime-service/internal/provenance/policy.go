@@ -20,10 +20,10 @@ import (
 
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
-	"gopkg.in/yaml.v3"
 
 	"github.com/runtrust/runtrust/internal/configerr"
 	"github.com/runtrust/runtrust/internal/records"
+	"github.com/runtrust/runtrust/runtime-service/internal/policyfile"
 )
 
 // Limits on the policy file and what it names.
@@ -195,23 +195,12 @@ func readBounded(name string) ([]byte, error) {
 // a "rules" list. read reads the files it names. Unknown keys are errors; every error names its rule and field,
 // and all of them are reported.
 func Parse(data []byte, read ReadFile) (*Policy, error) {
-	if len(data) > MaxFileBytes {
-		return nil, fmt.Errorf("larger than %d bytes", MaxFileBytes)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
 	var f file
-	if err := dec.Decode(&f); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("empty: want a \"rules\" list")
-		}
-		return nil, fmt.Errorf("not a provenance policy: %w", err)
+	if err := policyfile.Decode(data, MaxFileBytes, "provenance policy", &f); err != nil {
+		return nil, err
 	}
-	if f.Rules == nil {
-		return nil, errors.New("rules: missing; want a list of rules (an empty list is no rules)")
-	}
-	if len(*f.Rules) > MaxRules {
-		return nil, fmt.Errorf("rules: %d rules, at most %d", len(*f.Rules), MaxRules)
+	if err := policyfile.Rules(f.Rules, MaxRules); err != nil {
+		return nil, err
 	}
 	fp := sha256.New()
 	fp.Write(data)
