@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,7 +58,8 @@ func TestControllerChartOnTheNode(t *testing.T) {
 		}
 		return false
 	}, func() string {
-		return fmt.Sprintf("images %+v\ncontroller:\n%s\nservice:\n%s", images, ni.logs(t, namespace, pod.Name), ni.service.Output())
+		return fmt.Sprintf("images %+v\ncontroller:\n%s\nservice:\n%s\n%s", images, ni.logs(t, namespace, pod.Name),
+			ni.service.Output(), ni.pipelineCounts(t, pod))
 	})
 	ks, err := n.Client(t).CoreV1().Namespaces().Get(context.Background(), "kube-system", metav1.GetOptions{})
 	if err != nil {
@@ -119,6 +124,56 @@ func (ni *nodeInstall) controllerLogs(t *testing.T) string {
 		return fmt.Sprintf("no controller pod (%v)", err)
 	}
 	return ni.logs(t, namespace, pods.Items[0].Name)
+}
+
+// pipelineCounts is, for failure messages, what the service counted at ingest and what the collector in pod
+// counted at each stage of its pipeline (its internal metrics on localhost:8888 in the pod's network namespace,
+// reached with nsenter through its container's process): where records stopped.
+func (ni *nodeInstall) pipelineCounts(t *testing.T, pod corev1.Pod) string {
+	var out strings.Builder
+	if resp, err := http.Get(ni.api + "/metrics"); err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fmt.Fprintf(&out, "service metrics:\n%s", grepLines(string(b), "runtrust_ingest_"))
+	}
+	p, err := ni.node.Client(t).CoreV1().Pods(pod.Namespace).Get(context.Background(), pod.Name, metav1.GetOptions{})
+	if err != nil || len(p.Status.ContainerStatuses) == 0 {
+		return out.String() + fmt.Sprintf("pod %s: %v", pod.Name, err)
+	}
+	_, id, _ := strings.Cut(p.Status.ContainerStatuses[0].ContainerID, "://")
+	pid := containerPID(id)
+	if pid == "" {
+		return out.String() + "no process of container " + id
+	}
+	b, err := exec.Command("nsenter", "--net=/proc/"+pid+"/ns/net", "curl", "-sS", "--max-time", "5",
+		"http://localhost:8888/metrics").CombinedOutput()
+	fmt.Fprintf(&out, "collector metrics (%v):\n%s", err, grepLines(string(b), "otelcol_receiver_accepted", "otelcol_receiver_refused",
+		"otelcol_processor_incoming", "otelcol_processor_outgoing", "otelcol_exporter_", "runtrust_"))
+	return out.String()
+}
+
+// containerPID is the pid of a process in the container id's cgroup, "" when none.
+func containerPID(id string) string {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cgroup")
+	for _, f := range procs {
+		if b, err := os.ReadFile(f); err == nil && id != "" && strings.Contains(string(b), id) {
+			return strings.Split(f, "/")[2]
+		}
+	}
+	return ""
+}
+
+func grepLines(s string, prefixes ...string) string {
+	var keep []string
+	for _, l := range strings.Split(s, "\n") {
+		for _, p := range prefixes {
+			if strings.HasPrefix(l, p) {
+				keep = append(keep, l)
+				break
+			}
+		}
+	}
+	return strings.Join(keep, "\n") + "\n"
 }
 
 // logs is a pod's log, for failure messages.

@@ -53,6 +53,7 @@ var Routes = []Route{
 	{"GET", "/api/v1/placement/policy", viewer, (*Handler).placementPolicy},
 	{"GET", "/api/v1/provenance/findings", viewer, (*Handler).listProvenanceFindings},
 	{"GET", "/api/v1/provenance/policy", viewer, (*Handler).provenancePolicy},
+	{"GET", "/api/v1/drift/findings", viewer, (*Handler).listDriftFindings},
 	{"GET", "/api/v1/meta/order", viewer, (*Handler).order},
 	{"GET", "/api/v1/me", viewer, (*Handler).me},
 	{"GET", "/api/v1/tokens", admin, (*Handler).listTokens},
@@ -82,6 +83,8 @@ type Handler struct {
 	mux   *http.ServeMux
 	// provenance is the signature and provenance policy (WithProvenance); nil: none.
 	provenance *provenance.Policy
+	// driftBuilding: exact drift runs (WithDrift); nil: off.
+	driftBuilding func(digest string) bool
 }
 
 // New returns the API handler; authn decides who each call acts as.
@@ -227,6 +230,7 @@ type Image struct {
 	FirstSeen       time.Time   `json:"first_seen"`
 	LastSeen        time.Time   `json:"last_seen"`
 	VulnCounts      VulnCounts  `json:"vulnerability_counts"`
+	DriftCounts     DriftCounts `json:"drift_counts"`
 }
 
 func imageOf(i store.ImageSummary) Image {
@@ -235,6 +239,7 @@ func imageOf(i store.ImageSummary) Image {
 		Refs: nonNil(i.Refs), ExpectedDigests: nonNil(i.ExpectedDigests),
 		BlastRadius: BlastRadius{Clusters: i.Clusters, Namespaces: i.Namespaces, Workloads: i.Workloads, Pods: i.Pods, Containers: i.Containers},
 		FirstSeen:   i.FirstSeen, LastSeen: i.LastSeen, VulnCounts: vulnCountsOf(i.Vulns),
+		DriftCounts: DriftCounts{Findings: i.Drift.Findings, Severity: orNull(i.Drift.Severity)},
 	}
 }
 
@@ -295,6 +300,9 @@ type Process struct {
 	FirstSeen  time.Time `json:"first_seen"`
 	LastSeen   time.Time `json:"last_seen"`
 	Containers []string  `json:"containers"`
+	// Drift is its drift verdict (docs/drift.md); null until judged (drift off, its image not indexed yet, or
+	// its index failed).
+	Drift *ProcessDrift `json:"drift"`
 }
 
 // File is a file an image's containers opened.
@@ -324,6 +332,8 @@ type ImageDetail struct {
 	SBOM                 SBOMStatus      `json:"sbom"`
 	// Provenance: its signatures and build provenance under the policy (docs/provenance.md).
 	Provenance ProvenanceStatus `json:"provenance"`
+	// Drift: where the index of its layers stands; each process carries its verdict (docs/drift.md).
+	Drift DriftStatus `json:"drift"`
 }
 
 func (h *Handler) getImage(w http.ResponseWriter, r *http.Request) {
@@ -366,9 +376,13 @@ func (h *Handler) getImage(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	if out.Drift, err = h.driftStatus(r, digest); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	for _, e := range d.Processes {
 		out.Processes = append(out.Processes, Process{Path: e.Path, SHA256: orNull(e.SHA256), Count: e.Count,
-			FirstSeen: e.FirstSeen, LastSeen: e.LastSeen, Containers: nonNil(e.Containers)})
+			FirstSeen: e.FirstSeen, LastSeen: e.LastSeen, Containers: nonNil(e.Containers), Drift: processDriftOf(e.Drift)})
 	}
 	for _, f := range d.Files {
 		out.Files = append(out.Files, File{Path: f.Path, Count: f.Count, FirstSeen: f.FirstSeen, LastSeen: f.LastSeen,

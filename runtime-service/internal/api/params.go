@@ -57,6 +57,8 @@ var listParams = map[string]struct {
 	"placement/findings": {[]string{"cluster", "namespace", "severity", "digest", "rule", "limit", "offset"}, nil},
 	// Provenance findings are ranked one way (severity, then newest: store.ListProvenanceFindings).
 	"provenance/findings": {[]string{"cluster", "namespace", "severity", "rule", "finding", "limit", "offset"}, nil},
+	// Drift findings are ranked one way (severity, then the most recently seen: store.ListDriftFindings).
+	"drift/findings": {[]string{"cluster", "severity", "digest", "drift", "allowed", "limit", "offset"}, nil},
 }
 
 var (

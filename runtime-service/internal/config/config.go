@@ -16,6 +16,7 @@ import (
 	"github.com/runtrust/runtrust/internal/wire"
 	"github.com/runtrust/runtrust/runtime-service/internal/auth"
 	"github.com/runtrust/runtrust/runtime-service/internal/correlate"
+	"github.com/runtrust/runtrust/runtime-service/internal/drift"
 	"github.com/runtrust/runtrust/runtime-service/internal/entitlement"
 	"github.com/runtrust/runtrust/runtime-service/internal/ingest"
 	"github.com/runtrust/runtrust/runtime-service/internal/placement"
@@ -73,6 +74,20 @@ type Config struct {
 	// Vulnerabilities configures vulnerability scanning of the running images (internal/vulnscan); no
 	// database: off.
 	Vulnerabilities VulnerabilityConfig
+
+	// Drift configures exact drift (internal/driftcheck; docs/drift.md).
+	Drift DriftConfig
+}
+
+// DriftConfig is the exact drift part of Config.
+type DriftConfig struct {
+	Enabled bool
+	// File is the allow rules file (drift.LoadFile); Policy is the rules compiled by Parse, the builtin ones
+	// only without a file. Nil when drift is off.
+	File     string
+	Policy   *drift.Policy
+	Interval time.Duration
+	Limits   drift.Limits
 }
 
 // VulnerabilityConfig is the vulnerability scanning part of Config.
@@ -260,6 +275,34 @@ var settings = []setting{
 	{"scan-interval", "RUNTRUST_SCAN_INTERVAL", "15s", "how often the vulnerability work looks for new images, database updates and runtime evidence", func(c *Config, v string) error {
 		return setDuration(&c.Vulnerabilities.Interval, "scan-interval", v, 100*time.Millisecond, 24*time.Hour, "a duration from 100ms to 24h")
 	}},
+	{"drift", "RUNTRUST_DRIFT", "on", "exact drift: index the layers of each running image that executed something, from its registry, and judge every program its containers ran (in_image, modified, added, memory; docs/drift.md); on or off", func(c *Config, v string) error {
+		if v != "on" && v != "off" {
+			return fmt.Errorf("drift %q is not on or off", v)
+		}
+		c.Drift.Enabled = v == "on"
+		return nil
+	}},
+	{"drift-file", "RUNTRUST_DRIFT_FILE", "", "YAML or JSON file of drift allow rules: image repository globs and executable path globs whose drift is expected, and optional severities per verdict (docs/drift.md); empty: only runc's own memfd is allowed", func(c *Config, v string) error {
+		c.Drift.File = v
+		return nil
+	}},
+	{"drift-interval", "RUNTRUST_DRIFT_INTERVAL", "30s", "how often drift looks for images to index and programs to judge", func(c *Config, v string) error {
+		return setDuration(&c.Drift.Interval, "drift-interval", v, time.Second, 24*time.Hour, "a duration from 1s to 24h")
+	}},
+	{"drift-max-bytes", "RUNTRUST_DRIFT_MAX_BYTES", sizeText(drift.DefaultLimits().MaxBytes), "file content read and hashed per image index, all layers together; past it the index is kept truncated and programs it lacks are unknown", func(c *Config, v string) error {
+		n, err := ParseSize(v)
+		if err != nil {
+			return fmt.Errorf("drift-max-bytes: %w", err)
+		}
+		if n < 1<<20 {
+			return fmt.Errorf("drift-max-bytes %s is below 1MiB", v)
+		}
+		c.Drift.Limits.MaxBytes = n
+		return nil
+	}},
+	{"drift-max-files", "RUNTRUST_DRIFT_MAX_FILES", strconv.Itoa(drift.DefaultLimits().MaxFiles), "regular files indexed per image; past it the index is kept truncated", func(c *Config, v string) error {
+		return setInt(&c.Drift.Limits.MaxFiles, "drift-max-files", v, 1, 100_000_000, "a number of files from 1 to 100000000")
+	}},
 	{"shutdown-timeout", "RUNTRUST_SHUTDOWN_TIMEOUT", "30s", "how long shutdown waits for in-flight batches to commit", func(c *Config, v string) error {
 		return setDuration(&c.ShutdownTimeout, "shutdown-timeout", v, 0, math.MaxInt64, "a duration")
 	}},
@@ -351,7 +394,40 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Config, 
 		}
 		c.Provenance = p
 	}
+	if err := loadDrift(&c.Drift); err != nil {
+		return Config{}, err
+	}
 	return c, nil
+}
+
+// loadDrift compiles the drift rules when drift is on.
+func loadDrift(d *DriftConfig) error {
+	switch {
+	case !d.Enabled && d.File != "":
+		return errors.New("-drift-file needs -drift on: with drift off no rules apply")
+	case !d.Enabled:
+		return nil
+	case d.File != "":
+		p, err := drift.LoadFile(d.File)
+		d.Policy = p
+		return err
+	}
+	p, err := drift.Compile(drift.Rules{})
+	d.Policy = p
+	return err
+}
+
+// sizeText writes n as ParseSize reads it, in the largest unit that divides it.
+func sizeText(n int64) string {
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n%u.mult == 0 {
+			return strconv.FormatInt(n/u.mult, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 func setAddr(dst *string, name, v string) error {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runtrust/runtrust/runtime-service/internal/drift"
 	"github.com/runtrust/runtrust/runtime-service/internal/provenance/provenancetest"
 )
 
@@ -24,6 +25,10 @@ func TestDefaults(t *testing.T) {
 		c.Limits.Burst != 100000 || c.LogFormat != "json" || c.ShutdownTimeout != 30*time.Second || len(c.JoinKeys) != 0 ||
 		c.NodeEntitlement.Limited() {
 		t.Fatalf("defaults: %+v", c)
+	}
+	if d := c.Drift; !d.Enabled || d.Policy == nil || d.File != "" || d.Interval != 30*time.Second ||
+		d.Limits.MaxBytes != drift.DefaultLimits().MaxBytes || d.Limits.MaxFiles != drift.DefaultLimits().MaxFiles {
+		t.Fatalf("drift defaults: %+v", d)
 	}
 }
 
@@ -79,6 +84,13 @@ func TestErrorsNameTheSettingAndItsSource(t *testing.T) {
 		{[]string{"-node-entitlement", "50,prod-eu=three"}, nil, `-node-entitlement: node-entitlement entry "prod-eu=three": "three" is not a whole number of nodes`},
 		{nil, map[string]string{"RUNTRUST_NODE_ENTITLEMENT": "prod=1,prod=2"}, `RUNTRUST_NODE_ENTITLEMENT: node-entitlement entry "prod=2": cluster "prod" is given twice`},
 		{nil, map[string]string{"RUNTRUST_SENSOR_STALE_AFTER": "soon"}, "RUNTRUST_SENSOR_STALE_AFTER: sensor-stale-after \"soon\""},
+		{[]string{"-drift", "maybe"}, nil, `-drift: drift "maybe" is not on or off`},
+		{nil, map[string]string{"RUNTRUST_DRIFT_INTERVAL": "10ms"}, `RUNTRUST_DRIFT_INTERVAL: drift-interval "10ms" is not a duration from 1s to 24h`},
+		{[]string{"-drift-max-bytes", "1KiB"}, nil, "drift-max-bytes 1KiB is below 1MiB"},
+		{[]string{"-drift-max-bytes", "lots"}, nil, `drift-max-bytes: "lots" is not a size`},
+		{[]string{"-drift-max-files", "0"}, nil, `drift-max-files "0" is not a number of files`},
+		{[]string{"-drift", "off", "-drift-file", "/etc/drift.yaml"}, nil, "-drift-file needs -drift on"},
+		{[]string{"-drift-file", "/nonexistent/drift.yaml"}, nil, "drift file: open /nonexistent/drift.yaml"},
 	}
 	for _, c := range cases {
 		_, err := Parse(c.args, env(c.env), io.Discard)
@@ -155,6 +167,38 @@ func TestProvenanceFile(t *testing.T) {
 	}
 }
 
+func TestDriftSettings(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "drift.yaml")
+	if err := os.WriteFile(p, []byte("rules:\n  - {image: 'reg.example/ci/*'}\nseverity: {added: medium}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse([]string{"-drift-file", p, "-drift-max-bytes", "512MiB"}, env(map[string]string{"RUNTRUST_DRIFT_INTERVAL": "2m",
+		"RUNTRUST_DRIFT_MAX_FILES": "5000"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := c.Drift
+	if !d.Enabled || d.Interval != 2*time.Minute || d.Limits.MaxBytes != 512<<20 || d.Limits.MaxFiles != 5000 {
+		t.Fatalf("%+v", d)
+	}
+	if j := d.Policy.Judge(drift.Added, []string{"reg.example/ci/runner"}, "/tmp/x"); j.AllowedBy != "image reg.example/ci/*" {
+		t.Errorf("rules not loaded: %+v", j)
+	}
+	if j := d.Policy.Judge(drift.Added, nil, "/tmp/x"); j.Severity != "medium" {
+		t.Errorf("severity not loaded: %+v", j)
+	}
+	if c, err := Parse([]string{"-drift", "off"}, env(nil), io.Discard); err != nil || c.Drift.Enabled || c.Drift.Policy != nil {
+		t.Fatalf("off: %+v %v", c.Drift, err)
+	}
+	if err := os.WriteFile(p, []byte("rules:\n  - {image: a, path: b}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Parse(nil, env(map[string]string{"RUNTRUST_DRIFT_FILE": p}), io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "drift file "+p+": rules[0]: want exactly one of image") {
+		t.Fatalf("bad file: %v", err)
+	}
+}
+
 func TestHelpListsEveryVariable(t *testing.T) {
 	var out strings.Builder
 	_, err := Parse([]string{"-h"}, env(nil), &out)
@@ -205,7 +249,8 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		if c.Retention < time.Hour || c.Limits.MaxRequestBytes < 1<<10 || c.Limits.RecordsPerSecond <= 0 || c.Limits.Burst < 1 ||
-			c.PGPort < 0 || c.PGPort > 65535 || c.ShutdownTimeout < 0 || c.SensorStaleAfter < 0 {
+			c.PGPort < 0 || c.PGPort > 65535 || c.ShutdownTimeout < 0 || c.SensorStaleAfter < 0 ||
+			c.Drift.Interval < time.Second || c.Drift.Limits.MaxBytes < 1<<20 || c.Drift.Limits.MaxFiles < 1 || (c.Drift.Enabled && c.Drift.Policy == nil) {
 			t.Fatalf("out of bounds: %+v", c)
 		}
 		for _, k := range c.JoinKeys {

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -26,6 +27,7 @@ import (
 	"github.com/runtrust/runtrust/runtime-service/internal/auth"
 	"github.com/runtrust/runtrust/runtime-service/internal/config"
 	"github.com/runtrust/runtrust/runtime-service/internal/correlate"
+	"github.com/runtrust/runtrust/runtime-service/internal/driftcheck"
 	"github.com/runtrust/runtrust/runtime-service/internal/entitlement"
 	"github.com/runtrust/runtrust/runtime-service/internal/httpmw"
 	"github.com/runtrust/runtrust/runtime-service/internal/ingest"
@@ -135,9 +137,13 @@ func (s *Service) Start(ctx context.Context) (err error) {
 	}
 	grpcSrv := ingest.NewServer(st, s.log, s.cfg.Limits, ingest.NewMetrics(reg)).GRPCServer(tlsCfg)
 	// Connection-level errors (TLS handshakes, bad requests) go to the service's log at debug, not stderr.
-	httpSrv := &http.Server{Handler: s.routes(st, reg), ReadHeaderTimeout: 10 * time.Second,
+	drift, err := s.newDrift(st)
+	if err != nil {
+		return err
+	}
+	httpSrv := &http.Server{Handler: s.routes(st, reg, drift), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
-	if err := s.startBackground(ctx, st, reg); err != nil {
+	if err := s.startBackground(ctx, st, reg, drift); err != nil {
 		return err
 	}
 	s.serveHTTP(httpSrv, httpLis)
@@ -229,9 +235,13 @@ func (s *Service) listen() (grpcLis, httpLis net.Listener, err error) {
 
 // routes is the HTTP surface: the API, metrics, health and readiness, and the web UI, all behind gzip
 // (net/http compresses nothing itself; handlers that encode on their own pass through).
-func (s *Service) routes(st *store.Store, reg *prometheus.Registry) http.Handler {
+func (s *Service) routes(st *store.Store, reg *prometheus.Registry, drift *driftcheck.Checker) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/api/", api.New(st, s.log, auth.New(st, s.cfg.AuthMode)).WithProvenance(s.cfg.Provenance))
+	a := api.New(st, s.log, auth.New(st, s.cfg.AuthMode)).WithProvenance(s.cfg.Provenance)
+	if drift != nil {
+		a = a.WithDrift(drift.Building)
+	}
+	mux.Handle("/api/", a)
 	if s.cfg.OIDC != nil {
 		auth.NewSignIn(*s.cfg.OIDC, st, s.log).Register(mux)
 	} else {
@@ -256,8 +266,29 @@ func (s *Service) routes(st *store.Store, reg *prometheus.Registry) http.Handler
 	return httpmw.Gzip(mux)
 }
 
-// startBackground starts registry correlation and vulnerability scanning.
-func (s *Service) startBackground(ctx context.Context, st *store.Store, reg prometheus.Registerer) error {
+// newDrift returns the exact drift checker (docs/drift.md), nil with -drift off. It is made before the API, which
+// asks it which images are being indexed, and started with the background work.
+func (s *Service) newDrift(st *store.Store) (*driftcheck.Checker, error) {
+	d := s.cfg.Drift
+	if !d.Enabled {
+		s.log.Info("drift off (-drift off; docs/drift.md)")
+		return nil, nil
+	}
+	// An image index is read for the platform -sbom-platform names, as the SBOM work reads it.
+	var platform v1.Platform
+	if p := s.cfg.Vulnerabilities.Platform; p != "" {
+		pp, err := v1.ParsePlatform(p)
+		if err != nil {
+			return nil, fmt.Errorf("drift platform: %w", err)
+		}
+		platform = *pp
+	}
+	return driftcheck.New(st, driftcheck.Options{Policy: d.Policy, Registries: s.cfg.Registries, Limits: d.Limits,
+		Interval: d.Interval, Platform: platform}, s.log)
+}
+
+// startBackground starts registry correlation, exact drift and vulnerability scanning.
+func (s *Service) startBackground(ctx context.Context, st *store.Store, reg prometheus.Registerer, drift *driftcheck.Checker) error {
 	// Registry correlation (issue #8): list each configured registry at start and on its interval, in the
 	// background; a registry that is down is recorded as such and retried, it never stops the service.
 	// Configuring no registries still runs New, which marks registries dropped from the file as unconfigured.
@@ -277,6 +308,11 @@ func (s *Service) startBackground(ctx context.Context, st *store.Store, reg prom
 		cor.ReadProperties(true)
 		s.started("signatures and provenance", runInBackground(provenance.New(st,
 			provenance.Options{Policy: s.cfg.Provenance, Registries: s.cfg.Registries}, s.log).Run))
+	}
+	if drift != nil {
+		// Exact drift (docs/drift.md): each running image's layers indexed once from its registry, and every
+		// program its containers ran judged against them.
+		s.started("drift", runInBackground(drift.Run))
 	}
 	s.started("registry correlation", runInBackground(cor.Run))
 	sc, err := newScanner(st, s.cfg, s.log, reg)

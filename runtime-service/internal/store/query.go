@@ -61,6 +61,8 @@ type ImageSummary struct {
 	EventsOnly bool
 	// Vulns counts the image's vulnerability findings (vulnerabilities.go).
 	Vulns VulnCounts
+	// Drift counts its drift findings with a severity (drift.go), in the reader's clusters.
+	Drift DriftCounts
 }
 
 // VulnCounts summarises an image's vulnerability findings.
@@ -76,6 +78,27 @@ const vulnColumns = "i.vuln_total, i.vuln_critical, i.vuln_high, i.vuln_fixable,
 func (v *VulnCounts) targets() []any {
 	return []any{&v.Total, &v.Critical, &v.High, &v.Fixable, &v.Loaded, &v.Rank}
 }
+
+// driftColumns are the images columns DriftCounts is read from (migration 011), in driftScan's order.
+const driftColumns = "i.drift_rank, i.drift_findings"
+
+// scopedDrift are the drift columns of a scoped list: the image's findings in the clusters of the scope's rollup
+// rows (table s where cond), since the images row counts every cluster's. A namespace scope counts its clusters'
+// findings: aggregates carry no namespace.
+func scopedDrift(table, cond, digest string) string {
+	in := "f.image_digest = " + digest + " AND f.severity_rank > 1 AND f.cluster_id IN (SELECT s.cluster_id FROM " + table +
+		" s WHERE " + cond + " AND s.digest = " + digest + ")"
+	return "(SELECT coalesce(max(f.severity_rank), 0)::smallint FROM drift_findings f WHERE " + in + "), " +
+		"(SELECT count(*)::int FROM drift_findings f WHERE " + in + ")"
+}
+
+// driftScan receives the drift columns of a row; driftCountsOf makes them DriftCounts.
+type driftScan struct {
+	rank     int16
+	findings int
+}
+
+func (x *driftScan) targets() []any { return []any{&x.rank, &x.findings} }
 
 // Image sort orders.
 const (
@@ -221,7 +244,7 @@ func (s *Store) ListImages(ctx context.Context, f Filter) (Page[ImageSummary], e
 			FROM agg JOIN images i USING (digest))
 		SELECT digest, severity, verdict, ` + merged("reasons") + `, ` + merged("refs") + `, ` + merged("expected_digests") + `,
 			clusters, namespaces, workloads, pods, containers, first_seen, last_seen, false,
-			vuln_total, vuln_critical, vuln_high, vuln_fixable, vuln_loaded, vuln_rank, total FROM (
+			vuln_total, vuln_critical, vuln_high, vuln_fixable, vuln_loaded, vuln_rank, ` + scopedDrift(table, cond, "img.digest") + `, total FROM (
 		SELECT *, count(*) OVER () AS total FROM img`
 	var post []string
 	post = riskConditions(post, &a, f, "")
@@ -231,9 +254,11 @@ func (s *Store) ListImages(ctx context.Context, f Filter) (Page[ImageSummary], e
 	sql += " ORDER BY " + order + " LIMIT " + a.add(f.Limit) + " OFFSET " + a.add(f.Offset) + ") img ORDER BY " + order
 	return collectPage(ctx, s, sql, a, func(r pgx.Rows, total *int) (ImageSummary, error) {
 		var i ImageSummary
+		var dx driftScan
 		err := r.Scan(append([]any{&i.Digest, &i.Severity, &i.Verdict, &i.Reasons, &i.Refs, &i.ExpectedDigests, &i.Clusters,
 			&i.Namespaces, &i.Workloads, &i.Pods, &i.Containers, &i.FirstSeen, &i.LastSeen, &i.EventsOnly},
-			append(i.Vulns.targets(), total)...)...)
+			append(append(i.Vulns.targets(), dx.targets()...), total)...)...)
+		i.Drift = driftCountsOf(dx.rank, dx.findings)
 		return i, err
 	})
 }
@@ -263,13 +288,17 @@ func (s *Store) listOneScope(ctx context.Context, f Filter, cluster int64) (Page
 		return Page[ImageSummary]{}, classify(err)
 	}
 	sql := `SELECT s.digest, s.severity, s.verdict, s.reasons, s.refs, s.expected_digests, 1, ` + namespaces + `,
-		s.workloads, s.pods, s.containers, i.first_seen, i.last_seen, ` + vulnColumns + `
+		s.workloads, s.pods, s.containers, i.first_seen, i.last_seen, ` + vulnColumns + `,
+		(SELECT coalesce(max(f.severity_rank), 0)::smallint FROM drift_findings f WHERE f.image_digest = s.digest AND f.cluster_id = s.cluster_id AND f.severity_rank > 1),
+		(SELECT count(*)::int FROM drift_findings f WHERE f.image_digest = s.digest AND f.cluster_id = s.cluster_id AND f.severity_rank > 1)
 		FROM ` + table + ` s JOIN images i USING (digest) WHERE ` + cond +
 		" ORDER BY " + order + " LIMIT " + a.add(f.Limit) + " OFFSET " + a.add(f.Offset)
 	page, err := collectPage(ctx, s, sql, a, func(r pgx.Rows, _ *int) (ImageSummary, error) {
 		var i ImageSummary
-		err := r.Scan(append([]any{&i.Digest, &i.Severity, &i.Verdict, &i.Reasons, &i.Refs, &i.ExpectedDigests, &i.Clusters,
-			&i.Namespaces, &i.Workloads, &i.Pods, &i.Containers, &i.FirstSeen, &i.LastSeen}, i.Vulns.targets()...)...)
+		var dx driftScan
+		err := r.Scan(append(append([]any{&i.Digest, &i.Severity, &i.Verdict, &i.Reasons, &i.Refs, &i.ExpectedDigests, &i.Clusters,
+			&i.Namespaces, &i.Workloads, &i.Pods, &i.Containers, &i.FirstSeen, &i.LastSeen}, i.Vulns.targets()...), dx.targets()...)...)
+		i.Drift = driftCountsOf(dx.rank, dx.findings)
 		return i, err
 	})
 	page.Total = total
@@ -290,12 +319,14 @@ func (s *Store) listRankedImages(ctx context.Context, f Filter, order string) (P
 		return Page[ImageSummary]{}, classify(err)
 	}
 	sql := `SELECT digest, severity, verdict, reasons, refs, expected_digests, clusters, namespaces, workloads, pods,
-		containers, first_seen, last_seen, NOT state_seen, ` + vulnColumns + ` FROM images i WHERE ` + cond +
+		containers, first_seen, last_seen, NOT state_seen, ` + vulnColumns + `, ` + driftColumns + ` FROM images i WHERE ` + cond +
 		" ORDER BY " + order + " LIMIT " + a.add(f.Limit) + " OFFSET " + a.add(f.Offset)
 	page, err := collectPage(ctx, s, sql, a, func(r pgx.Rows, _ *int) (ImageSummary, error) {
 		var i ImageSummary
-		err := r.Scan(append([]any{&i.Digest, &i.Severity, &i.Verdict, &i.Reasons, &i.Refs, &i.ExpectedDigests, &i.Clusters,
-			&i.Namespaces, &i.Workloads, &i.Pods, &i.Containers, &i.FirstSeen, &i.LastSeen, &i.EventsOnly}, i.Vulns.targets()...)...)
+		var dx driftScan
+		err := r.Scan(append(append([]any{&i.Digest, &i.Severity, &i.Verdict, &i.Reasons, &i.Refs, &i.ExpectedDigests, &i.Clusters,
+			&i.Namespaces, &i.Workloads, &i.Pods, &i.Containers, &i.FirstSeen, &i.LastSeen, &i.EventsOnly}, i.Vulns.targets()...), dx.targets()...)...)
+		i.Drift = driftCountsOf(dx.rank, dx.findings)
 		return i, err
 	})
 	page.Total = total
@@ -352,7 +383,13 @@ type ExecAggregate struct {
 	FirstSeen, LastSeen time.Time
 	Count               int64
 	Containers          []string
+	// Drift is its drift finding; Verdict "" before it was judged (drift.go).
+	Drift ProcessDrift
 }
+
+// ProcessDrift is the drift verdict on a process, with the severity the rules give it and the rule that allowed
+// it.
+type ProcessDrift struct{ Verdict, Severity, AllowedBy string }
 
 // FileAggregate is a file an image's containers opened.
 type FileAggregate struct {
@@ -401,11 +438,13 @@ func (s *Store) GetImageIn(ctx context.Context, digest string, allowed []string)
 		return d, s.imageEvidence(ctx, &d, digest, allowed)
 	}
 	i := &d.ImageSummary
+	var dx driftScan
 	err := s.pool.QueryRow(ctx, `SELECT digest, severity, verdict, reasons, refs, expected_digests, clusters,
-		namespaces, workloads, pods, containers, first_seen, last_seen, NOT state_seen, `+vulnColumns+`
-		FROM images i WHERE digest = $1`, digest).Scan(append([]any{
+		namespaces, workloads, pods, containers, first_seen, last_seen, NOT state_seen, `+vulnColumns+`, `+driftColumns+`
+		FROM images i WHERE digest = $1`, digest).Scan(append(append([]any{
 		&i.Digest, &i.Severity, &i.Verdict, &i.Reasons, &i.Refs, &i.ExpectedDigests, &i.Clusters,
-		&i.Namespaces, &i.Workloads, &i.Pods, &i.Containers, &i.FirstSeen, &i.LastSeen, &i.EventsOnly}, i.Vulns.targets()...)...)
+		&i.Namespaces, &i.Workloads, &i.Pods, &i.Containers, &i.FirstSeen, &i.LastSeen, &i.EventsOnly}, i.Vulns.targets()...), dx.targets()...)...)
+	i.Drift = driftCountsOf(dx.rank, dx.findings)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return d, ErrNotFound
 	}
@@ -444,7 +483,10 @@ func (s *Store) imageEvidence(ctx context.Context, d *ImageDetail, digest string
 		return err
 	}
 	d.Placements, d.PlacementsTotal = placements.Items, placements.Total
+	// Each process's drift verdict is its worst finding in the reader's clusters (the verdict is the same in
+	// every cluster unless the rules changed in between; the severity then differs).
 	procs, err := collectPage(ctx, s, `
+		SELECT p.*, coalesce(d.verdict, ''), coalesce(d.severity, ''), coalesce(d.allowed_by, '') FROM (
 		SELECT a.executable_path, a.executable_sha256, min(a.first_seen), max(a.last_seen), sum(a.count)::bigint,
 			ARRAY(SELECT DISTINCT x FROM exec_aggregates b, unnest(b.containers) x
 				WHERE b.image_digest = $1 AND b.executable_path = a.executable_path
@@ -452,10 +494,15 @@ func (s *Store) imageEvidence(ctx context.Context, d *ImageDetail, digest string
 			count(*) OVER ()
 		FROM exec_aggregates a WHERE a.image_digest = $1 AND `+allowedSQL("a.cluster_id", "$3")+`
 		GROUP BY a.executable_path, a.executable_sha256
-		ORDER BY a.executable_path, a.executable_sha256 LIMIT $2`, args{digest, DetailLimit, allowed},
+		ORDER BY a.executable_path, a.executable_sha256 LIMIT $2) p (path, sha256, first_seen, last_seen, count, containers, total)
+		LEFT JOIN LATERAL (SELECT f.verdict, f.severity, f.allowed_by FROM drift_findings f
+			WHERE f.image_digest = $1 AND f.executable_path = p.path AND f.executable_sha256 = p.sha256
+			  AND `+allowedSQL("f.cluster_id", "$3")+` ORDER BY f.severity_rank DESC, f.judged_at DESC LIMIT 1) d ON true
+		ORDER BY p.path, p.sha256`, args{digest, DetailLimit, allowed},
 		func(r pgx.Rows, total *int) (ExecAggregate, error) {
 			var e ExecAggregate
-			err := r.Scan(&e.Path, &e.SHA256, &e.FirstSeen, &e.LastSeen, &e.Count, &e.Containers, total)
+			err := r.Scan(&e.Path, &e.SHA256, &e.FirstSeen, &e.LastSeen, &e.Count, &e.Containers, total,
+				&e.Drift.Verdict, &e.Drift.Severity, &e.Drift.AllowedBy)
 			return e, err
 		})
 	if err != nil {

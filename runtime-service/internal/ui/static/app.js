@@ -429,7 +429,7 @@ function imagesTable(items, offset) {
       return h('tr', { 'data-digest': img.digest, 'data-severity': img.severity || '', 'data-verdict': img.verdict || '' },
         h('td', { class: 'num rank' }, String(offset + i + 1)),
         h('td', {}, severityBadge(img.severity)),
-        h('td', {}, verdictBadge(img.verdict), isUntrusted(img.reasons) ? [' ', untrustedBadge()] : null),
+        h('td', {}, verdictBadge(img.verdict), isUntrusted(img.reasons) ? [' ', untrustedBadge()] : null, driftFlag(img)),
         h('td', { class: 'vulns-cell' }, vulnCounts(img)),
         h('td', {}, rs.length ? rs.map((r) => h('div', {},
           h('div', { class: 'registry' }, r.registry),
@@ -440,6 +440,15 @@ function imagesTable(items, offset) {
         h('td', { class: 'blast' }, blast(img.blast_radius)),
         h('td', {}, when(img.last_seen)));
     })));
+}
+
+// driftFlag marks, in the images list, an image whose containers ran programs its layers do not hold as run
+// (docs/drift.md); its worst drift raises its rank.
+function driftFlag(img) {
+  const d = img.drift_counts;
+  if (!d || !d.findings) return null;
+  return [' ', h('a', { class: 'flag', href: `#/images/${encodeURIComponent(img.digest)}`, 'data-drift-findings': String(d.findings),
+    title: `${num(d.findings)} programs drifted from the image, worst ${d.severity}` }, `drift: ${num(d.findings)} ${d.severity}`)];
 }
 
 // vulnCounts sums up an image's findings for the list: its critical and high ones, and how many of all were
@@ -521,6 +530,8 @@ async function imageView(out, digest, show) {
       h('div', {}, h('dt', {}, 'Severity'), h('dd', {}, severityBadge(body.severity))),
       h('div', {}, h('dt', {}, 'Verdict'), h('dd', {}, verdictBadge(body.verdict),
         isUntrusted(body.reasons) ? [' ', untrustedBadge()] : null)),
+      body.drift_counts.findings ? h('div', { 'data-drift-summary': body.drift_counts.severity }, h('dt', {}, 'Drift'),
+        h('dd', {}, severityBadge(body.drift_counts.severity), ' ', `${num(body.drift_counts.findings)} programs (see Processes)`)) : null,
       h('div', {}, h('dt', {}, 'Runs in'), h('dd', {}, blast(body.blast_radius))),
       h('div', {}, h('dt', {}, 'First seen'), h('dd', {}, when(body.first_seen))),
       h('div', {}, h('dt', {}, 'Last seen'), h('dd', {}, when(body.last_seen)))),
@@ -842,6 +853,44 @@ function fromMemory(path) {
     title: 'Run from a memfd: the program was never a file in the image' }, '⚠ run from memory')];
 }
 
+// DRIFT_LABEL says in words where an executed program came from (docs/drift.md).
+const DRIFT_LABEL = {
+  in_image: 'in image', modified: 'modified', added: 'added', memory: 'from memory', unknown: 'unknown',
+};
+const DRIFT_TITLE = {
+  in_image: "The image's layers hold this path with this SHA-256",
+  modified: "The image's layers hold this path with other content: changed on the node",
+  added: "The image's layers have no such path: dropped into the container and run",
+  memory: 'Run from a memfd or a deleted file: never a file in the image',
+  unknown: 'Not decided: not hashed, or the index was cut by a bound and lacks the path',
+};
+
+// driftCell is a process's drift verdict, the severity the rules give it, and the rule that allowed it.
+function driftCell(d) {
+  if (!d) return h('span', { class: 'muted', title: 'Not judged yet (see the drift line below the table)' }, '—');
+  return [h('span', { class: `drift drift-${d.verdict}`, 'data-drift-verdict': d.verdict, title: DRIFT_TITLE[d.verdict] || '' },
+    DRIFT_LABEL[d.verdict] || d.verdict),
+  d.severity !== 'none' ? [' ', severityBadge(d.severity)] : null,
+  d.allowed_by ? [' ', h('span', { class: 'muted', 'data-drift-allowed': d.allowed_by }, `allowed: ${d.allowed_by}`)] : null];
+}
+
+// driftLine says where the index of the image's layers stands: what the drift column is judged against.
+function driftLine(x) {
+  const code = (t) => h('code', {}, t);
+  let text;
+  switch (x.state) {
+    case 'off': text = ['Drift is off (', code('-drift off'), ').']; break;
+    case 'pending': text = ["Drift: the image's layers are not indexed yet."]; break;
+    case 'building': text = ["Drift: the image's layers are being read from the registry now",
+      x.error ? [' (the last try failed: ', code(x.error), ')'] : '', '.']; break;
+    case 'failed': text = ["Drift: the image's layers could not be read: ", code(x.error || 'unknown error'),
+      x.next_try_at ? [' — tried again after ', h('time', { datetime: x.next_try_at }, fmtTime(x.next_try_at))] : '', '.']; break;
+    default: text = [`Drift judged against ${num(x.files)} files of the image's layers (${num(x.bytes)} bytes read${x.manifest ? `, manifest ${shortDigest(x.manifest)}` : ''})`,
+      x.truncated ? [' — ', h('span', { class: 'flag flag-warn', title: (x.notes || []).join('; ') }, 'truncated'), ': programs it lacks are unknown'] : '', '.'];
+  }
+  return h('p', { class: x.state === 'failed' ? 'note' : 'muted', 'data-drift-index': x.state }, text);
+}
+
 function processesTable(body) {
   if (!body.processes.length) {
     return h('p', { class: 'muted' }, 'No process executions recorded (integrity mode, or no sensor on these nodes).');
@@ -849,13 +898,15 @@ function processesTable(body) {
   return [
     h('table', { 'aria-label': 'Processes' },
       h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Executable'), h('th', { scope: 'col' }, 'SHA-256'),
-        h('th', { scope: 'col', class: 'num' }, 'Runs'), h('th', { scope: 'col' }, 'Last run'))),
-      h('tbody', {}, body.processes.map((p) => h('tr', {},
+        h('th', { scope: 'col' }, 'Drift'), h('th', { scope: 'col', class: 'num' }, 'Runs'), h('th', { scope: 'col' }, 'Last run'))),
+      h('tbody', {}, body.processes.map((p) => h('tr', { 'data-drift': p.drift ? p.drift.verdict : '', 'data-path': p.path },
         h('td', {}, h('code', {}, p.path), fromMemory(p.path)),
         h('td', {}, p.sha256 ? [h('code', { title: p.sha256 }, `${p.sha256.slice(0, 16)}…`), copyButton(p.sha256, 'SHA-256')] : h('span', { class: 'muted' }, 'not hashed')),
+        h('td', { class: 'drift-cell' }, driftCell(p.drift)),
         h('td', { class: 'num' }, num(p.count)),
         h('td', {}, when(p.last_seen)))))),
     body.processes_total > body.processes.length ? h('p', { class: 'muted' }, `${num(body.processes.length)} of ${num(body.processes_total)} shown.`) : null,
+    driftLine(body.drift),
   ];
 }
 
