@@ -22,7 +22,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 func TestScenarios(t *testing.T) {
 	start := time.Now()
 	s := StartStack(t, StackOptions{DatabaseURL: pgtest.DB(t), Kubernetes: true, Sensor: true,
-		ServiceFlags: vulnServiceFlags(t, t.TempDir())})
+		ServiceFlags: append(vulnServiceFlags(t, t.TempDir()), "-drift-interval", "1s")})
 	s.EnsureNode(t, NodeName)
 	ui := startBrowser(t)
 	t.Logf("stack up in %s", time.Since(start).Round(time.Second))
@@ -78,6 +78,9 @@ func TestScenarios(t *testing.T) {
 	})
 	t.Run("a shell started inside a real container", func(t *testing.T) {
 		shellInContainer(t, s, ui)
+	})
+	t.Run("drift in a real container: a program copied in, one overwritten, one from memory", func(t *testing.T) {
+		driftInContainer(t, s, ui)
 	})
 	// Last: it stops the sensor.
 	t.Run("a vulnerable package loaded in a real container ranks its image first", func(t *testing.T) {

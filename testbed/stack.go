@@ -205,13 +205,22 @@ func (s *Stack) Get(t testing.TB, path string, into any) { GetJSON(t, s.API+path
 
 // Image is /api/v1/images/{digest}, the parts the scenarios check.
 type Image struct {
-	Digest      string          `json:"digest"`
-	Severity    *string         `json:"severity"`
-	Verdict     *string         `json:"verdict"`
-	Reasons     []string        `json:"reasons"`
-	Refs        []string        `json:"refs"`
-	Placements  []Placement     `json:"placements"`
-	Processes   []ExecInfo      `json:"processes"`
+	Digest     string      `json:"digest"`
+	Severity   *string     `json:"severity"`
+	Verdict    *string     `json:"verdict"`
+	Reasons    []string    `json:"reasons"`
+	Refs       []string    `json:"refs"`
+	Placements []Placement `json:"placements"`
+	Processes  []ExecInfo  `json:"processes"`
+	// DriftCounts (lists and detail) count its drift findings with a severity; Drift (detail) is its index.
+	DriftCounts struct {
+		Findings int     `json:"findings"`
+		Severity *string `json:"severity"`
+	} `json:"drift_counts"`
+	Drift struct {
+		State string `json:"state"`
+		Files int    `json:"files"`
+	} `json:"drift"`
 	Timeline    []VerdictChange `json:"timeline"`
 	Remediation []struct {
 		PullPolicies []string `json:"pull_policies"`
@@ -225,6 +234,11 @@ type ExecInfo struct {
 	SHA256     *string  `json:"sha256"`
 	Count      int64    `json:"count"`
 	Containers []string `json:"containers"`
+	Drift      *struct {
+		Verdict   string  `json:"verdict"`
+		Severity  string  `json:"severity"`
+		AllowedBy *string `json:"allowed_by"`
+	} `json:"drift"`
 }
 
 // VerdictChange is an entry of an image's timeline.
