@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/runtrust/runtrust/runtime-service/internal/policyfile"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
 )
 
@@ -106,7 +106,7 @@ type oidcFile struct {
 
 // LoadOIDCFile reads and checks an OIDC file (ParseOIDC), naming the file in every error.
 func LoadOIDCFile(name string, getenv func(string) string) (OIDCConfig, error) {
-	data, err := readBounded(name, maxOIDCFile)
+	data, err := policyfile.Read(name, maxOIDCFile)
 	if err != nil {
 		return OIDCConfig{}, fmt.Errorf("OIDC file: %w", err)
 	}
@@ -233,7 +233,7 @@ func clientSecret(f oidcFile, getenv func(string) string) (string, error) {
 	case f.ClientSecretFile != "" && f.ClientSecretEnv != "":
 		return "", errors.New("give client_secret_file or client_secret_env, not both")
 	case f.ClientSecretFile != "":
-		b, err := readBounded(f.ClientSecretFile, 64<<10)
+		b, err := policyfile.Read(f.ClientSecretFile, 64<<10)
 		if err != nil {
 			return "", fmt.Errorf("client_secret_file: %w", err)
 		}
@@ -281,7 +281,7 @@ func checkBinding(b Binding) error {
 }
 
 func loadCA(name string) (*x509.CertPool, error) {
-	pem, err := readBounded(name, 1<<20)
+	pem, err := policyfile.Read(name, 1<<20)
 	if err != nil {
 		return nil, err
 	}
@@ -290,21 +290,4 @@ func loadCA(name string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("%s holds no PEM certificate", name)
 	}
 	return pool, nil
-}
-
-// readBounded reads a whole file of at most limit bytes.
-func readBounded(name string, limit int64) ([]byte, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes", name, limit)
-	}
-	return b, nil
 }

@@ -1,11 +1,7 @@
 package drift
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
-	"os"
 
 	"github.com/runtrust/runtrust/runtime-service/internal/policyfile"
 )
@@ -73,7 +69,7 @@ func ParseFile(data []byte) (Rules, error) {
 
 // LoadFile reads and compiles a rules file.
 func LoadFile(name string) (*Policy, error) {
-	data, err := readBounded(name)
+	data, err := policyfile.Read(name, MaxFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("drift file: %w", err)
 	}
@@ -85,20 +81,4 @@ func LoadFile(name string) (*Policy, error) {
 		}
 	}
 	return nil, fmt.Errorf("drift file %s: %w", name, err)
-}
-
-func readBounded(name string) ([]byte, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(io.LimitReader(f, MaxFileBytes+1)); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	if buf.Len() > MaxFileBytes {
-		return nil, errors.New(name + ": larger than 1 MiB")
-	}
-	return buf.Bytes(), nil
 }

@@ -10,11 +10,8 @@
 package placement
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path"
 	"regexp"
 	"strings"
@@ -283,19 +280,11 @@ var (
 
 // LoadFile reads and checks a placement policy file.
 func LoadFile(name string) (*Policy, error) {
-	f, err := os.Open(name)
+	data, err := policyfile.Read(name, MaxFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("placement file: %w", err)
 	}
-	defer f.Close()
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(io.LimitReader(f, MaxFileBytes+1)); err != nil {
-		return nil, fmt.Errorf("placement file %s: %w", name, err)
-	}
-	if buf.Len() > MaxFileBytes {
-		return nil, fmt.Errorf("placement file %s: larger than %d bytes", name, MaxFileBytes)
-	}
-	p, err := Parse(buf.Bytes())
+	p, err := Parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("placement file %s: %w", name, err)
 	}

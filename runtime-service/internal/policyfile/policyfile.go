@@ -1,5 +1,6 @@
 // Package policyfile reads the service's rule files (placement, signatures and provenance) the same way: YAML
-// or JSON, bounded in size, unknown keys refused, a "rules" list required and bounded.
+// or JSON, bounded in size, unknown keys refused, a "rules" list required and bounded. Read is the bounded read
+// of a configuration file, for these and the service's other files (OIDC, drift rules).
 package policyfile
 
 import (

@@ -1,6 +1,9 @@
 package policyfile
 
 import (
+	"errors"
+	"io/fs"
+	"os"
 	"strings"
 	"testing"
 )
@@ -41,5 +44,25 @@ func TestDecodeAndRules(t *testing.T) {
 	}
 	if err := Rules(f.Rules, 2); err == nil || !strings.Contains(err.Error(), "rules: missing") {
 		t.Errorf("no rules key: %v, want rules: missing", err)
+	}
+}
+
+func TestRead(t *testing.T) {
+	dir := t.TempDir()
+	exact, over := dir+"/exact.yaml", dir+"/over.yaml"
+	if err := os.WriteFile(exact, []byte(strings.Repeat("a", 100)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(over, []byte(strings.Repeat("a", 101)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := Read(exact, 100); err != nil || len(b) != 100 {
+		t.Errorf("a file of exactly the bound: %d bytes, %v", len(b), err)
+	}
+	if _, err := Read(over, 100); err == nil || !strings.Contains(err.Error(), over+": larger than 100 bytes") {
+		t.Errorf("a file over the bound: %v, want it named and the bound said", err)
+	}
+	if _, err := Read(dir+"/missing.yaml", 100); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a missing file: %v, want fs.ErrNotExist", err)
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -158,7 +157,7 @@ type ReadFile func(name string) ([]byte, error)
 // LoadFile reads and checks a policy file. Key and trusted root files it names are read relative to its
 // directory.
 func LoadFile(name string) (*Policy, error) {
-	data, err := readBounded(name)
+	data, err := policyfile.Read(name, MaxFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("provenance file: %w", err)
 	}
@@ -167,28 +166,12 @@ func LoadFile(name string) (*Policy, error) {
 		if !filepath.IsAbs(f) {
 			f = filepath.Join(dir, f)
 		}
-		return readBounded(f)
+		return policyfile.Read(f, MaxFileBytes)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("provenance file %s: %w", name, err)
 	}
 	return p, nil
-}
-
-func readBounded(name string) ([]byte, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(io.LimitReader(f, MaxFileBytes+1)); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	if buf.Len() > MaxFileBytes {
-		return nil, fmt.Errorf("%s: larger than %d bytes", name, MaxFileBytes)
-	}
-	return buf.Bytes(), nil
 }
 
 // Parse reads a policy file: YAML (or JSON) with an optional "trusted_root" (a PEM file of CA certificates) and
