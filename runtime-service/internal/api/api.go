@@ -14,6 +14,7 @@ import (
 
 	"github.com/runtrust/runtrust/internal/records"
 	"github.com/runtrust/runtrust/runtime-service/internal/auth"
+	"github.com/runtrust/runtrust/runtime-service/internal/policywatch"
 	"github.com/runtrust/runtrust/runtime-service/internal/provenance"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
 )
@@ -54,6 +55,7 @@ var Routes = []Route{
 	{"GET", "/api/v1/provenance/findings", viewer, (*Handler).listProvenanceFindings},
 	{"GET", "/api/v1/provenance/policy", viewer, (*Handler).provenancePolicy},
 	{"GET", "/api/v1/drift/findings", viewer, (*Handler).listDriftFindings},
+	{"GET", "/api/v1/policy/files", viewer, (*Handler).listPolicyFiles},
 	{"GET", "/api/v1/meta/order", viewer, (*Handler).order},
 	{"GET", "/api/v1/me", viewer, (*Handler).me},
 	{"GET", "/api/v1/tokens", admin, (*Handler).listTokens},
@@ -81,8 +83,11 @@ type Handler struct {
 	log   *slog.Logger
 	authn *auth.Authenticator
 	mux   *http.ServeMux
-	// provenance is the signature and provenance policy (WithProvenance); nil: none.
-	provenance *provenance.Policy
+	// provenance is the signature and provenance policy in force (WithProvenance), read at each call since a
+	// reload may replace it; nil: none configured.
+	provenance func() *provenance.Policy
+	// policyFiles: where each policy file stands, by kind (WithPolicyFile); a kind without a file is absent.
+	policyFiles map[string]func() policywatch.Status
 	// driftBuilding: exact drift runs (WithDrift); nil: off.
 	driftBuilding func(digest string) bool
 }

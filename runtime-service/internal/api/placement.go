@@ -80,8 +80,10 @@ func (h *Handler) listPlacementFindings(w http.ResponseWriter, r *http.Request) 
 
 // PlacementPolicy is the loaded placement policy: its rules in the order they are tried.
 type PlacementPolicy struct {
-	Configured bool                  `json:"configured"`
-	Rules      []PlacementPolicyRule `json:"rules"`
+	Configured bool `json:"configured"`
+	// File is -placement-file and the content of it in force; null without one.
+	File  *PolicyFile           `json:"file"`
+	Rules []PlacementPolicyRule `json:"rules"`
 }
 
 // PlacementPolicyRule is one rule as loaded.
@@ -103,7 +105,7 @@ func (h *Handler) placementPolicy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pol := h.store.Placement()
-	out := PlacementPolicy{Configured: pol != nil, Rules: []PlacementPolicyRule{}}
+	out := PlacementPolicy{Configured: pol != nil, File: h.policyFile(PolicyPlacement), Rules: []PlacementPolicyRule{}}
 	if pol != nil {
 		for _, rule := range pol.Rules {
 			pr := PlacementPolicyRule{Name: rule.Name, Allow: []string{}, AllowFromLabel: orNull(rule.AllowFromLabel), Severity: rule.Severity}

@@ -11,11 +11,20 @@ import (
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
 )
 
-// WithProvenance gives the handler the loaded signature and provenance policy (nil: none), for the policy
-// endpoint and to tell "not checked yet" from "not configured".
-func (h *Handler) WithProvenance(p *provenance.Policy) *Handler {
-	h.provenance = p
+// WithProvenance gives the handler the signature and provenance policy in force (current returns it at each
+// call; nil current, or a nil policy: none), for the policy endpoint and to tell "not checked yet" from "not
+// configured".
+func (h *Handler) WithProvenance(current func() *provenance.Policy) *Handler {
+	h.provenance = current
 	return h
+}
+
+// provenancePolicyNow is the signature and provenance policy in force, nil for none.
+func (h *Handler) provenancePolicyNow() *provenance.Policy {
+	if h.provenance == nil {
+		return nil
+	}
+	return h.provenance()
 }
 
 // ProvenanceStatus is an image's signatures and build provenance as last checked (docs/provenance.md).
@@ -48,7 +57,7 @@ type ArtifactoryBuild struct {
 func (h *Handler) provenanceStatus(r *http.Request, digest string) (ProvenanceStatus, error) {
 	out := ProvenanceStatus{State: "off", Findings: []provenance.Finding{}, Signatures: []provenance.Signature{},
 		Provenance: []provenance.Provenance{}, Notes: []string{}}
-	if h.provenance == nil {
+	if h.provenancePolicyNow() == nil {
 		return out, nil
 	}
 	out.State = "pending"
@@ -145,7 +154,9 @@ func (h *Handler) listProvenanceFindings(w http.ResponseWriter, r *http.Request)
 // ProvenancePolicy is the loaded signature and provenance policy: its trusted root and its rules in the order
 // they are tried.
 type ProvenancePolicy struct {
-	Configured  bool                   `json:"configured"`
+	Configured bool `json:"configured"`
+	// File is -provenance-file and the content of it in force; null without one.
+	File        *PolicyFile            `json:"file"`
 	TrustedRoot *TrustedRoot           `json:"trusted_root"`
 	Rules       []ProvenancePolicyRule `json:"rules"`
 }
@@ -180,8 +191,8 @@ func (h *Handler) provenancePolicy(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, paramErr("this endpoint takes no query parameters"))
 		return
 	}
-	pol := h.provenance
-	out := ProvenancePolicy{Configured: pol != nil, Rules: []ProvenancePolicyRule{}}
+	pol := h.provenancePolicyNow()
+	out := ProvenancePolicy{Configured: pol != nil, File: h.policyFile(PolicyProvenance), Rules: []ProvenancePolicyRule{}}
 	if pol != nil {
 		if pol.RootFile != "" {
 			out.TrustedRoot = &TrustedRoot{File: pol.RootFile, Certificates: nonNil(pol.RootSubjects)}

@@ -62,7 +62,7 @@ func TestProvenanceAnswersAsDocumented(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := loadSpec(t)
-	h := New(st, slog.New(slog.NewTextHandler(io.Discard, nil)), auth.New(st, auth.ModeNone)).WithProvenance(pol)
+	h := New(st, slog.New(slog.NewTextHandler(io.Discard, nil)), auth.New(st, auth.ModeNone)).WithProvenance(func() *provenance.Policy { return pol })
 
 	// Before the checker ran: pending.
 	body := checkResponse(t, s, h, route("/api/v1/images/{digest}"), "/api/v1/images/"+signed, 200)
@@ -127,7 +127,7 @@ func TestProvenanceAnswersAsDocumented(t *testing.T) {
 	if p := m(checkResponse(t, s, h, route("/api/v1/images/{digest}"), "/api/v1/images/"+signed, 200)["provenance"]); p["state"] != "off" {
 		t.Errorf("no policy: %v", p)
 	}
-	if b := checkResponse(t, s, h, route("/api/v1/provenance/policy"), "/api/v1/provenance/policy", 200); b["configured"] != false {
+	if b := checkResponse(t, s, h, route("/api/v1/provenance/policy"), "/api/v1/provenance/policy", 200); b["configured"] != false || b["file"] != nil {
 		t.Errorf("no policy: %v", b)
 	}
 }

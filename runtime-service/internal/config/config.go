@@ -65,6 +65,10 @@ type Config struct {
 	// Provenance is its content, read and checked by Parse. Nil: signatures and provenance are not checked.
 	ProvenanceFile string
 	Provenance     *provenance.Policy
+	// PolicyReloadInterval is how often the placement, provenance and drift files are polled and, when their
+	// content changed and loads, put in force while the service runs (internal/policywatch). Zero: read at
+	// start only.
+	PolicyReloadInterval time.Duration
 	// SensorStaleAfter: a sensor without a health record this long is stale. Zero: three of its intervals.
 	SensorStaleAfter time.Duration
 	// NodeEntitlement is each cluster's licensed node count: how many nodes' sensors it may enrol
@@ -241,6 +245,13 @@ var settings = []setting{
 	{"provenance-file", "RUNTRUST_PROVENANCE_FILE", "", "YAML or JSON file of the signature and provenance policy: the keys and keyless identities trusted per repository, and whether SLSA provenance is required (docs/provenance.md); empty: not checked", func(c *Config, v string) error {
 		c.ProvenanceFile = v
 		return nil
+	}},
+	{"policy-reload-interval", "RUNTRUST_POLICY_RELOAD_INTERVAL", "10s", "how often -placement-file, -provenance-file and -drift-file are read again: a changed file that loads takes effect, one that does not is refused (logged, shown with the policy) and the policy before it stays; 0: read at start only", func(c *Config, v string) error {
+		if d, err := ParseDuration(v); err == nil && d == 0 { // "0", "0s": off
+			c.PolicyReloadInterval = 0
+			return nil
+		}
+		return setDuration(&c.PolicyReloadInterval, "policy-reload-interval", v, time.Second, 24*time.Hour, "0 or a duration from 1s to 24h")
 	}},
 	{"sensor-stale-after", "RUNTRUST_SENSOR_STALE_AFTER", "auto", "how long a sensor may send no health record before it is stale; auto: 3 of its own intervals (5m until known)", func(c *Config, v string) error {
 		if v == "auto" {

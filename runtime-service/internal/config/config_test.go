@@ -23,7 +23,7 @@ func TestDefaults(t *testing.T) {
 	if c.GRPCListen != "localhost:4319" || c.HTTPListen != "localhost:8080" || c.DatabaseURL != "" || c.PGDataDir != ".run/pg" ||
 		c.Retention != 10*24*time.Hour || c.Limits.MaxRequestBytes != 8<<20 || c.Limits.RecordsPerSecond != 20000 ||
 		c.Limits.Burst != 100000 || c.LogFormat != "json" || c.ShutdownTimeout != 30*time.Second || len(c.JoinKeys) != 0 ||
-		c.NodeEntitlement.Limited() {
+		c.NodeEntitlement.Limited() || c.PolicyReloadInterval != 10*time.Second {
 		t.Fatalf("defaults: %+v", c)
 	}
 	if d := c.Drift; !d.Enabled || d.Policy == nil || d.File != "" || d.Interval != 30*time.Second ||
@@ -85,6 +85,9 @@ func TestErrorsNameTheSettingAndItsSource(t *testing.T) {
 		{nil, map[string]string{"RUNTRUST_NODE_ENTITLEMENT": "prod=1,prod=2"}, `RUNTRUST_NODE_ENTITLEMENT: node-entitlement entry "prod=2": cluster "prod" is given twice`},
 		{nil, map[string]string{"RUNTRUST_SENSOR_STALE_AFTER": "soon"}, "RUNTRUST_SENSOR_STALE_AFTER: sensor-stale-after \"soon\""},
 		{[]string{"-drift", "maybe"}, nil, `-drift: drift "maybe" is not on or off`},
+		{[]string{"-policy-reload-interval", "500ms"}, nil, `-policy-reload-interval: policy-reload-interval "500ms" is not 0 or a duration from 1s to 24h`},
+		{nil, map[string]string{"RUNTRUST_POLICY_RELOAD_INTERVAL": "often"}, `RUNTRUST_POLICY_RELOAD_INTERVAL: policy-reload-interval "often" is not 0 or a duration`},
+		{[]string{"-policy-reload-interval", "25h"}, nil, `policy-reload-interval "25h" is not 0 or a duration from 1s to 24h`},
 		{nil, map[string]string{"RUNTRUST_DRIFT_INTERVAL": "10ms"}, `RUNTRUST_DRIFT_INTERVAL: drift-interval "10ms" is not a duration from 1s to 24h`},
 		{[]string{"-drift-max-bytes", "1KiB"}, nil, "drift-max-bytes 1KiB is below 1MiB"},
 		{[]string{"-drift-max-bytes", "lots"}, nil, `drift-max-bytes: "lots" is not a size`},
@@ -118,6 +121,28 @@ func TestRegistriesFile(t *testing.T) {
 	if _, err := Parse(nil, env(map[string]string{"RUNTRUST_REGISTRIES_FILE": p}), io.Discard); err == nil ||
 		!strings.Contains(err.Error(), "registries[0].url: missing") {
 		t.Fatalf("bad file: %v", err)
+	}
+}
+
+func TestPolicyReloadInterval(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		want time.Duration
+	}{
+		{nil, nil, 10 * time.Second},
+		{[]string{"-policy-reload-interval", "1s"}, nil, time.Second},
+		{nil, map[string]string{"RUNTRUST_POLICY_RELOAD_INTERVAL": "2m"}, 2 * time.Minute},
+		{[]string{"-policy-reload-interval", "30s"}, map[string]string{"RUNTRUST_POLICY_RELOAD_INTERVAL": "2m"}, 30 * time.Second},
+		// 0 turns reloading off: the files are read at start only.
+		{[]string{"-policy-reload-interval", "0"}, nil, 0},
+		{nil, map[string]string{"RUNTRUST_POLICY_RELOAD_INTERVAL": "0s"}, 0},
+		{[]string{"-policy-reload-interval", "24h"}, nil, 24 * time.Hour},
+	} {
+		got, err := Parse(c.args, env(c.env), io.Discard)
+		if err != nil || got.PolicyReloadInterval != c.want {
+			t.Errorf("Parse(%q, %v): %v, %v; want %v", c.args, c.env, got.PolicyReloadInterval, err, c.want)
+		}
 	}
 }
 

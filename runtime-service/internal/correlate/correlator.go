@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -63,7 +64,9 @@ type Correlator struct {
 	now  func() time.Time
 	regs []*job
 
-	readProps bool // read the properties of Artifactory registries' in-use tags (properties.go)
+	// readProps: read the properties of Artifactory registries' in-use tags (properties.go). Atomic: a reloaded
+	// placement policy turns it on or off while Run runs.
+	readProps atomic.Bool
 }
 
 type job struct {
@@ -164,7 +167,7 @@ func (c *Correlator) refresh(ctx context.Context, j *job) error {
 	sort.Strings(failed)
 	c.log.Info("registry listed", "registry", name, "repositories", l.Repositories, "tags", len(l.Tags),
 		"failed_repositories", failed, "duration", l.Duration.String())
-	if c.readProps && j.reg.Kind == KindArtifactory {
+	if c.readProps.Load() && j.reg.Kind == KindArtifactory {
 		c.readProperties(ctx, j)
 	}
 	if j.fb != nil {

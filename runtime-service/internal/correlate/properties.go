@@ -18,8 +18,9 @@ const maxPropertiesBody = 1 << 20
 // ReadProperties turns on reading, with each listing of an Artifactory registry, the item properties of its
 // in-use tags (GET /api/storage/<repo key>/<image>/<tag>?properties), for the placement rules that select by a
 // label or take their places from one (docs/placement.md). The service turns it on when its placement policy
-// reads labels. Call it before Run.
-func (c *Correlator) ReadProperties(on bool) { c.readProps = on }
+// reads labels, or its signature and provenance policy is loaded, and again when a reloaded placement policy
+// changes whether it reads labels; it may be called while Run runs, and takes effect from the next listing.
+func (c *Correlator) ReadProperties(on bool) { c.readProps.Store(on) }
 
 // readProperties reads and stores the properties of every in-use tag of an Artifactory registry. A failed item
 // is logged and counted; the others are kept.

@@ -43,6 +43,9 @@ const (
 // Options configure a Checker.
 type Options struct {
 	Policy *drift.Policy // nil: the builtin rules only
+	// Current, when not nil, returns the rules in force at each judging pass instead of Policy: a reloaded
+	// file replaces them while the checker runs, and their new fingerprint makes every finding due again.
+	Current func() *drift.Policy
 	// Registries are the configured registries: an image on one of their hosts is read with its credentials,
 	// TLS settings and limits; any other anonymously.
 	Registries  []correlate.Registry
@@ -74,6 +77,10 @@ func New(st *store.Store, opts Options, log *slog.Logger) (*Checker, error) {
 			return nil, err
 		}
 		opts.Policy = p
+	}
+	if opts.Current == nil {
+		p := opts.Policy
+		opts.Current = func() *drift.Policy { return p }
 	}
 	if opts.Interval <= 0 {
 		opts.Interval = DefaultInterval
@@ -242,9 +249,12 @@ func platformImage(desc *remote.Descriptor, platform v1.Platform) (v1.Image, v1.
 	return nil, v1.Descriptor{}, fmt.Errorf("no manifest for platform %s in the index", platform.String())
 }
 
-// judge judges the aggregates due under the rules, a batch at a time, image by image.
+// judge judges the aggregates due under the rules, a batch at a time, image by image. It takes the rules in
+// force once, so each finding is stored with the fingerprint of the rules that judged it; a reload meanwhile
+// makes them due again at the next pass.
 func (c *Checker) judge(ctx context.Context) error {
-	fp := c.opts.Policy.Fingerprint()
+	pol := c.opts.Current()
+	fp := pol.Fingerprint()
 	counts := map[drift.Verdict]int{}
 	drifted := 0
 	for range maxJudgeBatches {
@@ -263,7 +273,7 @@ func (c *Checker) judge(ctx context.Context) error {
 				return err
 			}
 			repos := repositories(a.Refs)
-			j := c.opts.Policy.Judge(drift.Decide(idx.files, idx.truncated, a.Path, a.SHA256), repos, a.Path)
+			j := pol.Judge(drift.Decide(idx.files, idx.truncated, a.Path, a.SHA256), repos, a.Path)
 			counts[j.Verdict]++
 			if j.Severity != "none" {
 				drifted++

@@ -38,6 +38,9 @@ type Options struct {
 	Registries  []correlate.Registry
 	Interval    time.Duration
 	Concurrency int
+	// Active, when not nil, says at each pass whether labels are wanted (the placement policy in force reads
+	// them): a reloadable policy may come to read labels, or stop, while the reader runs. Nil: always.
+	Active func() bool
 }
 
 // Reader reads the labels of the running digests that have none stored, in the background.
@@ -65,6 +68,9 @@ func (r *Reader) Run(ctx context.Context) { periodic.NowAndEvery(ctx, r.opts.Int
 
 // Pass reads the labels of the digests that are due, Concurrency at a time.
 func (r *Reader) Pass(ctx context.Context) {
+	if r.opts.Active != nil && !r.opts.Active() {
+		return
+	}
 	cands, err := r.st.LabelCandidates(ctx, batch)
 	if err != nil {
 		r.log.Warn("artifact labels: listing the images due", "error", err)

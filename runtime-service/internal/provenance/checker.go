@@ -33,6 +33,9 @@ const (
 // Options configure a Checker.
 type Options struct {
 	Policy *Policy
+	// Current, when not nil, returns the policy in force at each pass instead of Policy: a reloaded file
+	// replaces it while the checker runs, and its new fingerprint makes every digest due again.
+	Current func() *Policy
 	// Registries are the configured registries: an image on one of their hosts is read with its credentials,
 	// TLS settings and limits; any other anonymously.
 	Registries  []correlate.Registry
@@ -60,6 +63,10 @@ func New(st *store.Store, opts Options, log *slog.Logger) *Checker {
 	if opts.Recheck <= 0 {
 		opts.Recheck = DefaultRecheck
 	}
+	if opts.Current == nil {
+		p := opts.Policy
+		opts.Current = func() *Policy { return p }
+	}
 	c := &Checker{st: st, log: log, opts: opts, remotes: correlate.NewRemotes(opts.Registries)}
 	return c
 }
@@ -67,22 +74,27 @@ func New(st *store.Store, opts Options, log *slog.Logger) *Checker {
 // Run does passes until ctx ends.
 func (c *Checker) Run(ctx context.Context) { periodic.NowAndEvery(ctx, c.opts.Interval, c.Pass) }
 
-// Pass checks the digests that are due, Concurrency at a time.
+// Pass checks the digests that are due, Concurrency at a time. The pass takes the policy in force once: the
+// digests due under its fingerprint are checked, and stored, under that same policy even if a reload replaces
+// it meanwhile (the next pass then finds them due again).
 func (c *Checker) Pass(ctx context.Context) {
-	cands, err := c.st.ProvenanceCandidates(ctx, c.opts.Policy.Fingerprint, batch)
+	pol := c.opts.Current()
+	cands, err := c.st.ProvenanceCandidates(ctx, pol.Fingerprint, batch)
 	if err != nil {
 		c.log.Warn("signatures and provenance: listing the images due", "error", err)
 		return
 	}
-	periodic.Each(ctx, c.opts.Concurrency, cands, c.checkOne)
+	periodic.Each(ctx, c.opts.Concurrency, cands, func(ctx context.Context, cand store.ProvenanceCandidate) {
+		c.checkOne(ctx, pol, cand)
+	})
 }
 
-func (c *Checker) checkOne(ctx context.Context, cand store.ProvenanceCandidate) {
-	res, err := c.check(ctx, cand)
+func (c *Checker) checkOne(ctx context.Context, pol *Policy, cand store.ProvenanceCandidate) {
+	res, err := c.check(ctx, pol, cand)
 	if err == nil {
 		var raw []byte
 		if raw, err = json.Marshal(res); err == nil {
-			err = c.st.PutProvenance(ctx, store.ProvenanceCheck{Digest: cand.Digest, Fingerprint: c.opts.Policy.Fingerprint,
+			err = c.st.PutProvenance(ctx, store.ProvenanceCheck{Digest: cand.Digest, Fingerprint: pol.Fingerprint,
 				Status: res.Status, Rule: res.Rule, Findings: codesOf(res), Severity: res.Severity, Result: raw, Next: time.Now().Add(c.opts.Recheck)})
 		}
 		if err == nil {
@@ -101,7 +113,7 @@ func (c *Checker) checkOne(ctx context.Context, cand store.ProvenanceCandidate) 
 	retry := min(DefaultRetry<<min(cand.Attempts, 10), MaxRetry)
 	c.log.Warn("signatures and provenance not checked; will retry", "digest", cand.Digest, "refs", cand.Refs,
 		"attempt", cand.Attempts+1, "retry_in", retry.String(), "error", err)
-	if ferr := c.st.FailProvenance(ctx, cand.Digest, c.opts.Policy.Fingerprint, err.Error(), time.Now().Add(retry)); ferr != nil {
+	if ferr := c.st.FailProvenance(ctx, cand.Digest, pol.Fingerprint, err.Error(), time.Now().Add(retry)); ferr != nil {
 		c.log.Warn("signatures and provenance: recording the failure", "digest", cand.Digest, "error", ferr)
 	}
 }
@@ -117,7 +129,7 @@ func codesOf(r Result) []string {
 // check checks a digest in the repository of the first of its references a rule selects (else of its first
 // reference): the signatures are looked for where the rule applies. A reference whose registry fails makes way
 // for the next one the same rule selects.
-func (c *Checker) check(ctx context.Context, cand store.ProvenanceCandidate) (Result, error) {
+func (c *Checker) check(ctx context.Context, pol *Policy, cand store.ProvenanceCandidate) (Result, error) {
 	type target struct {
 		d    name.Digest
 		rule *Rule
@@ -131,7 +143,7 @@ func (c *Checker) check(ctx context.Context, cand store.ProvenanceCandidate) (Re
 			continue
 		}
 		reg, repo, _ := placement.SplitRef(d.String())
-		targets = append(targets, target{d, c.opts.Policy.RuleFor(reg, repo)})
+		targets = append(targets, target{d, pol.RuleFor(reg, repo)})
 	}
 	if len(targets) == 0 {
 		if len(errs) == 0 {
@@ -151,7 +163,7 @@ func (c *Checker) check(ctx context.Context, cand store.ProvenanceCandidate) (Re
 		if t.rule != first.rule || ctx.Err() != nil {
 			continue
 		}
-		res, err := Check(t.d, c.opts.Policy, t.rule, append(slices.Clip(c.remotes.Options(t.d.RegistryStr())), remote.WithContext(ctx)))
+		res, err := Check(t.d, pol, t.rule, append(slices.Clip(c.remotes.Options(t.d.RegistryStr())), remote.WithContext(ctx)))
 		if err == nil {
 			return res, nil
 		}

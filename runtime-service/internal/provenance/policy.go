@@ -103,6 +103,27 @@ func (id Identity) Matches(subject, issuer string) bool {
 // Empty says the policy has no rules.
 func (p *Policy) Empty() bool { return p == nil || len(p.Rules) == 0 }
 
+// Files are the files the policy was read from besides the policy file itself: its trusted root and its rules'
+// keys, named as the policy names them (relative to the policy file's directory, or absolute). A reload
+// watches them too: a key replaced in place changes the policy as much as an edit of the file does.
+func (p *Policy) Files() []string {
+	if p == nil {
+		return nil
+	}
+	var out []string
+	if p.RootFile != "" {
+		out = append(out, p.RootFile)
+	}
+	for _, r := range p.Rules {
+		for _, k := range r.Keys {
+			if !slices.Contains(out, k.Name) {
+				out = append(out, k.Name)
+			}
+		}
+	}
+	return out
+}
+
 // RuleFor returns the first rule that selects the repository (registry host, path), or nil.
 func (p *Policy) RuleFor(registry, repository string) *Rule {
 	if p == nil {

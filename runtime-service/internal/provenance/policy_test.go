@@ -83,6 +83,13 @@ rules:
 	if got := p.RuleFor("registry.corp.example", "shop/a/b"); got == nil || got.Name != "rest" {
 		t.Errorf("RuleFor shop/a/b: %+v", got)
 	}
+	// The files a reload watches: the root and each key once, as the policy names them.
+	if f := p.Files(); strings.Join(f, " ") != "root.pem k.pub" {
+		t.Errorf("Files() = %q", f)
+	}
+	if f := (*Policy)(nil).Files(); f != nil {
+		t.Errorf("no policy's files: %q", f)
+	}
 	q, err := Parse([]byte("trusted_root: root.pem\nrules:\n  - name: shop\n    keys: [k.pub]\n"), read)
 	if err != nil || q.Fingerprint == p.Fingerprint {
 		t.Errorf("another policy, same fingerprint (%v)", err)

@@ -27,11 +27,14 @@ import (
 	"github.com/runtrust/runtrust/runtime-service/internal/auth"
 	"github.com/runtrust/runtrust/runtime-service/internal/config"
 	"github.com/runtrust/runtrust/runtime-service/internal/correlate"
+	"github.com/runtrust/runtrust/runtime-service/internal/drift"
 	"github.com/runtrust/runtrust/runtime-service/internal/driftcheck"
 	"github.com/runtrust/runtrust/runtime-service/internal/entitlement"
 	"github.com/runtrust/runtrust/runtime-service/internal/httpmw"
 	"github.com/runtrust/runtrust/runtime-service/internal/ingest"
 	"github.com/runtrust/runtrust/runtime-service/internal/metadata"
+	"github.com/runtrust/runtrust/runtime-service/internal/placement"
+	"github.com/runtrust/runtrust/runtime-service/internal/policywatch"
 	"github.com/runtrust/runtrust/runtime-service/internal/provenance"
 	"github.com/runtrust/runtrust/runtime-service/internal/store"
 	"github.com/runtrust/runtrust/runtime-service/internal/ui"
@@ -69,6 +72,11 @@ type Service struct {
 	cfg config.Config
 	log *slog.Logger
 
+	// The policy files' watchers (policies.go); nil without the file.
+	placementWatch  *policywatch.Watcher[*placement.Policy]
+	provenanceWatch *policywatch.Watcher[*provenance.Policy]
+	driftWatch      *policywatch.Watcher[*drift.Policy]
+
 	addrs    Addrs
 	draining atomic.Bool // readiness answers 503 from the start of Shutdown
 	failed   chan error  // a listener's error
@@ -102,12 +110,15 @@ func (s *Service) Start(ctx context.Context) (err error) {
 			_ = s.Shutdown(context.Background())
 		}
 	}()
+	if err := s.loadPolicies(); err != nil { // policies.go
+		return err
+	}
 	dsn, err := s.startDatabase(ctx)
 	if err != nil {
 		return err
 	}
 	st, err := store.Open(ctx, dsn, store.Options{Retention: s.cfg.Retention, SensorStaleAfter: s.cfg.SensorStaleAfter,
-		Entitlement: s.cfg.NodeEntitlement, Placement: s.cfg.Placement})
+		Entitlement: s.cfg.NodeEntitlement, Placement: s.placementPolicy()})
 	if err != nil {
 		return err
 	}
@@ -152,7 +163,8 @@ func (s *Service) Start(ctx context.Context) (err error) {
 	s.addrs = Addrs{GRPC: grpcLis.Addr().String(), HTTP: httpLis.Addr().String()}
 	s.log.Info("runtime service ready", "grpc", s.addrs.GRPC, "http", s.addrs.HTTP,
 		"database", redact(dsn), "retention", s.cfg.Retention.String(), "tls", tlsCfg != nil, "auth", string(s.cfg.AuthMode), "sign_in", s.cfg.OIDC != nil,
-		"node_entitlement", entitlementText(s.cfg.NodeEntitlement), "placement_rules", placementRules(s.cfg))
+		"node_entitlement", entitlementText(s.cfg.NodeEntitlement), "placement_rules", placementRules(st.Placement()),
+		"policy_reload_interval", reloadText(s.cfg.PolicyReloadInterval))
 	if s.cfg.AuthMode == auth.ModeNone {
 		s.log.Warn("HTTP API and UI WITHOUT AUTHENTICATION (development mode: a loopback address and no -auth): " +
 			"anyone on this machine can read every cluster's inventory and act as an admin; set -auth tokens to require API tokens (docs/security.md)")
@@ -237,7 +249,7 @@ func (s *Service) listen() (grpcLis, httpLis net.Listener, err error) {
 // (net/http compresses nothing itself; handlers that encode on their own pass through).
 func (s *Service) routes(st *store.Store, reg *prometheus.Registry, drift *driftcheck.Checker) http.Handler {
 	mux := http.NewServeMux()
-	a := api.New(st, s.log, auth.New(st, s.cfg.AuthMode)).WithProvenance(s.cfg.Provenance)
+	a := s.withPolicyFiles(api.New(st, s.log, auth.New(st, s.cfg.AuthMode)).WithProvenance(s.provenancePolicy))
 	if drift != nil {
 		a = a.WithDrift(drift.Building)
 	}
@@ -283,8 +295,11 @@ func (s *Service) newDrift(st *store.Store) (*driftcheck.Checker, error) {
 		}
 		platform = *pp
 	}
-	return driftcheck.New(st, driftcheck.Options{Policy: d.Policy, Registries: s.cfg.Registries, Limits: d.Limits,
-		Interval: d.Interval, Platform: platform}, s.log)
+	opts := driftcheck.Options{Policy: d.Policy, Registries: s.cfg.Registries, Limits: d.Limits, Interval: d.Interval, Platform: platform}
+	if s.driftWatch != nil {
+		opts.Current = s.driftWatch.Current // the rules in force, which a reload of -drift-file replaces
+	}
+	return driftcheck.New(st, opts, s.log)
 }
 
 // startBackground starts registry correlation, exact drift and vulnerability scanning.
@@ -296,18 +311,21 @@ func (s *Service) startBackground(ctx context.Context, st *store.Store, reg prom
 	if err != nil {
 		return err
 	}
-	if s.cfg.Placement.NeedsLabels() {
-		// Placement rules that select by a label or take their places from one: read the running artifacts'
-		// annotations and labels, and Artifactory registries' properties with each listing (docs/placement.md).
-		cor.ReadProperties(true)
-		s.started("artifact labels", runInBackground(metadata.New(st, metadata.Options{Registries: s.cfg.Registries}, s.log).Run))
+	// Placement rules that select by a label or take their places from one: read the running artifacts'
+	// annotations and labels, and Artifactory registries' properties with each listing (docs/placement.md).
+	// With a placement file that is reloaded, the reader runs whatever the rules now, idle while the rules in
+	// force read no labels, since an edit may add a rule that does.
+	cor.ReadProperties(s.readsProperties(st.Placement()))
+	if st.Placement().NeedsLabels() || (s.placementWatch != nil && s.reloading()) {
+		s.started("artifact labels", runInBackground(metadata.New(st, metadata.Options{Registries: s.cfg.Registries,
+			Active: func() bool { return st.Placement().NeedsLabels() }}, s.log).Run))
 	}
-	if s.cfg.Provenance != nil {
+	if pol := s.provenancePolicy(); pol != nil {
 		// Signatures and build provenance of the running digests (docs/provenance.md); Artifactory's build.name and
-		// build.number properties, read with each listing, name the build beside them.
-		cor.ReadProperties(true)
+		// build.number properties, read with each listing, name the build beside them. Each pass takes the
+		// policy in force, which a reload of -provenance-file replaces.
 		s.started("signatures and provenance", runInBackground(provenance.New(st,
-			provenance.Options{Policy: s.cfg.Provenance, Registries: s.cfg.Registries}, s.log).Run))
+			provenance.Options{Policy: pol, Current: s.provenancePolicy, Registries: s.cfg.Registries}, s.log).Run))
 	}
 	if drift != nil {
 		// Exact drift (docs/drift.md): each running image's layers indexed once from its registry, and every
@@ -315,6 +333,7 @@ func (s *Service) startBackground(ctx context.Context, st *store.Store, reg prom
 		s.started("drift", runInBackground(drift.Run))
 	}
 	s.started("registry correlation", runInBackground(cor.Run))
+	s.startPolicyReload(st, cor) // policies.go
 	sc, err := newScanner(st, s.cfg, s.log, reg)
 	if err != nil || sc == nil {
 		return err
@@ -456,10 +475,10 @@ func entitlementText(n entitlement.Nodes) string {
 	return n.String()
 }
 
-// placementRules says how many placement rules are loaded, for the start log line.
-func placementRules(cfg config.Config) int {
-	if cfg.Placement == nil {
+// placementRules says how many placement rules are in force, for the start log line.
+func placementRules(p *placement.Policy) int {
+	if p == nil {
 		return 0
 	}
-	return len(cfg.Placement.Rules)
+	return len(p.Rules)
 }

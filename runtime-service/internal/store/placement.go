@@ -22,8 +22,14 @@ import (
 // arrived), which takes the same locks in the same order: one writer per digest at a time, each reading the
 // containers committed before it.
 
-// Placement is the loaded placement policy (nil: none).
-func (s *Store) Placement() *placement.Policy { return s.opts.Placement }
+// Placement is the placement policy in force (nil: none).
+func (s *Store) Placement() *placement.Policy { return s.placement.Load() }
+
+// SetPlacement puts p in force (nil: none) for the decisions made from now on; the caller then calls
+// EvaluatePlacement(ctx, nil) to decide every live container again. Decisions stay consistent meanwhile: a
+// transaction reads the policy only once it holds its digests' images rows, and EvaluatePlacement takes
+// each digest's rows after the swap, so it rewrites whatever an ingest decided under the old policy.
+func (s *Store) SetPlacement(p *placement.Policy) { s.placement.Store(p) }
 
 // placementChunk is how many digests one EvaluatePlacement transaction takes.
 const placementChunk = 200
@@ -31,7 +37,7 @@ const placementChunk = 200
 // EvaluatePlacement decides again the placement of every live container of digests (nil: of every digest),
 // with the loaded policy; without one (or with no rules) it removes every decision.
 func (s *Store) EvaluatePlacement(ctx context.Context, digests []string) error {
-	if s.opts.Placement.Empty() {
+	if s.Placement().Empty() {
 		if digests == nil {
 			_, err := s.pool.Exec(ctx, "DELETE FROM placement_decisions")
 			return classify(err)
@@ -72,7 +78,7 @@ func (s *Store) EvaluatePlacement(ctx context.Context, digests []string) error {
 // decidePlacement rewrites the decisions of the live containers of digests, of one cluster (nil: every
 // cluster), in tx. The caller holds the digests' images rows.
 func (s *Store) decidePlacement(ctx context.Context, tx pgx.Tx, cluster *int64, digests []string) error {
-	pol := s.opts.Placement
+	pol := s.Placement()
 	if pol.Empty() || len(digests) == 0 {
 		return nil
 	}

@@ -51,7 +51,8 @@ type Options struct {
 	// Entitlement is each cluster's licensed node count: EnrolCollector refuses a new sensor beyond it, the
 	// cluster summaries report it (entitlement.go). The zero value is unlimited.
 	Entitlement entitlement.Nodes
-	// Placement is the placement policy each live container is judged by (placement.go); nil: none.
+	// Placement is the placement policy each live container is judged by at first (placement.go); nil: none.
+	// SetPlacement replaces it.
 	Placement *placement.Policy
 }
 
@@ -59,6 +60,9 @@ type Options struct {
 type Store struct {
 	pool *pgxpool.Pool
 	opts Options
+
+	// placement is the placement policy in force: Options.Placement, then what SetPlacement put in force.
+	placement atomic.Pointer[placement.Policy]
 
 	partitionsMu sync.Mutex
 	partitions   map[string]bool // "exec_events_p20260102" → exists
@@ -101,6 +105,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: connect: %w", err)
 	}
 	s := &Store{pool: pool, opts: opts, partitions: map[string]bool{}}
+	s.placement.Store(opts.Placement)
 	if err := s.MaintainPartitions(ctx); err != nil {
 		pool.Close()
 		return nil, err

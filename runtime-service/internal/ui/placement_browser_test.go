@@ -15,14 +15,15 @@ import (
 // TestBrowserPlacementPolicy: a rule by repository glob allows shop/* in prod/shop only. The same image runs in
 // shop and in lab: the image page's Placement section marks shop allowed and lab a violation naming the rule,
 // each pod in the tree carries its mark, and the Policy view lists the rule and the one violation, linking to
-// the image.
+// the image with the file it came from. A broken edit of the file (reloaded every second) shows a warning with
+// the reason above the rules, which stay those loaded before.
 func TestBrowserPlacementPolicy(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "placement.yaml")
 	yaml := "rules:\n- {name: shop-only, match: {repository: 'shop/*'}, allow: [prod/shop]}\n"
 	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := startService(t, 1, "-placement-file", file)
+	s := startService(t, 1, "-placement-file", file, "-policy-reload-interval", "1s")
 	prod := s.enrol(t, 0, "uid-prod", "prod", runtrustv1.Mode_MODE_INTEGRITY, 1)
 	d := digestOf('7')
 	img := image{ref: "registry.example/shop/web:1", digest: d, expected: d, verdict: records.IntegrityVerified,
@@ -60,5 +61,31 @@ func TestBrowserPlacementPolicy(t *testing.T) {
 	}
 	if href := eval[string](t, ctx, `document.querySelector('table.violations a').getAttribute('href')`); href != "#/images/"+strings.ReplaceAll(d, ":", "%3A") { // encodeURIComponent
 		t.Fatalf("violation links to %q", href)
+	}
+	if l := eval[string](t, ctx, `document.querySelector('[data-policy-file="placement"]')?.textContent ?? ''`); !strings.Contains(l, file) {
+		t.Fatalf("the file line: %q", l)
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll('[data-reload-error]').length`); n != 0 {
+		t.Fatalf("%d reload warnings before any edit", n)
+	}
+
+	if err := os.WriteFile(file, []byte("rules:\n- {name: shop-only, match: {repository: 'shop/*'}, allow: [a/b/c]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var warning string
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		open(t, ctx, s.base+"/#/policy", "policy")
+		warning = eval[string](t, ctx, `document.querySelector('[data-reload-error="placement"]')?.textContent ?? ''`)
+		if warning != "" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	screenshot(t, ctx, "policy-reload-refused")
+	if !strings.Contains(warning, "refused") || !strings.Contains(warning, "placement file "+file) || !strings.Contains(warning, `"a/b/c"`) {
+		t.Fatalf("the reload warning: %q", warning)
+	}
+	if r := eval[string](t, ctx, `document.querySelector('table.rules tr[data-rule="shop-only"]')?.textContent ?? ''`); !strings.Contains(r, "prod/shop") {
+		t.Fatalf("the rule in force with a refused edit: %q", r)
 	}
 }

@@ -768,12 +768,26 @@ function provenanceSection(p) {
     p.notes.length ? h('ul', { class: 'muted' }, p.notes.map((n) => h('li', {}, n))) : null);
 }
 
+// policyFileLine says which file a policy section shows and since when it is in force and, when the file's
+// current content was refused at a reload, a warning with why: the rules shown are then the ones loaded before
+// the edit (docs/placement.md, "Changing the policy").
+function policyFileLine(f) {
+  if (!f) return null;
+  return [
+    h('p', { class: 'muted', 'data-policy-file': f.kind }, 'From ', h('code', {}, f.path), ', in force since ', when(f.loaded_at),
+      ' (sha256 ', h('code', { title: f.sha256 }, f.sha256.slice(0, 12)), ').'),
+    f.reload_error ? h('p', { class: 'error', role: 'alert', 'data-reload-error': f.kind },
+      'The file’s current content was refused ', when(f.reload_error.at), ': ', h('code', {}, f.reload_error.message),
+      '. The policy loaded before it stays in force until the file is fixed.') : null,
+  ];
+}
+
 // provenancePolicy lists the signature and provenance rules in the order they are tried, and the running
 // images they find wanting (docs/provenance.md).
 async function provenancePolicy(out, params) {
   const [{ body: pol }, { body: found }] = await Promise.all([api('/provenance/policy'),
     api('/provenance/findings', { offset: params.get('poffset') || '' })]);
-  add(out, h('h1', { id: 'signatures' }, 'Signature and provenance policy'));
+  add(out, h('h1', { id: 'signatures' }, 'Signature and provenance policy'), policyFileLine(pol.file));
   if (!pol.configured) {
     add(out, h('p', { class: 'note' }, 'No signature and provenance policy is loaded: start the service with -provenance-file (docs/provenance.md).'));
     return;
@@ -808,8 +822,9 @@ async function provenancePolicy(out, params) {
 // policyView lists the loaded placement rules in the order they are tried, and the current violations.
 async function policyView(out, params, show) {
   const offset = params.get('offset') || '';
-  const [{ body: pol }, { body: found }] = await Promise.all([api('/placement/policy'), api('/placement/findings', { offset })]);
-  add(out, h('h1', {}, 'Placement policy'));
+  const [{ body: pol }, { body: found }, { body: files }] = await Promise.all([api('/placement/policy'),
+    api('/placement/findings', { offset }), api('/policy/files')]);
+  add(out, h('h1', {}, 'Placement policy'), policyFileLine(pol.file));
   if (!pol.configured) {
     add(out, h('p', { class: 'note' }, 'No placement policy is loaded: start the service with -placement-file (docs/placement.md).'));
   } else {
@@ -838,6 +853,10 @@ async function policyView(out, params, show) {
     if (found.total > found.items.length) add(out, pager('/policy', {}, found));
   }
   await provenancePolicy(out, params);
+  // The drift rules have no section of their own (their findings are on each image); their file is shown here
+  // so that a refused edit of it is seen too.
+  const driftFile = files.items.find((f) => f.kind === 'drift');
+  if (driftFile) add(out, h('h1', { id: 'drift-rules' }, 'Drift rules'), policyFileLine(driftFile));
   show('Placement policy');
 }
 
