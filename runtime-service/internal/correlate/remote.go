@@ -2,10 +2,12 @@ package correlate
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/runtrust/runtrust/internal/registry"
@@ -80,4 +82,36 @@ func (r *Remotes) DigestRef(ref, digest string) (name.Digest, error) {
 		opts = append(opts, name.Insecure)
 	}
 	return name.NewDigest(p.Context().Name()+"@"+digest, opts...)
+}
+
+// PlatformImage returns the image of the index desc for platform, and its descriptor: the SBOM generator and the
+// drift index read the layers of one platform. The error names the platforms the index has when none matches.
+func PlatformImage(desc *remote.Descriptor, platform v1.Platform) (v1.Image, v1.Descriptor, error) {
+	idx, err := desc.ImageIndex()
+	if err != nil {
+		return nil, v1.Descriptor{}, fmt.Errorf("read index: %w", err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, v1.Descriptor{}, fmt.Errorf("read index: %w", err)
+	}
+	var have []string
+	for _, m := range im.Manifests {
+		if m.Platform == nil || !m.MediaType.IsImage() {
+			continue
+		}
+		if m.Platform.Satisfies(platform) {
+			img, err := idx.Image(m.Digest)
+			if err != nil {
+				return nil, m, fmt.Errorf("read the %s manifest %s: %w", m.Platform, m.Digest, err)
+			}
+			return img, m, nil
+		}
+		have = append(have, m.Platform.String())
+	}
+	if len(have) == 0 {
+		have = []string{"none"}
+	}
+	return nil, v1.Descriptor{}, fmt.Errorf("no manifest for platform %s in the index (platforms: %s)",
+		platform.String(), strings.Join(have, ", "))
 }

@@ -208,7 +208,7 @@ func (c *Checker) buildFrom(ctx context.Context, d name.Digest) (store.DriftInde
 	switch {
 	case desc.MediaType.IsIndex():
 		var m v1.Descriptor
-		if img, m, err = platformImage(desc, c.opts.Platform); err != nil {
+		if img, m, err = correlate.PlatformImage(desc, c.opts.Platform); err != nil {
 			return x, fmt.Errorf("%s: %w", d, err)
 		}
 		x.Manifest = m.Digest.String()
@@ -228,25 +228,6 @@ func (c *Checker) buildFrom(ctx context.Context, d name.Digest) (store.DriftInde
 	}
 	x.Files, x.Truncated, x.Notes, x.Bytes = len(idx.Files), idx.Truncated, idx.Notes, idx.Bytes
 	return x, nil
-}
-
-// platformImage returns the image of the index desc for platform, and its descriptor.
-func platformImage(desc *remote.Descriptor, platform v1.Platform) (v1.Image, v1.Descriptor, error) {
-	idx, err := desc.ImageIndex()
-	if err != nil {
-		return nil, v1.Descriptor{}, fmt.Errorf("read index: %w", err)
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return nil, v1.Descriptor{}, fmt.Errorf("read index: %w", err)
-	}
-	for _, m := range im.Manifests {
-		if m.Platform != nil && m.MediaType.IsImage() && m.Platform.Satisfies(platform) {
-			img, err := idx.Image(m.Digest)
-			return img, m, err
-		}
-	}
-	return nil, v1.Descriptor{}, fmt.Errorf("no manifest for platform %s in the index", platform.String())
 }
 
 // judge judges the aggregates due under the rules, a batch at a time, image by image. It takes the rules in

@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/runtrust/runtrust/runtime-service/internal/correlate"
 )
 
 // Options configure a Fetcher.
@@ -57,7 +58,7 @@ func (f *Fetcher) Get(ctx context.Context, d name.Digest) (*SBOM, error) {
 			return finishFetched(sb, d, notes), err
 		}
 		var m v1.Descriptor
-		if img, m, err = platformImage(desc, f.opts.Platform); err != nil {
+		if img, m, err = correlate.PlatformImage(desc, f.opts.Platform); err != nil {
 			return nil, fmt.Errorf("sbom: %s: %w", d, err)
 		}
 		notes = append(notes, fmt.Sprintf("image index %s: read the %s manifest %s", d.DigestStr(), m.Platform, m.Digest))
@@ -112,36 +113,4 @@ func finishFetched(sb *SBOM, d name.Digest, notes []string) *SBOM {
 	sb.Digest = d.DigestStr()
 	sb.Notes = append(notes, sb.Notes...)
 	return sb
-}
-
-// platformImage returns the image of the index desc for platform, and its descriptor; the error names the
-// platforms the index has when none matches.
-func platformImage(desc *remote.Descriptor, platform v1.Platform) (v1.Image, v1.Descriptor, error) {
-	idx, err := desc.ImageIndex()
-	if err != nil {
-		return nil, v1.Descriptor{}, fmt.Errorf("read index: %w", err)
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return nil, v1.Descriptor{}, fmt.Errorf("read index: %w", err)
-	}
-	var have []string
-	for _, m := range im.Manifests {
-		if m.Platform == nil || !m.MediaType.IsImage() {
-			continue
-		}
-		if m.Platform.Satisfies(platform) {
-			img, err := idx.Image(m.Digest)
-			if err != nil {
-				return nil, m, fmt.Errorf("read the %s manifest %s: %w", m.Platform, m.Digest, err)
-			}
-			return img, m, nil
-		}
-		have = append(have, m.Platform.String())
-	}
-	if len(have) == 0 {
-		have = []string{"none"}
-	}
-	return nil, v1.Descriptor{}, fmt.Errorf("no manifest for platform %s in the index (platforms: %s)",
-		platform.String(), strings.Join(have, ", "))
 }
