@@ -18,7 +18,7 @@ import (
 // The demo (`make demo`, testbed/cmd/runtrust-demo) is the testbed's stack left running with one image for every
 // finding runtrust makes, each made the way it happens in a cluster: a tag moved under a running pod, a digest
 // the registry never held, an artifact deleted while it runs, a registry nobody approved, a shell in a real
-// container, a vulnerable package the sensor saw load.
+// container, a vulnerable package the sensor saw load, programs the image never held run in its container.
 
 // DemoImage is one image the demo runs and the finding it was made to show.
 type DemoImage struct {
@@ -66,6 +66,7 @@ var demoScenarios = []demoScenario{
 	{name: "an image from a registry nobody approved", run: demoUntrusted},
 	{name: "a shell started inside a real container", run: demoShell, containers: true},
 	{name: "a vulnerable package the sensor saw load", run: demoVulnerable, containers: true},
+	{name: "a program dropped into a running container, one overwritten, one run from memory", run: demoDrift, containers: true},
 }
 
 // StartDemo starts the stack and makes every finding, waiting until the API shows each one. Everything it
@@ -87,7 +88,7 @@ func StartDemo(t testing.TB, opts DemoOptions) *Demo {
 	progress("starting " + parts)
 	start := time.Now()
 	s := StartStack(t, StackOptions{Kubernetes: true, Sensor: opts.Containers, HTTPAddr: opts.HTTPAddr,
-		ServiceFlags: append(vulnServiceFlags(t, vulnDir), "-pg-data-dir", opts.Dir+"/pg")})
+		ServiceFlags: append(vulnServiceFlags(t, vulnDir), "-pg-data-dir", opts.Dir+"/pg", "-drift-interval", "5s")})
 	s.EnsureNode(t, NodeName)
 	progress(fmt.Sprintf("stack up in %s; UI at %s", time.Since(start).Round(time.Second), s.API))
 	if opts.Containers {
@@ -193,6 +194,28 @@ func demoVulnerable(t testing.TB, s *Stack) (DemoImage, func(Image) bool) {
 			ContainerID: d.ContainerID},
 		func(Image) bool { return true }
 }
+
+func demoDrift(t testing.TB, s *Stack) (DemoImage, func(Image) bool) {
+	img := PushDriftImage(t, s.Registry.Host, "ops/agent:3")
+	s.containerd.Pull(t, img.Ref)
+	d := s.RunDeployment(t, "ops", "agent", img.Ref, corev1.PullIfNotPresent, Running{
+		ImageID: s.Registry.Ref("ops/agent@" + img.Digest),
+		Start: func(pod *corev1.Pod) string {
+			return s.containerd.Run(t, img.Ref, PodCgroup(string(pod.UID)), "/bin/sleep", "infinity")
+		},
+	})
+	s.waitImage(t, img.Digest, "the agent container known", func(i Image) bool { return len(i.Placements) == 1 })
+	Drift(t, s.containerd, d.ContainerID)
+	return DemoImage{Ref: img.Ref, Digest: img.Digest, Verdict: records.IntegrityVerified, Finding: DemoDriftFinding,
+			ContainerID: d.ContainerID},
+		func(i Image) bool {
+			return Str(i.DriftCounts.Severity) == records.SeverityCritical && i.DriftCounts.Findings == 3
+		}
+}
+
+// DemoDriftFinding is the drift scenario's finding: /bin/sleep overwritten (critical), /dropped added and
+// /memfd:payload run from memory (high).
+const DemoDriftFinding = "drift: modified /bin/sleep, added /dropped, memory /memfd:payload"
 
 // HasReason says whether reasons holds one with the code (a reason is "code: detail").
 func HasReason(reasons []string, code string) bool {

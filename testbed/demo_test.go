@@ -89,6 +89,8 @@ func checkDemoAPI(t *testing.T, s *Stack, ready demoReady) {
 		case strings.HasPrefix(want.Finding, "/") &&
 			!slices.ContainsFunc(img.Processes, func(p ExecInfo) bool { return p.Path == want.Finding }):
 			t.Errorf("%s: processes %s lack %s", want.Scenario, js(img.Processes), want.Finding)
+		case want.Finding == DemoDriftFinding && (Str(img.DriftCounts.Severity) != records.SeverityCritical || img.DriftCounts.Findings != 3):
+			t.Errorf("%s: drift %s, want 3 findings, the worst critical", want.Scenario, js(img.DriftCounts))
 		case strings.HasSuffix(want.Finding, " loaded") && s.vulns(t, want.Digest)["coreutils"].Reachability != "loaded":
 			t.Errorf("%s: findings %s, want coreutils loaded", want.Scenario, js(s.vulns(t, want.Digest)))
 		}
@@ -99,7 +101,7 @@ func checkDemoAPI(t *testing.T, s *Stack, ready demoReady) {
 			t.Errorf("no demo image is %s: %s", v, js(ready.Images))
 		}
 	}
-	// As root with eBPF (this machine, CI) the demo runs its real containers: 7 images.
+	// As root with eBPF (this machine, CI) the demo runs its real containers: 8 images.
 	if os.Geteuid() == 0 && len(ready.Images) != len(demoScenarios) {
 		t.Errorf("%d demo images, want %d: %s", len(ready.Images), len(demoScenarios), js(ready.Images))
 	}
