@@ -20,7 +20,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/runtrust/runtrust/internal/configerr"
-	"github.com/runtrust/runtrust/internal/records"
 	"github.com/runtrust/runtrust/runtime-service/internal/policyfile"
 )
 
@@ -333,7 +332,7 @@ func (fr fileRule) compile() (Rule, error) {
 	r := Rule{Name: fr.Name, Registry: fr.Match.Registry, Repository: fr.Match.Repository, Label: fr.Match.Label,
 		AllowFromLabel: fr.AllowFromLabel, Severity: fr.Severity}
 	if !nameRE.MatchString(fr.Name) {
-		errs = append(errs, fmt.Errorf("name: %q is not 1–63 letters, digits, '.', '_' or '-' (starting and ending with a letter or digit)", clip(fr.Name)))
+		errs = append(errs, fmt.Errorf("name: %q is not 1–63 letters, digits, '.', '_' or '-' (starting and ending with a letter or digit)", policyfile.Clip(fr.Name)))
 	}
 	if r.Registry != "" {
 		if err := checkPattern("registry", r.Registry); err != nil {
@@ -349,7 +348,7 @@ func (fr fileRule) compile() (Rule, error) {
 	}
 	for _, l := range []struct{ field, v string }{{"match.label", r.Label}, {"allow_from_label", r.AllowFromLabel}} {
 		if l.v != "" && !labelRE.MatchString(l.v) {
-			errs = append(errs, fmt.Errorf("%s: %q is not a label key (letters, digits, '.', '_', '/', '-'; at most 253)", l.field, clip(l.v)))
+			errs = append(errs, fmt.Errorf("%s: %q is not a label key (letters, digits, '.', '_', '/', '-'; at most 253)", l.field, policyfile.Clip(l.v)))
 		}
 	}
 	switch {
@@ -362,26 +361,17 @@ func (fr fileRule) compile() (Rule, error) {
 		for j, e := range *fr.Allow {
 			pl, err := parsePlace(strings.TrimSpace(e))
 			if err != nil {
-				errs = append(errs, fmt.Errorf("allow[%d]: %q: %w", j, clip(e), err))
+				errs = append(errs, fmt.Errorf("allow[%d]: %q: %w", j, policyfile.Clip(e), err))
 				continue
 			}
 			r.Allow = append(r.Allow, pl)
 		}
 	}
-	switch {
-	case r.Severity == "":
-		r.Severity = records.SeverityHigh
-	case !records.KnownSeverity(r.Severity) || r.Severity == records.SeverityNone:
-		errs = append(errs, fmt.Errorf("severity: %q is not critical, high, medium or low", clip(r.Severity)))
+	var err error
+	if r.Severity, err = policyfile.Severity(r.Severity); err != nil {
+		errs = append(errs, err)
 	}
 	return r, errors.Join(errs...)
-}
-
-func clip(s string) string {
-	if len(s) > 80 {
-		s = s[:80] + "…"
-	}
-	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 // SplitRef returns the registry host and repository path of an image reference ("host/path:tag@digest"), as

@@ -14,6 +14,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/runtrust/runtrust/runtime-service/internal/policyfile"
 )
 
 // Finding codes.
@@ -142,7 +144,7 @@ func (r *Result) addEnvelope(d name.Digest, pol *Policy, rule *Rule, it item, fo
 	p := Provenance{Source: it.source, Format: format, Artifact: it.artifact}
 	fail := func(err error) { p.Error = err.Error(); r.Provenance = append(r.Provenance, p) }
 	if env.PayloadType != PayloadTypeInToto {
-		fail(fmt.Errorf("DSSE payload type %q is not an in-toto statement", clip(env.PayloadType)))
+		fail(fmt.Errorf("DSSE payload type %q is not an in-toto statement", policyfile.Clip(env.PayloadType)))
 		return
 	}
 	st, err := ParseStatement(env.Payload)
@@ -164,7 +166,7 @@ func (r *Result) addEnvelope(d name.Digest, pol *Policy, rule *Rule, it item, fo
 		return
 	}
 	if !IsProvenance(st.PredicateType) {
-		r.Notes = append(r.Notes, fmt.Sprintf("attestation %s of predicate type %s: not provenance, not read", short(it.artifact), clip(st.PredicateType)))
+		r.Notes = append(r.Notes, fmt.Sprintf("attestation %s of predicate type %s: not provenance, not read", short(it.artifact), policyfile.Clip(st.PredicateType)))
 		return
 	}
 	if p.BuildInfo, err = ParseProvenance(st.PredicateType, st.Predicate); err != nil {

@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/runtrust/runtrust/runtime-service/internal/policyfile"
 )
 
 // Media types and annotations of what cosign and sigstore attach to an image.
@@ -73,9 +75,9 @@ func ParseSimpleSigning(b []byte) (SimpleSigning, error) {
 	case v.Critical == nil:
 		return SimpleSigning{}, errors.New("simple-signing payload: no \"critical\" section")
 	case !strings.EqualFold(v.Critical.Type, simpleSigningType):
-		return SimpleSigning{}, fmt.Errorf("simple-signing payload: type %q is not %q", clip(v.Critical.Type), simpleSigningType)
+		return SimpleSigning{}, fmt.Errorf("simple-signing payload: type %q is not %q", policyfile.Clip(v.Critical.Type), simpleSigningType)
 	case !isDigest(v.Critical.Image.DockerManifestDigest):
-		return SimpleSigning{}, fmt.Errorf("simple-signing payload: docker-manifest-digest %q is not a sha256 digest", clip(v.Critical.Image.DockerManifestDigest))
+		return SimpleSigning{}, fmt.Errorf("simple-signing payload: docker-manifest-digest %q is not a sha256 digest", policyfile.Clip(v.Critical.Image.DockerManifestDigest))
 	}
 	return SimpleSigning{DockerReference: v.Critical.Identity.DockerReference, ManifestDigest: v.Critical.Image.DockerManifestDigest}, nil
 }
@@ -150,7 +152,7 @@ func ParseStatement(b []byte) (Statement, error) {
 		return Statement{}, fmt.Errorf("in-toto statement: %w", err)
 	}
 	if v.Type != "https://in-toto.io/Statement/v1" && v.Type != "https://in-toto.io/Statement/v0.1" {
-		return Statement{}, fmt.Errorf("in-toto statement: _type %q is not an in-toto statement v0.1 or v1", clip(v.Type))
+		return Statement{}, fmt.Errorf("in-toto statement: _type %q is not an in-toto statement v0.1 or v1", policyfile.Clip(v.Type))
 	}
 	if v.PredicateType == "" {
 		return Statement{}, errors.New("in-toto statement: no predicateType")
@@ -209,7 +211,7 @@ func ParseProvenance(predicateType string, predicate []byte) (BuildInfo, error) 
 	case PredicateSLSA02:
 		return parseSLSA02(predicate)
 	}
-	return BuildInfo{}, fmt.Errorf("predicate type %q is not SLSA provenance v1 or v0.2", clip(predicateType))
+	return BuildInfo{}, fmt.Errorf("predicate type %q is not SLSA provenance v1 or v0.2", policyfile.Clip(predicateType))
 }
 
 func parseSLSA1(b []byte) (BuildInfo, error) {
@@ -391,7 +393,7 @@ func ParseBundle(b []byte) (Bundle, error) {
 		return Bundle{}, fmt.Errorf("sigstore bundle: %w", err)
 	}
 	if !strings.HasPrefix(v.MediaType, "application/vnd.dev.sigstore.bundle") {
-		return Bundle{}, fmt.Errorf("sigstore bundle: mediaType %q is not a sigstore bundle's", clip(v.MediaType))
+		return Bundle{}, fmt.Errorf("sigstore bundle: mediaType %q is not a sigstore bundle's", policyfile.Clip(v.MediaType))
 	}
 	out := Bundle{MediaType: v.MediaType, TlogEntries: len(v.VerificationMaterial.TlogEntries)}
 	var ders []rawBytes
@@ -423,7 +425,7 @@ func ParseBundle(b []byte) (Bundle, error) {
 	case v.MessageSignature != nil:
 		ms := v.MessageSignature
 		if ms.MessageDigest.Algorithm != "SHA2_256" {
-			return Bundle{}, fmt.Errorf("sigstore bundle: message digest algorithm %q is not SHA2_256", clip(ms.MessageDigest.Algorithm))
+			return Bundle{}, fmt.Errorf("sigstore bundle: message digest algorithm %q is not SHA2_256", policyfile.Clip(ms.MessageDigest.Algorithm))
 		}
 		var err error
 		if out.MessageDigest, err = base64.StdEncoding.DecodeString(ms.MessageDigest.Digest); err != nil || len(out.MessageDigest) != 32 {

@@ -21,7 +21,6 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/runtrust/runtrust/internal/configerr"
-	"github.com/runtrust/runtrust/internal/records"
 	"github.com/runtrust/runtrust/runtime-service/internal/policyfile"
 )
 
@@ -291,7 +290,7 @@ func (fr fileRule) compile(read ReadFile, fp io.Writer) (Rule, error) {
 	r := Rule{Name: fr.Name, Registry: fr.Match.Registry, Repository: fr.Match.Repository, Severity: fr.Severity,
 		Require: []string{RequireSignature}}
 	if !nameRE.MatchString(fr.Name) {
-		errs = append(errs, fmt.Errorf("name: %q is not 1–63 letters, digits, '.', '_' or '-' (starting and ending with a letter or digit)", clip(fr.Name)))
+		errs = append(errs, fmt.Errorf("name: %q is not 1–63 letters, digits, '.', '_' or '-' (starting and ending with a letter or digit)", policyfile.Clip(fr.Name)))
 	}
 	for _, g := range []struct{ field, v string }{{"match.registry", r.Registry}, {"match.repository", r.Repository}} {
 		if g.v == "" {
@@ -331,17 +330,15 @@ func (fr fileRule) compile(read ReadFile, fp io.Writer) (Rule, error) {
 		r.Require = []string{}
 		for i, q := range *fr.Require {
 			if q != RequireSignature && q != RequireProvenance {
-				errs = append(errs, fmt.Errorf("require[%d]: %q is not signature or provenance", i, clip(q)))
+				errs = append(errs, fmt.Errorf("require[%d]: %q is not signature or provenance", i, policyfile.Clip(q)))
 			} else if !slices.Contains(r.Require, q) {
 				r.Require = append(r.Require, q)
 			}
 		}
 	}
-	switch {
-	case r.Severity == "":
-		r.Severity = records.SeverityHigh
-	case !records.KnownSeverity(r.Severity) || r.Severity == records.SeverityNone:
-		errs = append(errs, fmt.Errorf("severity: %q is not critical, high, medium or low", clip(r.Severity)))
+	var err error
+	if r.Severity, err = policyfile.Severity(r.Severity); err != nil {
+		errs = append(errs, err)
 	}
 	return r, errors.Join(errs...)
 }
@@ -409,11 +406,4 @@ func checkPattern(p string) error {
 		return fmt.Errorf("pattern %q is not a valid glob: %w", p, err)
 	}
 	return nil
-}
-
-func clip(s string) string {
-	if len(s) > 80 {
-		s = s[:80] + "…"
-	}
-	return strings.ToValidUTF8(s, "\uFFFD")
 }
